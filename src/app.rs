@@ -1,0 +1,138 @@
+//! What the user's command means: which scenario to load, what to build from it, and what to
+//! print. Returns the output and exit code; the binary does the writing.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, ColorWhen, Command};
+use crate::diagnostic::{self, Diagnostic};
+use crate::input::{self, Source};
+use crate::model::{self, Cluster};
+use crate::render::{self, style::Style};
+
+/// The demo cluster, compiled into the binary so the tool works with no file at all.
+pub const DEMO: &str = include_str!("../scenarios/demo.yaml");
+pub const DEMO_NAME: &str = "<built-in demo>";
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_DROPPED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// What a run produced: text for stdout, text for stderr, and the exit code.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: u8,
+}
+
+pub struct Loaded {
+    pub source: Source,
+    pub cluster: Cluster,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Decides colour from `--color`, `NO_COLOR`, `CLICOLOR_FORCE` and whether stdout is a terminal.
+pub fn style_for(when: ColorWhen, stdout_is_terminal: bool) -> Style {
+    let env = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let color = match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => !env("NO_COLOR") && (env("CLICOLOR_FORCE") || stdout_is_terminal),
+    };
+    Style { color }
+}
+
+fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
+    let path: Option<PathBuf> = path
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("K8SNET_SCENARIO").filter(|v| !v.is_empty()).map(PathBuf::from));
+    match path {
+        None => Ok(Source {
+            name: DEMO_NAME.to_owned(),
+            text: DEMO.to_owned(),
+        }),
+        Some(p) => match std::fs::read_to_string(&p) {
+            Ok(text) => Ok(Source {
+                name: p.display().to_string(),
+                text,
+            }),
+            Err(e) => Err(Outcome {
+                stderr: format!("error: cannot read scenario {}: {e}\n", p.display()),
+                code: EXIT_BAD_INPUT,
+                ..Outcome::default()
+            }),
+        },
+    }
+}
+
+/// Reads, decodes and validates a scenario; on failure the outcome carries every diagnostic.
+pub fn load(path: Option<&Path>, color: bool) -> Result<Loaded, Outcome> {
+    let source = read_source(path)?;
+    let fail = |source: &Source, mut diags: Vec<Diagnostic>| {
+        diagnostic::sort(&mut diags);
+        Outcome {
+            stderr: render::diagnostics::render(source, &diags, color),
+            code: EXIT_BAD_INPUT,
+            ..Outcome::default()
+        }
+    };
+    let spec = input::parse(&source).map_err(|d| fail(&source, d))?;
+    let built = model::build(&spec).map_err(|d| fail(&source, d))?;
+    let mut warnings = built.warnings;
+    diagnostic::sort(&mut warnings);
+    Ok(Loaded {
+        source,
+        cluster: built.cluster,
+        warnings,
+    })
+}
+
+pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Outcome {
+    let style = style_for(cli.color, stdout_is_terminal);
+    let err_color = style_for(cli.color, stderr_is_terminal).color;
+    match &cli.command {
+        Command::Explain {
+            file,
+            scenario,
+            node,
+            service,
+        } => {
+            let loaded = match load(file.as_deref().or(scenario.scenario.as_deref()), err_color) {
+                Ok(l) => l,
+                Err(o) => return o,
+            };
+            let filter = render::explain::Filter {
+                node: node.clone(),
+                service: service.clone(),
+            };
+            if let Some(n) = &filter.node
+                && loaded.cluster.node_named(n).is_none()
+            {
+                return usage(format!("no node `{n}` in {}", loaded.source.name));
+            }
+            if let Some(s) = &filter.service
+                && !loaded.cluster.services.iter().any(|sv| &sv.name == s || &sv.qualified_name() == s)
+            {
+                return usage(format!("no service `{s}` in {}", loaded.source.name));
+            }
+            let state = crate::compile::compile(&loaded.cluster);
+            Outcome {
+                stdout: render::explain::render(&loaded.cluster, &state, &filter, style),
+                stderr: if loaded.warnings.is_empty() {
+                    String::new()
+                } else {
+                    render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+                },
+                code: EXIT_OK,
+            }
+        }
+    }
+}
+
+pub fn usage(message: String) -> Outcome {
+    Outcome {
+        stderr: format!("error: {message}\n"),
+        code: EXIT_BAD_INPUT,
+        ..Outcome::default()
+    }
+}

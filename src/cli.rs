@@ -1,0 +1,53 @@
+//! What the user typed: the command-line syntax, and nothing about what it means.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "k8snet",
+    version,
+    about = "Explains Kubernetes networking by tracing a packet through a cluster, hop by hop",
+    after_help = "With no scenario file (no argument, no -f, no K8SNET_SCENARIO), the built-in demo cluster is used."
+)]
+pub struct Cli {
+    /// When to colour the output.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    /// The scenario file (YAML). Defaults to $K8SNET_SCENARIO, then to the built-in demo.
+    #[arg(short = 'f', long = "scenario", value_name = "SCENARIO")]
+    pub scenario: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain a cluster: address plan, nodes' interfaces and routes, Services' kube-proxy rules.
+    Explain {
+        /// The scenario file (same as -f).
+        #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Show only this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Show only this Service (`name` or `namespace/name`).
+        #[arg(long)]
+        service: Option<String>,
+    },
+}

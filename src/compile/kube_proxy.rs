@@ -1,0 +1,440 @@
+//! kube-proxy in iptables mode: the `nat` and `filter` rules it writes on a node, following
+//! `pkg/proxy/iptables/proxier.go` (chain names, rule order, comments and probabilities).
+
+use std::net::SocketAddrV4;
+
+use super::kubenet::masquerade_rules;
+use super::names::{endpoint_chain, service_chain_suffix, service_port_name};
+use crate::model::{Cluster, Service, ServicePort, ServiceType, TrafficPolicy};
+use crate::net::iptables::{CtState, Match, RecentCheck, Rule, Table, Target, host, stored_probability};
+
+pub const MASQ_MARK: u32 = 0x4000;
+pub const SERVICES: &str = "KUBE-SERVICES";
+pub const NODEPORTS: &str = "KUBE-NODEPORTS";
+pub const MARK_MASQ: &str = "KUBE-MARK-MASQ";
+pub const POSTROUTING: &str = "KUBE-POSTROUTING";
+pub const EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";
+pub const FORWARD: &str = "KUBE-FORWARD";
+
+/// The chains kube-proxy writes for one Service port.
+pub struct PortChains {
+    pub port_name: String,
+    pub svc: String,
+    pub svl: String,
+    pub ext: String,
+    pub fw: String,
+    /// One per endpoint, in the order of `ServicePort::endpoints`.
+    pub endpoints: Vec<String>,
+}
+
+pub fn port_chains(service: &Service, port: &ServicePort) -> PortChains {
+    let port_name = service_port_name(service, port);
+    let suffix = service_chain_suffix(&port_name, port.protocol);
+    PortChains {
+        svc: format!("KUBE-SVC-{suffix}"),
+        svl: format!("KUBE-SVL-{suffix}"),
+        ext: format!("KUBE-EXT-{suffix}"),
+        fw: format!("KUBE-FW-{suffix}"),
+        endpoints: port
+            .endpoints
+            .iter()
+            .map(|e| endpoint_chain(&port_name, port.protocol, &format!("{}:{}", e.ip, e.port)))
+            .collect(),
+        port_name,
+    }
+}
+
+fn comment(text: impl Into<String>) -> Match {
+    Match::Comment(text.into())
+}
+
+fn jump(chain: &str) -> Target {
+    Target::Jump(chain.to_owned())
+}
+
+fn ct(states: &[CtState]) -> Match {
+    Match::Conntrack {
+        states: states.to_vec(),
+    }
+}
+
+/// The `nat` and `filter` tables kube-proxy (and the masquerade agent) leave on `node`.
+pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
+    let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
+    let mut filter = Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"]);
+
+    nat.append("PREROUTING", Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)));
+    nat.append("OUTPUT", Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)));
+    nat.append("POSTROUTING", Rule::new(vec![comment("kubernetes postrouting rules")], jump(POSTROUTING)));
+    masquerade_rules(cluster, &mut nat);
+    nat.append(
+        MARK_MASQ,
+        Rule::new(Vec::new(), Target::SetXMark { value: MASQ_MARK, mask: MASQ_MARK }),
+    );
+    nat.append(
+        POSTROUTING,
+        Rule::new(
+            vec![Match::Mark { value: MASQ_MARK, mask: MASQ_MARK, negated: true }],
+            Target::Return,
+        ),
+    );
+    nat.append(POSTROUTING, Rule::new(Vec::new(), Target::SetXMark { value: MASQ_MARK, mask: 0 }));
+    nat.append(
+        POSTROUTING,
+        Rule::new(
+            vec![comment("kubernetes service traffic requiring SNAT")],
+            Target::Masquerade { random_fully: true },
+        ),
+    );
+
+    let new = || ct(&[CtState::New]);
+    filter.append("INPUT", Rule::new(vec![comment("kubernetes health check service ports")], jump(NODEPORTS)));
+    filter.append(
+        "INPUT",
+        Rule::new(vec![new(), comment("kubernetes externally-visible service portals")], jump(EXTERNAL_SERVICES)),
+    );
+    filter.append("FORWARD", Rule::new(vec![comment("kubernetes forwarding rules")], jump(FORWARD)));
+    filter.append("FORWARD", Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)));
+    filter.append(
+        "FORWARD",
+        Rule::new(vec![new(), comment("kubernetes externally-visible service portals")], jump(EXTERNAL_SERVICES)),
+    );
+    filter.append("OUTPUT", Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)));
+    filter.append(
+        FORWARD,
+        Rule::new(vec![ct(&[CtState::Invalid]), comment("kubernetes forwarding rules")], Target::Drop),
+    );
+    filter.append(
+        FORWARD,
+        Rule::new(
+            vec![
+                comment("kubernetes forwarding rules"),
+                Match::Mark { value: MASQ_MARK, mask: MASQ_MARK, negated: false },
+            ],
+            Target::Accept,
+        ),
+    );
+    filter.append(
+        FORWARD,
+        Rule::new(
+            vec![comment("kubernetes forwarding conntrack rule"), ct(&[CtState::Related, CtState::Established])],
+            Target::Accept,
+        ),
+    );
+    // Chains exist even when empty: kube-proxy creates them all up front.
+    for chain in [SERVICES, NODEPORTS, EXTERNAL_SERVICES] {
+        filter.ensure(chain);
+        nat.ensure(chain);
+    }
+    nat.ensure(NODEPORTS);
+
+    for service in &cluster.services {
+        if service.cluster_ip.is_none() {
+            continue; // Headless: DNS hands out pod IPs, kube-proxy has nothing to do.
+        }
+        for port in &service.ports {
+            service_port_rules(cluster, node, service, port, &mut nat, &mut filter);
+        }
+    }
+
+    nat.append(
+        SERVICES,
+        Rule::new(
+            vec![
+                comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain"),
+                Match::AddrTypeLocal { destination: true, negated: false },
+            ],
+            jump(NODEPORTS),
+        ),
+    );
+    (nat, filter)
+}
+
+fn service_port_rules(
+    cluster: &Cluster,
+    node: usize,
+    service: &Service,
+    port: &ServicePort,
+    nat: &mut Table,
+    filter: &mut Table,
+) {
+    let chains = port_chains(service, port);
+    let name = &chains.port_name;
+    let cluster_ip = service.cluster_ip.expect("headless Services are skipped");
+    let proto = port.protocol;
+    let dport = |p: u16| Match::DestinationPort { protocol: proto, port: Some(p) };
+    let to_ip = |ip| Match::Destination { net: host(ip), negated: false };
+    let local_endpoints: Vec<usize> = (0..port.endpoints.len())
+        .filter(|&i| cluster.pods[port.endpoints[i].pod].node == node)
+        .collect();
+    let external = service.kind != ServiceType::ClusterIP;
+
+    if port.endpoints.is_empty() {
+        filter.append(
+            SERVICES,
+            Rule::new(
+                vec![
+                    to_ip(cluster_ip),
+                    Match::Protocol(proto),
+                    comment(format!("{name} has no endpoints")),
+                    dport(port.port),
+                ],
+                Target::Reject,
+            ),
+        );
+        if let Some(lb) = service.load_balancer_ip {
+            filter.append(
+                EXTERNAL_SERVICES,
+                Rule::new(
+                    vec![to_ip(lb), Match::Protocol(proto), comment(format!("{name} has no endpoints")), dport(port.port)],
+                    Target::Reject,
+                ),
+            );
+        }
+        if let Some(np) = port.node_port {
+            filter.append(
+                EXTERNAL_SERVICES,
+                Rule::new(
+                    vec![
+                        Match::Protocol(proto),
+                        comment(format!("{name} has no endpoints")),
+                        Match::AddrTypeLocal { destination: true, negated: false },
+                        dport(np),
+                    ],
+                    Target::Reject,
+                ),
+            );
+        }
+        return;
+    }
+
+    // ClusterIP: dispatch, masquerade for non-pod sources, then spread over the endpoints.
+    nat.append(
+        SERVICES,
+        Rule::new(
+            vec![to_ip(cluster_ip), Match::Protocol(proto), comment(format!("{name} cluster IP")), dport(port.port)],
+            jump(&chains.svc),
+        ),
+    );
+    nat.append(
+        &chains.svc,
+        Rule::new(
+            vec![
+                Match::Source { net: cluster.pod_network, negated: true },
+                to_ip(cluster_ip),
+                Match::Protocol(proto),
+                comment(format!("{name} cluster IP")),
+                dport(port.port),
+            ],
+            jump(MARK_MASQ),
+        ),
+    );
+    let all: Vec<usize> = (0..port.endpoints.len()).collect();
+    spread(service, port, &chains, &chains.svc, &all, nat);
+
+    if external {
+        external_rules(service, port, &chains, &local_endpoints, nat, filter);
+        if service.external_traffic_policy == TrafficPolicy::Local && !local_endpoints.is_empty() {
+            spread(service, port, &chains, &chains.svl, &local_endpoints, nat);
+        }
+    }
+
+    for (i, endpoint) in port.endpoints.iter().enumerate() {
+        let sep = &chains.endpoints[i];
+        nat.append(
+            sep,
+            Rule::new(
+                vec![Match::Source { net: host(endpoint.ip), negated: false }, comment(name.clone())],
+                jump(MARK_MASQ),
+            ),
+        );
+        let mut dnat = vec![Match::Protocol(proto), comment(name.clone())];
+        if let Some(timeout) = service.session_affinity_timeout {
+            let _ = timeout;
+            dnat.push(Match::Recent { name: sep.clone(), check: RecentCheck::Set });
+        }
+        dnat.push(Match::DestinationPort { protocol: proto, port: None });
+        nat.append(sep, Rule::new(dnat, Target::Dnat(SocketAddrV4::new(endpoint.ip, endpoint.port))));
+    }
+}
+
+/// The rules of a KUBE-SVC or KUBE-SVL chain that pick one of `endpoints`: affinity checks
+/// first, then one rule per endpoint with probability 1/(n-i), the last one unconditional.
+fn spread(service: &Service, port: &ServicePort, chains: &PortChains, chain: &str, endpoints: &[usize], nat: &mut Table) {
+    let name = &chains.port_name;
+    if let Some(seconds) = service.session_affinity_timeout {
+        for &i in endpoints {
+            let e = &port.endpoints[i];
+            let sep = &chains.endpoints[i];
+            nat.append(
+                chain,
+                Rule::new(
+                    vec![
+                        comment(format!("{name} -> {}:{}", e.ip, e.port)),
+                        Match::Recent { name: sep.clone(), check: RecentCheck::Rcheck { seconds } },
+                    ],
+                    jump(sep),
+                ),
+            );
+        }
+    }
+    let n = endpoints.len();
+    for (k, &i) in endpoints.iter().enumerate() {
+        let e = &port.endpoints[i];
+        let mut matches = vec![comment(format!("{name} -> {}:{}", e.ip, e.port))];
+        if k + 1 < n {
+            matches.push(Match::Statistic {
+                stored: stored_probability(1.0 / (n - k) as f64),
+            });
+        }
+        nat.append(chain, Rule::new(matches, jump(&chains.endpoints[i])));
+    }
+}
+
+/// NodePort and load-balancer entry points, and the KUBE-EXT chain that decides masquerading.
+fn external_rules(
+    service: &Service,
+    port: &ServicePort,
+    chains: &PortChains,
+    local_endpoints: &[usize],
+    nat: &mut Table,
+    filter: &mut Table,
+) {
+    let name = &chains.port_name;
+    let proto = port.protocol;
+    let dport = |p: u16| Match::DestinationPort { protocol: proto, port: Some(p) };
+    if let Some(lb) = service.load_balancer_ip {
+        let entry = if service.load_balancer_source_ranges.is_empty() { &chains.ext } else { &chains.fw };
+        nat.append(
+            SERVICES,
+            Rule::new(
+                vec![
+                    Match::Destination { net: host(lb), negated: false },
+                    Match::Protocol(proto),
+                    comment(format!("{name} loadbalancer IP")),
+                    dport(port.port),
+                ],
+                jump(entry),
+            ),
+        );
+        for range in &service.load_balancer_source_ranges {
+            nat.append(
+                &chains.fw,
+                Rule::new(
+                    vec![Match::Source { net: *range, negated: false }, comment(format!("{name} loadbalancer IP"))],
+                    jump(&chains.ext),
+                ),
+            );
+        }
+        if !service.load_balancer_source_ranges.is_empty() {
+            filter.append(
+                EXTERNAL_SERVICES,
+                Rule::new(
+                    vec![
+                        Match::Destination { net: host(lb), negated: false },
+                        Match::Protocol(proto),
+                        comment(format!("{name} traffic not accepted by {}", chains.fw)),
+                        dport(port.port),
+                    ],
+                    Target::Drop,
+                ),
+            );
+        }
+    }
+    if let Some(np) = port.node_port {
+        nat.append(
+            NODEPORTS,
+            Rule::new(vec![Match::Protocol(proto), comment(name.clone()), dport(np)], jump(&chains.ext)),
+        );
+    }
+    match service.external_traffic_policy {
+        TrafficPolicy::Cluster => {
+            nat.append(
+                &chains.ext,
+                Rule::new(
+                    vec![comment(format!("masquerade traffic for {name} external destinations"))],
+                    jump(MARK_MASQ),
+                ),
+            );
+            nat.append(&chains.ext, Rule::new(Vec::new(), jump(&chains.svc)));
+        }
+        TrafficPolicy::Local => {
+            nat.append(
+                &chains.ext,
+                Rule::new(
+                    vec![
+                        Match::Source { net: pod_network_of(service, chains, nat), negated: false },
+                        comment("pod traffic for ".to_owned() + name + " external destinations"),
+                    ],
+                    jump(&chains.svc),
+                ),
+            );
+            nat.append(
+                &chains.ext,
+                Rule::new(
+                    vec![
+                        comment(format!("masquerade LOCAL traffic for {name} external destinations")),
+                        Match::AddrTypeLocal { destination: false, negated: false },
+                    ],
+                    jump(MARK_MASQ),
+                ),
+            );
+            nat.append(
+                &chains.ext,
+                Rule::new(
+                    vec![
+                        comment(format!("route LOCAL traffic for {name} external destinations")),
+                        Match::AddrTypeLocal { destination: false, negated: false },
+                    ],
+                    jump(&chains.svc),
+                ),
+            );
+            if local_endpoints.is_empty() {
+                if let Some(np) = port.node_port {
+                    filter.append(
+                        EXTERNAL_SERVICES,
+                        Rule::new(
+                            vec![
+                                Match::Protocol(proto),
+                                comment(format!("{name} has no local endpoints")),
+                                Match::AddrTypeLocal { destination: true, negated: false },
+                                dport(np),
+                            ],
+                            Target::Drop,
+                        ),
+                    );
+                }
+                if let Some(lb) = service.load_balancer_ip {
+                    filter.append(
+                        EXTERNAL_SERVICES,
+                        Rule::new(
+                            vec![
+                                Match::Destination { net: host(lb), negated: false },
+                                Match::Protocol(proto),
+                                comment(format!("{name} has no local endpoints")),
+                                dport(port.port),
+                            ],
+                            Target::Drop,
+                        ),
+                    );
+                }
+            } else {
+                nat.append(&chains.ext, Rule::new(Vec::new(), jump(&chains.svl)));
+            }
+        }
+    }
+}
+
+/// The pod network, read back from the masquerade rule of the Service's own KUBE-SVC chain so
+/// the "pod traffic" short-circuit and that rule can never disagree.
+fn pod_network_of(_service: &Service, chains: &PortChains, nat: &Table) -> ipnet::Ipv4Net {
+    nat.chain(&chains.svc)
+        .and_then(|c| c.rules.first())
+        .and_then(|r| {
+            r.matches.iter().find_map(|m| match m {
+                Match::Source { net, negated: true } => Some(*net),
+                _ => None,
+            })
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,317 @@
+//! kubenet, as kubelet configures it: a `cbr0` bridge per node holding the first address of the
+//! node's podCIDR, one veth pair per pod, and (outside the nodes) one cloud route per podCIDR
+//! pointing at the node that owns it.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::names::host_veth;
+use super::{INTERNET, ROUTER, pod_host_name};
+use crate::model::{Cluster, HairpinMode, RouteKind};
+use crate::net::iptables::{Match, Rule, Table, Target};
+use crate::net::route::{Route, RouteProto, RouteTable, RouteType};
+use crate::net::{Host, Interface, Link, Listener, NetState, Role};
+
+pub const BRIDGE: &str = "cbr0";
+pub const NODE_NETWORK: &str = "node-network";
+const MASQ_CHAIN: &str = "IP-MASQ-AGENT";
+
+fn net(ip: Ipv4Addr, len: u8) -> Ipv4Net {
+    Ipv4Net::new(ip, len).expect("prefix lengths here come from validated networks")
+}
+
+fn loopback() -> (Interface, Vec<Route>) {
+    let lo = net(Ipv4Addr::LOCALHOST, 8);
+    let mut local = Route::connected(lo, "lo").1;
+    // The whole of 127/8 is local, not only 127.0.0.1.
+    local.insert(
+        0,
+        Route {
+            kind: RouteType::Local,
+            dst: lo.trunc(),
+            ..local[0].clone()
+        },
+    );
+    (Interface::new("lo", Link::Loopback, vec![lo]), local)
+}
+
+fn empty_nat() -> Table {
+    Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])
+}
+
+fn empty_filter() -> Table {
+    Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"])
+}
+
+fn host(name: String, role: Role) -> Host {
+    Host {
+        name,
+        role,
+        interfaces: Vec::new(),
+        tables: Vec::new(),
+        ip_forward: false,
+        bridge_nf_call_iptables: false,
+        nat: empty_nat(),
+        filter: empty_filter(),
+        listeners: Vec::new(),
+    }
+}
+
+/// The first address of a node's podCIDR, held by its bridge: every pod's default gateway.
+pub fn bridge_ip(pod_cidr: Ipv4Net) -> Ipv4Addr {
+    pod_cidr.hosts().next().unwrap_or(pod_cidr.addr())
+}
+
+pub fn compile(cluster: &Cluster) -> NetState {
+    let mut state = NetState::default();
+    let node_prefix = cluster.node_network.prefix_len();
+
+    for node in &cluster.nodes {
+        state.hosts.push(host(node.name.clone(), Role::Node { name: node.name.clone() }));
+    }
+    let node_host = |i: usize| i;
+
+    // Pods come after the nodes so their indices are known when the veth pairs are made.
+    for (pod_index, pod) in cluster.pods.iter().enumerate() {
+        let listeners = pod.listeners().map(|(c, p)| Listener {
+            port: p.port,
+            protocol: p.protocol,
+            owner: format!("container {} of pod {}", c.name, pod.qualified_name()),
+        });
+        if pod.host_network {
+            state.hosts[node_host(pod.node)].listeners.extend(listeners);
+            continue;
+        }
+        let _ = pod_index;
+        let node = &cluster.nodes[pod.node];
+        let pod_host_index = state.hosts.len();
+        let veth = host_veth(&pod.namespace, &pod.name);
+        let mut h = host(
+            pod_host_name(&pod.namespace, &pod.name),
+            Role::Pod {
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+                node: node.name.clone(),
+            },
+        );
+        let (lo, mut local) = loopback();
+        let addr = net(pod.ip, node.pod_cidr.prefix_len());
+        let (connected, eth_local) = Route::connected(addr, "eth0");
+        local.extend(eth_local);
+        h.interfaces = vec![
+            lo,
+            Interface::new(
+                "eth0",
+                Link::Veth {
+                    peer_host: node_host(pod.node),
+                    peer_if: veth.clone(),
+                },
+                vec![addr],
+            ),
+        ];
+        let gateway = bridge_ip(node.pod_cidr);
+        h.tables = vec![
+            RouteTable { name: "local".into(), routes: local },
+            RouteTable {
+                name: "main".into(),
+                routes: vec![
+                    Route::unicast(Ipv4Net::default(), Some(gateway), "eth0")
+                        .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
+                    connected,
+                ],
+            },
+        ];
+        h.listeners = listeners.collect();
+        state.hosts.push(h);
+
+        let mut port = Interface::new(
+            &veth,
+            Link::Veth {
+                peer_host: pod_host_index,
+                peer_if: "eth0".into(),
+            },
+            Vec::new(),
+        );
+        port.master = Some(BRIDGE.into());
+        port.hairpin = node.hairpin == HairpinMode::HairpinVeth;
+        state.hosts[node_host(pod.node)].interfaces.push(port);
+    }
+
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let h = &mut state.hosts[node_host(i)];
+        let (lo, mut local) = loopback();
+        let eth0 = net(node.ip, node_prefix);
+        let bridge = net(bridge_ip(node.pod_cidr), node.pod_cidr.prefix_len());
+        let (eth_route, eth_local) = Route::connected(eth0, "eth0");
+        let (bridge_route, bridge_local) = Route::connected(bridge, BRIDGE);
+        local.extend(eth_local);
+        local.extend(bridge_local);
+        let ports = std::mem::take(&mut h.interfaces);
+        let mut cbr0 = Interface::new(BRIDGE, Link::Bridge, vec![bridge]);
+        cbr0.promiscuous = node.hairpin == HairpinMode::PromiscuousBridge;
+        h.interfaces = vec![
+            lo,
+            Interface::new(
+                "eth0",
+                Link::Segment {
+                    segment: NODE_NETWORK.into(),
+                },
+                vec![eth0],
+            ),
+            cbr0,
+        ];
+        h.interfaces.extend(ports);
+        let mut main = vec![
+            Route::unicast(Ipv4Net::default(), Some(cluster.gateway), "eth0")
+                .with_origin("the node's default route, to the cloud router"),
+            eth_route,
+            bridge_route,
+        ];
+        for r in &node.extra_routes {
+            let kind = match r.kind {
+                RouteKind::Unicast => RouteType::Unicast,
+                RouteKind::Blackhole => RouteType::Blackhole,
+                RouteKind::Unreachable => RouteType::Unreachable,
+                RouteKind::Prohibit => RouteType::Prohibit,
+            };
+            let dev = match (&r.dev, r.via, kind) {
+                (Some(d), _, _) => Some(d.clone()),
+                (None, Some(via), RouteType::Unicast) => {
+                    if node.pod_cidr.contains(&via) {
+                        Some(BRIDGE.to_owned())
+                    } else {
+                        Some("eth0".to_owned())
+                    }
+                }
+                _ => None,
+            };
+            main.push(Route {
+                kind,
+                dst: r.destination,
+                via: r.via,
+                dev,
+                proto: RouteProto::Boot,
+                scope: if r.via.is_some() || kind != RouteType::Unicast {
+                    crate::net::route::Scope::Global
+                } else {
+                    crate::net::route::Scope::Link
+                },
+                src: None,
+                metric: r.metric,
+                origin: format!("extra route from the scenario, line {}", r.line),
+            });
+        }
+        h.tables = vec![
+            RouteTable { name: "local".into(), routes: local },
+            RouteTable { name: "main".into(), routes: main },
+        ];
+        h.ip_forward = true;
+        h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
+    }
+
+    state.hosts.push(router(cluster));
+    state.hosts.push(internet(state.hosts.len() - 1));
+    state
+}
+
+/// The cloud network's router: the nodes' gateway, with one route per node podCIDR.
+fn router(cluster: &Cluster) -> Host {
+    let mut h = host(ROUTER.into(), Role::Router);
+    let addr = net(cluster.gateway, cluster.node_network.prefix_len());
+    let (connected, local) = Route::connected(addr, "eth0");
+    h.interfaces = vec![
+        Interface::new(
+            "eth0",
+            Link::Segment {
+                segment: NODE_NETWORK.into(),
+            },
+            vec![addr],
+        ),
+        Interface::new("uplink", Link::Uplink, Vec::new()),
+    ];
+    let mut main = vec![
+        Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),
+        connected,
+    ];
+    for node in &cluster.nodes {
+        let mut r = Route::unicast(node.pod_cidr, Some(node.ip), "eth0")
+            .with_origin(format!("cloud route for {}'s podCIDR", node.name));
+        r.proto = RouteProto::Static;
+        main.push(r);
+    }
+    h.tables = vec![
+        RouteTable { name: "local".into(), routes: local },
+        RouteTable { name: "main".into(), routes: main },
+    ];
+    h.ip_forward = true;
+    h
+}
+
+/// The world beyond the cloud router. Private addresses are not routed there, so a packet for
+/// one (a ClusterIP nobody translated, say) ends at a blackhole instead of leaving.
+fn internet(router: usize) -> Host {
+    let mut h = host(INTERNET.into(), Role::Internet);
+    h.interfaces = vec![
+        Interface::new(
+            "eth0",
+            Link::Veth {
+                peer_host: router,
+                peer_if: "uplink".into(),
+            },
+            Vec::new(),
+        ),
+        Interface::new("world", Link::Uplink, Vec::new()),
+    ];
+    let mut main = vec![Route::unicast(Ipv4Net::default(), None, "world").with_origin("the public internet")];
+    for private in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"] {
+        main.push(Route {
+            kind: RouteType::Blackhole,
+            dev: None,
+            scope: crate::net::route::Scope::Global,
+            ..Route::unicast(private.parse().expect("literal CIDR"), None, "world")
+                .with_origin("private addresses are not routed on the internet")
+        });
+    }
+    h.tables = vec![RouteTable { name: "main".into(), routes: main }];
+    h.ip_forward = true;
+    h
+}
+
+/// ip-masq-agent's rules: pod traffic to anything outside the non-masquerade ranges leaves with
+/// the node's address.
+pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
+    nat.append(
+        "POSTROUTING",
+        Rule::new(
+            vec![
+                Match::Comment("ip-masq-agent: ensure nat POSTROUTING directs all non-LOCAL destination traffic to our custom IP-MASQ-AGENT chain".into()),
+                Match::AddrTypeLocal { destination: true, negated: true },
+            ],
+            Target::Jump(MASQ_CHAIN.into()),
+        ),
+    );
+    for cidr in &cluster.non_masquerade_cidrs {
+        nat.append(
+            MASQ_CHAIN,
+            Rule::new(
+                vec![
+                    Match::Destination { net: *cidr, negated: false },
+                    Match::Comment("ip-masq-agent: local traffic is not subject to MASQUERADE".into()),
+                ],
+                Target::Return,
+            ),
+        );
+    }
+    nat.append(
+        MASQ_CHAIN,
+        Rule::new(
+            vec![Match::Comment("ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)".into())],
+            Target::Masquerade { random_fully: false },
+        ),
+    );
+}
+
+/// Silences the unused-host warning for nodes without pods: every node has its index.
+#[allow(dead_code)]
+fn unused() {}

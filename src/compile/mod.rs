@@ -1,0 +1,35 @@
+//! From the cluster model to what Linux would hold on every machine: the CNI plugin's namespaces,
+//! interfaces and routes, the cloud's router, and kube-proxy's netfilter rules.
+//!
+//! Each CNI model and each kube-proxy mode is a module of its own; this one only puts them
+//! together in a fixed order, so the same cluster always compiles to the same state.
+
+pub mod kube_proxy;
+pub mod kubenet;
+pub mod names;
+
+use crate::model::Cluster;
+use crate::net::NetState;
+
+/// Names of the hosts that are not nodes or pods.
+pub const ROUTER: &str = "router";
+pub const INTERNET: &str = "internet";
+
+pub fn compile(cluster: &Cluster) -> NetState {
+    let mut state = kubenet::compile(cluster);
+    for host in &mut state.hosts {
+        if let crate::net::Role::Node { name } = &host.role
+            && let Some(node) = cluster.node_named(name)
+        {
+            let (nat, filter) = kube_proxy::tables(cluster, node);
+            host.nat = nat;
+            host.filter = filter;
+        }
+    }
+    state
+}
+
+/// The namespace name of a pod's host.
+pub fn pod_host_name(namespace: &str, pod: &str) -> String {
+    format!("{namespace}/{pod}")
+}

@@ -1,0 +1,469 @@
+//! The scenario format as written: every field in Kubernetes' spelling, every value with its span.
+//!
+//! Nothing here is cross-checked yet (a pod may name a node that does not exist); the model stage
+//! does that. This stage only reads what is there and reports what cannot be read.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::decode::{Decoder, Fields, Sp};
+use super::yaml::Node;
+
+#[derive(Debug, Clone, Default)]
+pub struct Scenario {
+    pub cluster: ClusterSpec,
+    pub nodes: Vec<NodeSpec>,
+    pub pods: Vec<PodSpec>,
+    pub services: Vec<ServiceSpec>,
+    pub ingresses: Vec<IngressSpec>,
+    pub traces: Vec<TraceSpec>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSpec {
+    pub name: Option<Sp<String>>,
+    pub node_network: Option<Sp<Ipv4Net>>,
+    pub gateway: Option<Sp<Ipv4Addr>>,
+    pub pod_network: Option<Sp<Ipv4Net>>,
+    pub service_network: Option<Sp<Ipv4Net>>,
+    pub cni: Option<Sp<String>>,
+    pub kube_proxy: Option<Sp<String>>,
+    pub cluster_domain: Option<Sp<String>>,
+    pub hairpin_mode: Option<Sp<String>>,
+    pub bridge_nf_call_iptables: Option<bool>,
+    pub non_masquerade_cidrs: Option<Vec<Sp<Ipv4Net>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: Option<Sp<String>>,
+    pub ip: Option<Sp<Ipv4Addr>>,
+    pub pod_cidr: Option<Sp<Ipv4Net>>,
+    pub hairpin_mode: Option<Sp<String>>,
+    pub bridge_nf_call_iptables: Option<bool>,
+    pub routes: Vec<RouteSpec>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub destination: Option<Sp<Ipv4Net>>,
+    pub via: Option<Sp<Ipv4Addr>>,
+    pub dev: Option<Sp<String>>,
+    pub metric: Option<u32>,
+    pub kind: Option<Sp<String>>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct PodSpec {
+    pub name: Option<Sp<String>>,
+    pub namespace: Option<Sp<String>>,
+    pub node: Option<Sp<String>>,
+    pub ip: Option<Sp<Ipv4Addr>>,
+    pub host_network: bool,
+    pub labels: Vec<(String, String)>,
+    pub containers: Vec<ContainerSpec>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: Option<Sp<String>>,
+    pub ports: Vec<ContainerPortSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerPortSpec {
+    pub name: Option<Sp<String>>,
+    pub container_port: Option<Sp<u16>>,
+    pub protocol: Option<Sp<String>>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: Option<Sp<String>>,
+    pub namespace: Option<Sp<String>>,
+    pub kind: Option<Sp<String>>,
+    /// `None` in the file ("clusterIP: None") is kept as the text, for headless Services.
+    pub cluster_ip: Option<Sp<String>>,
+    pub selector: Option<Vec<(String, String)>>,
+    pub ports: Vec<ServicePortSpec>,
+    pub load_balancer_ip: Option<Sp<Ipv4Addr>>,
+    pub load_balancer_source_ranges: Vec<Sp<Ipv4Net>>,
+    pub external_traffic_policy: Option<Sp<String>>,
+    pub internal_traffic_policy: Option<Sp<String>>,
+    pub health_check_node_port: Option<Sp<u16>>,
+    pub session_affinity: Option<Sp<String>>,
+    pub session_affinity_timeout: Option<Sp<i64>>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServicePortSpec {
+    pub name: Option<Sp<String>>,
+    pub port: Option<Sp<u16>>,
+    pub target_port: Option<Sp<TargetPortSpec>>,
+    pub node_port: Option<Sp<i64>>,
+    pub protocol: Option<Sp<String>>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPortSpec {
+    Number(u16),
+    Name(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressSpec {
+    pub name: Option<Sp<String>>,
+    pub namespace: Option<Sp<String>>,
+    pub controller: Option<Sp<String>>,
+    pub default_backend: Option<BackendSpec>,
+    pub rules: Vec<IngressRuleSpec>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressRuleSpec {
+    pub host: Option<Sp<String>>,
+    pub paths: Vec<IngressPathSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressPathSpec {
+    pub path: Option<Sp<String>>,
+    pub path_type: Option<Sp<String>>,
+    pub backend: BackendSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    pub service: Option<Sp<String>>,
+    pub port: Option<Sp<TargetPortSpec>>,
+    pub span: crate::diagnostic::Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceSpec {
+    pub from: Option<Sp<String>>,
+    pub to: Option<Sp<String>>,
+    pub port: Option<Sp<u16>>,
+    pub protocol: Option<Sp<String>>,
+    pub expect: Option<Sp<String>>,
+    pub span: crate::diagnostic::Span,
+}
+
+pub const HAIRPIN_MODES: &[&str] = &["hairpin-veth", "promiscuous-bridge", "none"];
+pub const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
+pub const ROUTE_TYPES: &[&str] = &["unicast", "blackhole", "unreachable", "prohibit"];
+
+pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
+    let mut scenario = Scenario::default();
+    let known = ["cluster", "nodes", "pods", "services", "ingresses", "traces"];
+    let Some(f) = dec.fields(root, "the scenario", &known) else {
+        return scenario;
+    };
+    if let Some(node) = dec.require(&f, "cluster", "the scenario") {
+        scenario.cluster = decode_cluster(dec, node);
+    }
+    let mut each = |key: &str, what: &str| -> Vec<&Node> {
+        f.get(key)
+            .map(|n| dec.list(n, what).iter().collect())
+            .unwrap_or_default()
+    };
+    let nodes = each("nodes", "`nodes`");
+    let pods = each("pods", "`pods`");
+    let services = each("services", "`services`");
+    let ingresses = each("ingresses", "`ingresses`");
+    let traces = each("traces", "`traces`");
+    scenario.nodes = nodes.into_iter().filter_map(|n| decode_node(dec, n)).collect();
+    scenario.pods = pods.into_iter().filter_map(|n| decode_pod(dec, n)).collect();
+    scenario.services = services.into_iter().filter_map(|n| decode_service(dec, n)).collect();
+    scenario.ingresses = ingresses.into_iter().filter_map(|n| decode_ingress(dec, n)).collect();
+    scenario.traces = traces.into_iter().filter_map(|n| decode_trace(dec, n)).collect();
+    scenario
+}
+
+/// Reads an optional field with `read` when it is present.
+fn opt<'a, T>(f: &Fields<'a>, key: &str, read: impl FnOnce(&'a Node) -> Option<T>) -> Option<T> {
+    f.get(key).and_then(read)
+}
+
+fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
+    let known = [
+        "name",
+        "nodeNetwork",
+        "gateway",
+        "podNetwork",
+        "serviceNetwork",
+        "cni",
+        "kubeProxy",
+        "clusterDomain",
+        "hairpinMode",
+        "bridgeNfCallIptables",
+        "nonMasqueradeCIDRs",
+    ];
+    let Some(f) = dec.fields(node, "`cluster`", &known) else {
+        return ClusterSpec::default();
+    };
+    let what = "`cluster`";
+    ClusterSpec {
+        name: opt(&f, "name", |n| dec.string(n, "cluster name")),
+        node_network: dec.require(&f, "nodeNetwork", what).and_then(|n| dec.cidr(n, "nodeNetwork")),
+        gateway: opt(&f, "gateway", |n| dec.ipv4(n, "gateway address")),
+        pod_network: dec.require(&f, "podNetwork", what).and_then(|n| dec.cidr(n, "podNetwork")),
+        service_network: dec
+            .require(&f, "serviceNetwork", what)
+            .and_then(|n| dec.cidr(n, "serviceNetwork")),
+        cni: opt(&f, "cni", |n| dec.word(n, "CNI model", &["kubenet"])),
+        kube_proxy: opt(&f, "kubeProxy", |n| dec.word(n, "kube-proxy mode", &["iptables"])),
+        cluster_domain: opt(&f, "clusterDomain", |n| dec.string(n, "cluster domain")),
+        hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),
+        bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),
+        non_masquerade_cidrs: opt(&f, "nonMasqueradeCIDRs", |n| {
+            let items = dec.list(n, "nonMasqueradeCIDRs");
+            Some(items.iter().filter_map(|i| dec.cidr(i, "non-masquerade CIDR")).collect())
+        }),
+    }
+}
+
+fn decode_node(dec: &mut Decoder, node: &Node) -> Option<NodeSpec> {
+    let known = ["name", "ip", "podCIDR", "hairpinMode", "bridgeNfCallIptables", "routes"];
+    let f = dec.fields(node, "a node", &known)?;
+    let what = "a node";
+    Some(NodeSpec {
+        name: dec.require(&f, "name", what).and_then(|n| dec.string(n, "node name")),
+        ip: dec.require(&f, "ip", what).and_then(|n| dec.ipv4(n, "node IP")),
+        pod_cidr: dec.require(&f, "podCIDR", what).and_then(|n| dec.cidr(n, "podCIDR")),
+        hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),
+        bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),
+        routes: match f.get("routes") {
+            Some(list) => dec
+                .list(list, "`routes`")
+                .iter()
+                .filter_map(|r| decode_route(dec, r))
+                .collect(),
+            None => Vec::new(),
+        },
+        span: f.span,
+    })
+}
+
+fn decode_route(dec: &mut Decoder, node: &Node) -> Option<RouteSpec> {
+    let known = ["destination", "via", "dev", "metric", "type"];
+    let f = dec.fields(node, "a route", &known)?;
+    Some(RouteSpec {
+        destination: dec
+            .require(&f, "destination", "a route")
+            .and_then(|n| dec.cidr(n, "route destination")),
+        via: opt(&f, "via", |n| dec.ipv4(n, "route gateway")),
+        dev: opt(&f, "dev", |n| dec.string(n, "route device")),
+        metric: opt(&f, "metric", |n| dec.integer(n, "route metric", 0, u32::MAX as i64)).map(|m| m.value as u32),
+        kind: opt(&f, "type", |n| dec.word(n, "route type", ROUTE_TYPES)),
+        span: f.span,
+    })
+}
+
+fn decode_pod(dec: &mut Decoder, node: &Node) -> Option<PodSpec> {
+    let known = ["name", "namespace", "node", "ip", "hostNetwork", "labels", "containers"];
+    let f = dec.fields(node, "a pod", &known)?;
+    let what = "a pod";
+    let host_network = opt(&f, "hostNetwork", |n| dec.bool(n, "hostNetwork")).unwrap_or(false);
+    let containers = match dec.require(&f, "containers", what) {
+        Some(list) => dec
+            .list(list, "`containers`")
+            .iter()
+            .filter_map(|c| decode_container(dec, c))
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(PodSpec {
+        name: dec.require(&f, "name", what).and_then(|n| dec.string(n, "pod name")),
+        namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
+        node: dec.require(&f, "node", what).and_then(|n| dec.string(n, "node name")),
+        // A hostNetwork pod has the node's address; an address of its own would be a mistake.
+        ip: if host_network {
+            opt(&f, "ip", |n| dec.ipv4(n, "pod IP"))
+        } else {
+            dec.require(&f, "ip", what).and_then(|n| dec.ipv4(n, "pod IP"))
+        },
+        host_network,
+        labels: opt(&f, "labels", |n| Some(dec.string_map(n, "labels"))).unwrap_or_default(),
+        containers,
+        span: f.span,
+    })
+}
+
+fn decode_container(dec: &mut Decoder, node: &Node) -> Option<ContainerSpec> {
+    let f = dec.fields(node, "a container", &["name", "ports"])?;
+    let ports = match f.get("ports") {
+        Some(list) => dec
+            .list(list, "`ports`")
+            .iter()
+            .filter_map(|p| {
+                let pf = dec.fields(p, "a container port", &["name", "containerPort", "protocol"])?;
+                Some(ContainerPortSpec {
+                    name: opt(&pf, "name", |n| dec.string(n, "port name")),
+                    container_port: dec
+                        .require(&pf, "containerPort", "a container port")
+                        .and_then(|n| dec.port(n, "containerPort")),
+                    protocol: opt(&pf, "protocol", |n| dec.word(n, "protocol", PROTOCOLS)),
+                    span: pf.span,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(ContainerSpec {
+        name: dec.require(&f, "name", "a container").and_then(|n| dec.string(n, "container name")),
+        ports,
+    })
+}
+
+fn target_port(dec: &mut Decoder, node: &Node, what: &str) -> Option<Sp<TargetPortSpec>> {
+    match &node.value {
+        super::yaml::Value::Str(s) => Some(Sp::new(TargetPortSpec::Name(s.clone()), super::decode::span_of(node))),
+        _ => dec.port(node, what).map(|p| Sp::new(TargetPortSpec::Number(p.value), p.span)),
+    }
+}
+
+fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
+    let known = [
+        "name",
+        "namespace",
+        "type",
+        "clusterIP",
+        "selector",
+        "ports",
+        "loadBalancerIP",
+        "loadBalancerSourceRanges",
+        "externalTrafficPolicy",
+        "internalTrafficPolicy",
+        "healthCheckNodePort",
+        "sessionAffinity",
+        "sessionAffinityTimeoutSeconds",
+    ];
+    let f = dec.fields(node, "a service", &known)?;
+    let what = "a service";
+    let ports = match dec.require(&f, "ports", what) {
+        Some(list) => dec
+            .list(list, "`ports`")
+            .iter()
+            .filter_map(|p| decode_service_port(dec, p))
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(ServiceSpec {
+        name: dec.require(&f, "name", what).and_then(|n| dec.string(n, "service name")),
+        namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
+        kind: opt(&f, "type", |n| dec.word(n, "service type", &["ClusterIP", "NodePort", "LoadBalancer"])),
+        cluster_ip: dec.require(&f, "clusterIP", what).and_then(|n| dec.string(n, "clusterIP")),
+        selector: opt(&f, "selector", |n| Some(dec.string_map(n, "selector"))),
+        ports,
+        load_balancer_ip: opt(&f, "loadBalancerIP", |n| dec.ipv4(n, "loadBalancerIP")),
+        load_balancer_source_ranges: opt(&f, "loadBalancerSourceRanges", |n| {
+            let items = dec.list(n, "loadBalancerSourceRanges");
+            Some(items.iter().filter_map(|i| dec.cidr(i, "source range")).collect())
+        })
+        .unwrap_or_default(),
+        external_traffic_policy: opt(&f, "externalTrafficPolicy", |n| {
+            dec.word(n, "externalTrafficPolicy", &["Cluster", "Local"])
+        }),
+        internal_traffic_policy: opt(&f, "internalTrafficPolicy", |n| {
+            dec.word(n, "internalTrafficPolicy", &["Cluster", "Local"])
+        }),
+        health_check_node_port: opt(&f, "healthCheckNodePort", |n| dec.port(n, "healthCheckNodePort")),
+        session_affinity: opt(&f, "sessionAffinity", |n| dec.word(n, "sessionAffinity", &["None", "ClientIP"])),
+        session_affinity_timeout: opt(&f, "sessionAffinityTimeoutSeconds", |n| {
+            dec.integer(n, "sessionAffinityTimeoutSeconds", 1, 86400)
+        }),
+        span: f.span,
+    })
+}
+
+fn decode_service_port(dec: &mut Decoder, node: &Node) -> Option<ServicePortSpec> {
+    let known = ["name", "port", "targetPort", "nodePort", "protocol"];
+    let f = dec.fields(node, "a service port", &known)?;
+    Some(ServicePortSpec {
+        name: opt(&f, "name", |n| dec.string(n, "port name")),
+        port: dec.require(&f, "port", "a service port").and_then(|n| dec.port(n, "port")),
+        target_port: opt(&f, "targetPort", |n| target_port(dec, n, "targetPort")),
+        // Range-checked by the model, which can say what the allowed range is for.
+        node_port: opt(&f, "nodePort", |n| dec.integer(n, "nodePort", 0, 65535)),
+        protocol: opt(&f, "protocol", |n| dec.word(n, "protocol", PROTOCOLS)),
+        span: f.span,
+    })
+}
+
+fn decode_backend(dec: &mut Decoder, f: &Fields<'_>, what: &str) -> BackendSpec {
+    BackendSpec {
+        service: dec.require(f, "service", what).and_then(|n| dec.string(n, "backend service")),
+        port: dec.require(f, "port", what).and_then(|n| target_port(dec, n, "backend port")),
+        span: f.span,
+    }
+}
+
+fn decode_ingress(dec: &mut Decoder, node: &Node) -> Option<IngressSpec> {
+    let known = ["name", "namespace", "controller", "defaultBackend", "rules"];
+    let f = dec.fields(node, "an ingress", &known)?;
+    let default_backend = opt(&f, "defaultBackend", |n| {
+        let bf = dec.fields(n, "a default backend", &["service", "port"])?;
+        Some(decode_backend(dec, &bf, "a default backend"))
+    });
+    let mut rules = Vec::new();
+    if let Some(list) = f.get("rules") {
+        for r in dec.list(list, "`rules`") {
+            let Some(rf) = dec.fields(r, "an ingress rule", &["host", "paths"]) else {
+                continue;
+            };
+            let mut paths = Vec::new();
+            if let Some(pl) = dec.require(&rf, "paths", "an ingress rule") {
+                for p in dec.list(pl, "`paths`") {
+                    let known = ["path", "pathType", "service", "port"];
+                    let Some(pf) = dec.fields(p, "an ingress path", &known) else {
+                        continue;
+                    };
+                    paths.push(IngressPathSpec {
+                        path: dec.require(&pf, "path", "an ingress path").and_then(|n| dec.string(n, "path")),
+                        path_type: opt(&pf, "pathType", |n| {
+                            dec.word(n, "pathType", &["Exact", "Prefix", "ImplementationSpecific"])
+                        }),
+                        backend: decode_backend(dec, &pf, "an ingress path"),
+                    });
+                }
+            }
+            rules.push(IngressRuleSpec {
+                host: opt(&rf, "host", |n| dec.string(n, "host")),
+                paths,
+            });
+        }
+    }
+    Some(IngressSpec {
+        name: dec.require(&f, "name", "an ingress").and_then(|n| dec.string(n, "ingress name")),
+        namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
+        controller: dec
+            .require(&f, "controller", "an ingress")
+            .and_then(|n| dec.string(n, "controller")),
+        default_backend,
+        rules,
+        span: f.span,
+    })
+}
+
+fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
+    let known = ["from", "to", "port", "protocol", "expect"];
+    let f = dec.fields(node, "a trace case", &known)?;
+    let what = "a trace case";
+    Some(TraceSpec {
+        from: dec.require(&f, "from", what).and_then(|n| dec.string(n, "trace source")),
+        to: dec.require(&f, "to", what).and_then(|n| dec.string(n, "trace destination")),
+        port: opt(&f, "port", |n| dec.port(n, "port")),
+        protocol: opt(&f, "protocol", |n| dec.word(n, "protocol", &["tcp", "udp", "sctp"])),
+        expect: dec.require(&f, "expect", what).and_then(|n| dec.string(n, "expected verdict")),
+        span: f.span,
+    })
+}

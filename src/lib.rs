@@ -1,0 +1,14 @@
+//! k8snet explains Kubernetes networking by tracing a packet through a cluster, hop by hop.
+//!
+//! Data flows one way: [`input`] (YAML) → [`model`] (validated cluster) → [`compile`] (what
+//! Linux holds: [`net`]) → simulator → [`trace`] (plain data) → [`render`] (text, JSON).
+
+pub mod app;
+pub mod cli;
+pub mod compile;
+pub mod diagnostic;
+pub mod input;
+pub mod model;
+pub mod net;
+pub mod render;
+pub mod trace;

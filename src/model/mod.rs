@@ -1,0 +1,285 @@
+//! The validated cluster: every reference resolved, every address checked against its network.
+//!
+//! Kubernetes words live here and in the compiler. A `Cluster` is only ever built by
+//! [`build`](validate::build), so code downstream may rely on its invariants: a pod's node exists,
+//! its IP lies in that node's podCIDR, every Service port knows its endpoints.
+
+mod validate;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use validate::build;
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub node_network: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub pod_network: Ipv4Net,
+    pub service_network: Ipv4Net,
+    pub cni: Cni,
+    pub kube_proxy: KubeProxyMode,
+    pub cluster_domain: String,
+    /// Destinations that pod traffic reaches with its own source address; everything else is
+    /// masqueraded to the node's address on the way out.
+    pub non_masquerade_cidrs: Vec<Ipv4Net>,
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub services: Vec<Service>,
+    pub ingresses: Vec<Ingress>,
+    pub traces: Vec<TraceCase>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cni {
+    Kubenet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeProxyMode {
+    Iptables,
+}
+
+/// How the kubelet lets a pod reach itself through its own Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HairpinMode {
+    /// hairpin_mode on each pod's bridge port (the kubelet's default).
+    HairpinVeth,
+    /// The bridge is promiscuous and accepts frames back out of the port they came in on.
+    PromiscuousBridge,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub pod_cidr: Ipv4Net,
+    pub hairpin: HairpinMode,
+    pub bridge_nf_call_iptables: bool,
+    pub extra_routes: Vec<ExtraRoute>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// A route the scenario adds to a node on top of what the CNI installs.
+#[derive(Debug, Clone)]
+pub struct ExtraRoute {
+    pub destination: Ipv4Net,
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<String>,
+    pub metric: u32,
+    pub kind: RouteKind,
+    /// The scenario line it came from, so an explanation can point back at it.
+    pub line: u64,
+}
+
+pub use crate::net::Protocol;
+
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    /// Index into `Cluster::nodes`.
+    pub node: usize,
+    pub ip: Ipv4Addr,
+    pub host_network: bool,
+    pub labels: Vec<(String, String)>,
+    pub containers: Vec<Container>,
+}
+
+impl Pod {
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Every port some container of the pod listens on, with the container that owns it.
+    pub fn listeners(&self) -> impl Iterator<Item = (&Container, &ContainerPort)> {
+        self.containers.iter().flat_map(|c| c.ports.iter().map(move |p| (c, p)))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub name: String,
+    pub ports: Vec<ContainerPort>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl fmt::Display for ServiceType {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TrafficPolicy {
+    Cluster,
+    Local,
+}
+
+impl fmt::Display for TrafficPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    pub kind: ServiceType,
+    /// `None` for a headless Service (`clusterIP: None`).
+    pub cluster_ip: Option<Ipv4Addr>,
+    /// `None` when the Service has no selector (its endpoints would be managed by hand).
+    pub selector: Option<Vec<(String, String)>>,
+    pub ports: Vec<ServicePort>,
+    pub load_balancer_ip: Option<Ipv4Addr>,
+    pub load_balancer_source_ranges: Vec<Ipv4Net>,
+    pub external_traffic_policy: TrafficPolicy,
+    pub internal_traffic_policy: TrafficPolicy,
+    pub health_check_node_port: Option<u16>,
+    /// The ClientIP affinity timeout in seconds, when affinity is on.
+    pub session_affinity_timeout: Option<u32>,
+}
+
+impl Service {
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub target_port: TargetPort,
+    pub node_port: Option<u16>,
+    /// In the order kube-proxy sorts them: by "ip:port" as text.
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+impl fmt::Display for TargetPort {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            TargetPort::Number(n) => write!(f, "{n}"),
+            TargetPort::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Index into `Cluster::pods`.
+    pub pod: usize,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    pub namespace: String,
+    pub name: String,
+    /// Index into `Cluster::services`: the Service in front of the controller pods.
+    pub controller: usize,
+    pub default_backend: Option<Backend>,
+    pub rules: Vec<IngressRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressRule {
+    pub host: Option<String>,
+    pub paths: Vec<IngressPath>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PathType {
+    Exact,
+    Prefix,
+    ImplementationSpecific,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngressPath {
+    pub path: String,
+    pub path_type: PathType,
+    pub backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Index into `Cluster::services`.
+    pub service: usize,
+    /// Index into that Service's `ports`.
+    pub port: usize,
+}
+
+/// A trace the scenario pins for CI, with the verdict it must end in.
+#[derive(Debug, Clone)]
+pub struct TraceCase {
+    pub from: String,
+    pub to: String,
+    pub port: Option<u16>,
+    pub protocol: Option<Protocol>,
+    pub expect: String,
+    pub line: u64,
+}
+
+impl Cluster {
+    pub fn node_named(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    pub fn pod_named(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.pods.iter().position(|p| p.namespace == namespace && p.name == name)
+    }
+
+    pub fn service_named(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.services
+            .iter()
+            .position(|s| s.namespace == namespace && s.name == name)
+    }
+
+    pub fn pods_on(&self, node: usize) -> impl Iterator<Item = (usize, &Pod)> {
+        self.pods.iter().enumerate().filter(move |(_, p)| p.node == node)
+    }
+}
+
+/// Whether `labels` satisfy every term of a Service selector.
+pub fn selects(selector: &[(String, String)], labels: &[(String, String)]) -> bool {
+    !selector.is_empty() && selector.iter().all(|term| labels.contains(term))
+}

@@ -1,0 +1,324 @@
+//! Netfilter rules as iptables holds them, printed exactly as `iptables-save` prints them.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use super::Protocol;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub name: String,
+    pub chains: Vec<Chain>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Chain {
+    pub name: String,
+    /// Built-in chains have a policy; user chains return to their caller when they run out.
+    pub policy: Option<Policy>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Policy {
+    #[serde(rename = "ACCEPT")]
+    Accept,
+    #[serde(rename = "DROP")]
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CtState {
+    New,
+    Established,
+    Related,
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RecentCheck {
+    /// `--rcheck --seconds N --reap`: has this source been seen in the last N seconds?
+    Rcheck { seconds: u32 },
+    /// `--set`: remember this source.
+    Set,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Match {
+    Source { net: Ipv4Net, negated: bool },
+    Destination { net: Ipv4Net, negated: bool },
+    InInterface { name: String, negated: bool },
+    OutInterface { name: String, negated: bool },
+    Protocol(Protocol),
+    Comment(String),
+    /// `-m tcp --dport N` (or udp, sctp); with no port, just loads the protocol module.
+    DestinationPort { protocol: Protocol, port: Option<u16> },
+    /// `-m addrtype --dst-type LOCAL` / `--src-type LOCAL`.
+    AddrTypeLocal { destination: bool, negated: bool },
+    Mark { value: u32, mask: u32, negated: bool },
+    /// `-m statistic --mode random --probability P`, with P as the kernel stores it.
+    Statistic { stored: u32 },
+    Recent { name: String, check: RecentCheck },
+    Conntrack { states: Vec<CtState> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Target {
+    Jump(String),
+    Accept,
+    Drop,
+    Return,
+    Reject,
+    Dnat(SocketAddrV4),
+    Masquerade { random_fully: bool },
+    /// `MARK --set-xmark value/mask`: clear the mask's bits, then XOR in the value.
+    SetXMark { value: u32, mask: u32 },
+}
+
+/// The probability kube-proxy asks for, as the kernel stores it (a fraction of 2^31).
+pub fn stored_probability(p: f64) -> u32 {
+    // kube-proxy writes the probability with ten decimals; iptables then rounds it to 2^-31 steps.
+    let written: f64 = format!("{p:.10}").parse().unwrap_or(p);
+    (written * 2f64.powi(31)).round() as u32
+}
+
+pub fn probability_of(stored: u32) -> f64 {
+    stored as f64 / 2f64.powi(31)
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let not = |negated: &bool| if *negated { "! " } else { "" };
+        match self {
+            Match::Source { net, negated } => write!(f, "{}-s {net}", not(negated)),
+            Match::Destination { net, negated } => write!(f, "{}-d {net}", not(negated)),
+            Match::InInterface { name, negated } => write!(f, "{}-i {name}", not(negated)),
+            Match::OutInterface { name, negated } => write!(f, "{}-o {name}", not(negated)),
+            Match::Protocol(p) => write!(f, "-p {}", p.lower()),
+            Match::Comment(c) => write!(f, "-m comment --comment \"{c}\""),
+            Match::DestinationPort { protocol, port } => {
+                write!(f, "-m {}", protocol.lower())?;
+                match port {
+                    Some(port) => write!(f, " --dport {port}"),
+                    None => Ok(()),
+                }
+            }
+            Match::AddrTypeLocal { destination, negated } => write!(
+                f,
+                "-m addrtype {}--{}-type LOCAL",
+                not(negated),
+                if *destination { "dst" } else { "src" }
+            ),
+            Match::Mark { value, mask, negated } => write!(f, "-m mark {}--mark {value:#x}/{mask:#x}", not(negated)),
+            Match::Statistic { stored } => write!(
+                f,
+                "-m statistic --mode random --probability {:.11}",
+                probability_of(*stored)
+            ),
+            Match::Recent { name, check } => match check {
+                RecentCheck::Rcheck { seconds } => write!(
+                    f,
+                    "-m recent --rcheck --seconds {seconds} --reap --name {name} --mask 255.255.255.255 --rsource"
+                ),
+                RecentCheck::Set => write!(f, "-m recent --set --name {name} --mask 255.255.255.255 --rsource"),
+            },
+            Match::Conntrack { states } => {
+                let names: Vec<&str> = states
+                    .iter()
+                    .map(|s| match s {
+                        CtState::New => "NEW",
+                        CtState::Established => "ESTABLISHED",
+                        CtState::Related => "RELATED",
+                        CtState::Invalid => "INVALID",
+                    })
+                    .collect();
+                write!(f, "-m conntrack --ctstate {}", names.join(","))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Target::Jump(chain) => write!(f, "-j {chain}"),
+            Target::Accept => f.write_str("-j ACCEPT"),
+            Target::Drop => f.write_str("-j DROP"),
+            Target::Return => f.write_str("-j RETURN"),
+            Target::Reject => f.write_str("-j REJECT --reject-with icmp-port-unreachable"),
+            Target::Dnat(to) => write!(f, "-j DNAT --to-destination {to}"),
+            Target::Masquerade { random_fully } => {
+                f.write_str("-j MASQUERADE")?;
+                if *random_fully {
+                    f.write_str(" --random-fully")?;
+                }
+                Ok(())
+            }
+            Target::SetXMark { value, mask } => write!(f, "-j MARK --set-xmark {value:#x}/{mask:#x}"),
+        }
+    }
+}
+
+impl Rule {
+    pub fn new(matches: Vec<Match>, target: Target) -> Rule {
+        Rule { matches, target }
+    }
+
+    /// The rule as one `iptables-save` line, `-A CHAIN ...`.
+    pub fn save_line(&self, chain: &str) -> String {
+        let mut line = format!("-A {chain}");
+        for m in &self.matches {
+            line.push(' ');
+            line.push_str(&m.to_string());
+        }
+        line.push(' ');
+        line.push_str(&self.target.to_string());
+        line
+    }
+
+    pub fn comment(&self) -> Option<&str> {
+        self.matches.iter().find_map(|m| match m {
+            Match::Comment(c) => Some(c.as_str()),
+            _ => None,
+        })
+    }
+}
+
+impl Table {
+    pub fn new(name: &str, builtins: &[&str]) -> Table {
+        Table {
+            name: name.to_owned(),
+            chains: builtins
+                .iter()
+                .map(|c| Chain {
+                    name: (*c).to_owned(),
+                    policy: Some(Policy::Accept),
+                    rules: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    /// Appends `rule` to `chain`, creating the chain (as a user chain) if it does not exist yet.
+    pub fn append(&mut self, chain: &str, rule: Rule) {
+        self.ensure(chain).rules.push(rule);
+    }
+
+    pub fn ensure(&mut self, chain: &str) -> &mut Chain {
+        let i = match self.chains.iter().position(|c| c.name == chain) {
+            Some(i) => i,
+            None => {
+                self.chains.push(Chain {
+                    name: chain.to_owned(),
+                    policy: None,
+                    rules: Vec::new(),
+                });
+                self.chains.len() - 1
+            }
+        };
+        &mut self.chains[i]
+    }
+
+    /// Chains in the order `iptables-save` lists them: built-in chains first, then user chains
+    /// by name.
+    pub fn saved_order(&self) -> Vec<&Chain> {
+        let mut builtin: Vec<&Chain> = self.chains.iter().filter(|c| c.policy.is_some()).collect();
+        let mut user: Vec<&Chain> = self.chains.iter().filter(|c| c.policy.is_none()).collect();
+        user.sort_by(|a, b| a.name.cmp(&b.name));
+        builtin.append(&mut user);
+        builtin
+    }
+
+    /// The table as `iptables-save -t NAME` prints it (without the date comments).
+    pub fn save(&self) -> String {
+        let mut out = format!("*{}\n", self.name);
+        let chains = self.saved_order();
+        for c in &chains {
+            let policy = match c.policy {
+                Some(Policy::Accept) => "ACCEPT",
+                Some(Policy::Drop) => "DROP",
+                None => "-",
+            };
+            out.push_str(&format!(":{} {policy} [0:0]\n", c.name));
+        }
+        for c in &chains {
+            for r in &c.rules {
+                out.push_str(&r.save_line(&c.name));
+                out.push('\n');
+            }
+        }
+        out.push_str("COMMIT\n");
+        out
+    }
+}
+
+/// An address as a one-address network, as `-s`/`-d` take it.
+pub fn host(ip: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::new(ip, 32).expect("/32 is a valid prefix")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_print_as_iptables_save_does() {
+        let p = |x: f64| format!("{:.11}", probability_of(stored_probability(x)));
+        assert_eq!(p(1.0 / 2.0), "0.50000000000");
+        assert_eq!(p(1.0 / 3.0), "0.33333333349");
+        assert_eq!(p(1.0 / 5.0), "0.20000000019");
+        assert_eq!(p(1.0 / 6.0), "0.16666666651");
+    }
+
+    #[test]
+    fn rule_prints_in_iptables_save_order() {
+        let rule = Rule::new(
+            vec![
+                Match::Source {
+                    net: "10.244.0.0/16".parse().unwrap(),
+                    negated: true,
+                },
+                Match::Destination {
+                    net: host("10.96.120.15".parse().unwrap()),
+                    negated: false,
+                },
+                Match::Protocol(Protocol::Tcp),
+                Match::Comment("shop/web:http cluster IP".into()),
+                Match::DestinationPort {
+                    protocol: Protocol::Tcp,
+                    port: Some(80),
+                },
+            ],
+            Target::Jump("KUBE-MARK-MASQ".into()),
+        );
+        assert_eq!(
+            rule.save_line("KUBE-SVC-67NZLRHBNDSAWJRO"),
+            "-A KUBE-SVC-67NZLRHBNDSAWJRO ! -s 10.244.0.0/16 -d 10.96.120.15/32 -p tcp -m comment --comment \"shop/web:http cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ"
+        );
+        let mark = Rule::new(
+            vec![Match::Mark {
+                value: 0x4000,
+                mask: 0x4000,
+                negated: true,
+            }],
+            Target::Return,
+        );
+        assert_eq!(
+            mark.save_line("KUBE-POSTROUTING"),
+            "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN"
+        );
+    }
+}

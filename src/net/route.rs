@@ -1,0 +1,301 @@
+//! Routing tables and the kernel's route lookup: the `local` table first, then `main`; within a
+//! table the longest prefix wins, then the lowest metric, then the route listed first.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteType {
+    Unicast,
+    Local,
+    Broadcast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteProto {
+    /// Added by the kernel for an address on an interface.
+    Kernel,
+    /// Added by hand or by a tool (`ip route add`); `ip route` does not print it.
+    Boot,
+    /// Added by a routing daemon or a cloud's route controller.
+    Static,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Link,
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    #[serde(rename = "type")]
+    pub kind: RouteType,
+    pub dst: Ipv4Net,
+    pub via: Option<Ipv4Addr>,
+    pub dev: Option<String>,
+    pub proto: RouteProto,
+    pub scope: Scope,
+    pub src: Option<Ipv4Addr>,
+    pub metric: u32,
+    /// Who put the route there, for explanations ("connected route of cbr0").
+    #[serde(skip)]
+    pub origin: String,
+}
+
+impl Route {
+    pub fn unicast(dst: Ipv4Net, via: Option<Ipv4Addr>, dev: &str) -> Route {
+        Route {
+            kind: RouteType::Unicast,
+            dst,
+            via,
+            dev: Some(dev.to_owned()),
+            proto: RouteProto::Boot,
+            scope: if via.is_some() { Scope::Global } else { Scope::Link },
+            src: None,
+            metric: 0,
+            origin: String::new(),
+        }
+    }
+
+    /// The route the kernel adds for an address on an interface, and its two `local`-table
+    /// companions: the address itself and the subnet's broadcast address.
+    pub fn connected(addr: Ipv4Net, dev: &str) -> (Route, Vec<Route>) {
+        let kernel = |kind, dst, scope| Route {
+            kind,
+            dst,
+            via: None,
+            dev: Some(dev.to_owned()),
+            proto: RouteProto::Kernel,
+            scope,
+            src: Some(addr.addr()),
+            metric: 0,
+            origin: format!("address {addr} on {dev}"),
+        };
+        let host = |ip| Ipv4Net::new(ip, 32).expect("/32 is a valid prefix");
+        let mut local = vec![kernel(RouteType::Local, host(addr.addr()), Scope::Host)];
+        if addr.prefix_len() < 31 {
+            local.push(kernel(RouteType::Broadcast, host(addr.broadcast()), Scope::Link));
+        }
+        (kernel(RouteType::Unicast, addr.trunc(), Scope::Link), local)
+    }
+
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Route {
+        self.origin = origin.into();
+        self
+    }
+}
+
+impl fmt::Display for Route {
+    /// As `ip route show` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.kind {
+            RouteType::Unicast => {}
+            RouteType::Local => f.write_str("local ")?,
+            RouteType::Broadcast => f.write_str("broadcast ")?,
+            RouteType::Blackhole => f.write_str("blackhole ")?,
+            RouteType::Unreachable => f.write_str("unreachable ")?,
+            RouteType::Prohibit => f.write_str("prohibit ")?,
+        }
+        if self.dst.prefix_len() == 0 {
+            f.write_str("default")?;
+        } else if self.dst.prefix_len() == 32 {
+            write!(f, "{}", self.dst.addr())?;
+        } else {
+            write!(f, "{}", self.dst)?;
+        }
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        match self.proto {
+            RouteProto::Kernel => f.write_str(" proto kernel")?,
+            RouteProto::Static => f.write_str(" proto static")?,
+            RouteProto::Boot => {}
+        }
+        match self.scope {
+            Scope::Link if self.kind != RouteType::Unicast || self.via.is_none() && self.dev.is_some() => {
+                f.write_str(" scope link")?
+            }
+            Scope::Host => f.write_str(" scope host")?,
+            _ => {}
+        }
+        if let Some(src) = self.src {
+            write!(f, " src {src}")?;
+        }
+        if self.metric != 0 {
+            write!(f, " metric {}", self.metric)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteTable {
+    pub name: String,
+    pub routes: Vec<Route>,
+}
+
+/// Why a matching route lost to the one chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub route: String,
+    pub reason: String,
+}
+
+/// One `ip route get`: the table that answered, the route it chose, and the others that matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'a> {
+    pub table: &'a str,
+    pub route: Option<&'a Route>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// Looks `dst` up in `tables` in order; the first table with a matching route decides.
+pub fn lookup(tables: &[RouteTable], dst: Ipv4Addr) -> Decision<'_> {
+    for table in tables {
+        let candidates: Vec<&Route> = table.routes.iter().filter(|r| r.dst.contains(&dst)).collect();
+        // A broadcast route answers only for the broadcast address itself, never as a fallback.
+        let candidates: Vec<&Route> = candidates
+            .into_iter()
+            .filter(|r| r.kind != RouteType::Broadcast || r.dst.addr() == dst)
+            .collect();
+        let Some(best) = best_of(&candidates) else { continue };
+        let rejected = candidates
+            .iter()
+            .filter(|r| !std::ptr::eq(**r, best))
+            .map(|r| Rejected {
+                route: r.to_string(),
+                reason: why_lost(best, r),
+            })
+            .collect();
+        return Decision {
+            table: &table.name,
+            route: Some(best),
+            rejected,
+        };
+    }
+    Decision {
+        table: tables.last().map(|t| t.name.as_str()).unwrap_or("main"),
+        route: None,
+        rejected: Vec::new(),
+    }
+}
+
+fn best_of<'a>(candidates: &[&'a Route]) -> Option<&'a Route> {
+    let mut best: Option<&Route> = None;
+    for r in candidates {
+        best = match best {
+            None => Some(r),
+            Some(b) if (r.dst.prefix_len(), std::cmp::Reverse(r.metric)) > (b.dst.prefix_len(), std::cmp::Reverse(b.metric)) => Some(r),
+            keep => keep,
+        };
+    }
+    best
+}
+
+fn why_lost(winner: &Route, loser: &Route) -> String {
+    let (w, l) = (winner.dst.prefix_len(), loser.dst.prefix_len());
+    if w != l {
+        format!("/{w} is longer than /{l}")
+    } else if winner.metric != loser.metric {
+        format!("same prefix, metric {} is lower than {}", winner.metric, loser.metric)
+    } else {
+        "same prefix and metric; the kernel keeps the route added first".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+    fn table(name: &str, routes: Vec<Route>) -> RouteTable {
+        RouteTable {
+            name: name.to_owned(),
+            routes,
+        }
+    }
+
+    #[test]
+    fn longer_prefix_beats_lower_metric() {
+        let mut wide = Route::unicast(net("10.0.0.0/16"), Some(ip("10.100.0.5")), "eth0");
+        wide.metric = 1;
+        let mut narrow = Route::unicast(net("10.0.2.0/24"), Some(ip("10.100.0.3")), "eth0");
+        narrow.metric = 500;
+        let tables = [table("main", vec![wide, narrow.clone()])];
+        let d = lookup(&tables, ip("10.0.2.7"));
+        assert_eq!(d.route, Some(&narrow));
+        assert_eq!(d.rejected[0].reason, "/24 is longer than /16");
+    }
+
+    #[test]
+    fn metric_breaks_a_tie_between_equal_prefixes() {
+        let mut a = Route::unicast(net("10.0.2.0/24"), Some(ip("10.100.0.3")), "eth0");
+        a.metric = 100;
+        let mut b = Route::unicast(net("10.0.2.0/24"), Some(ip("10.100.0.4")), "eth0");
+        b.metric = 50;
+        let tables = [table("main", vec![a, b.clone()])];
+        let d = lookup(&tables, ip("10.0.2.7"));
+        assert_eq!(d.route, Some(&b));
+        assert_eq!(d.rejected[0].reason, "same prefix, metric 50 is lower than 100");
+    }
+
+    #[test]
+    fn local_table_is_consulted_first() {
+        let (connected, local) = Route::connected(net("10.0.1.1/24"), "cbr0");
+        let default = Route::unicast(net("0.0.0.0/0"), Some(ip("10.100.0.1")), "eth0");
+        let tables = [table("local", local), table("main", vec![default, connected])];
+        let d = lookup(&tables, ip("10.0.1.1"));
+        assert_eq!(d.table, "local");
+        assert_eq!(d.route.unwrap().kind, RouteType::Local);
+        let d = lookup(&tables, ip("10.0.1.9"));
+        assert_eq!(d.table, "main");
+        assert_eq!(d.route.unwrap().dev.as_deref(), Some("cbr0"));
+    }
+
+    #[test]
+    fn blackhole_is_chosen_like_any_route() {
+        let mut hole = Route::unicast(net("10.0.2.0/24"), None, "eth0");
+        hole.kind = RouteType::Blackhole;
+        hole.dev = None;
+        let default = Route::unicast(net("0.0.0.0/0"), Some(ip("10.100.0.1")), "eth0");
+        let tables = [table("main", vec![default, hole])];
+        let d = lookup(&tables, ip("10.0.2.2"));
+        assert_eq!(d.route.unwrap().kind, RouteType::Blackhole);
+        assert_eq!(d.route.unwrap().to_string(), "blackhole 10.0.2.0/24");
+    }
+
+    #[test]
+    fn nothing_matching_is_no_route() {
+        let tables = [table("main", vec![Route::unicast(net("10.0.1.0/24"), None, "eth0")])];
+        assert_eq!(lookup(&tables, ip("192.0.2.1")).route, None);
+    }
+
+    #[test]
+    fn prints_as_ip_route_does() {
+        let (connected, local) = Route::connected(net("10.0.1.1/24"), "cbr0");
+        assert_eq!(connected.to_string(), "10.0.1.0/24 dev cbr0 proto kernel scope link src 10.0.1.1");
+        assert_eq!(local[0].to_string(), "local 10.0.1.1 dev cbr0 proto kernel scope host src 10.0.1.1");
+        assert_eq!(local[1].to_string(), "broadcast 10.0.1.255 dev cbr0 proto kernel scope link src 10.0.1.1");
+        let default = Route::unicast(net("0.0.0.0/0"), Some(ip("10.100.0.1")), "eth0");
+        assert_eq!(default.to_string(), "default via 10.100.0.1 dev eth0");
+    }
+}

@@ -1,0 +1,257 @@
+//! A traced packet's journey as plain data: hops, the steps taken at each, and the verdict.
+//!
+//! The simulator produces it; renderers turn it into text or JSON. Its serde form is the JSON
+//! schema documented in `docs/json.md`, so field order and names here are a public contract.
+
+use std::fmt;
+use std::net::SocketAddrV4;
+
+use serde::Serialize;
+
+use crate::net::Protocol;
+use crate::net::route::Rejected;
+
+/// How a trace ends. A closed set: each has a one-line meaning and a hint at the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Delivered,
+    LeftCluster,
+    NoRoute,
+    Blackhole,
+    Unreachable,
+    Prohibited,
+    NoNeighbor,
+    NoEndpoints,
+    NoListener,
+    DroppedByBridge,
+    Filtered,
+    Rejected,
+    ReplyLost,
+    Loop,
+}
+
+impl Verdict {
+    pub const ALL: &'static [Verdict] = &[
+        Verdict::Delivered,
+        Verdict::LeftCluster,
+        Verdict::NoRoute,
+        Verdict::Blackhole,
+        Verdict::Unreachable,
+        Verdict::Prohibited,
+        Verdict::NoNeighbor,
+        Verdict::NoEndpoints,
+        Verdict::NoListener,
+        Verdict::DroppedByBridge,
+        Verdict::Filtered,
+        Verdict::Rejected,
+        Verdict::ReplyLost,
+        Verdict::Loop,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Delivered => "delivered",
+            Verdict::LeftCluster => "left_cluster",
+            Verdict::NoRoute => "no_route",
+            Verdict::Blackhole => "blackhole",
+            Verdict::Unreachable => "unreachable",
+            Verdict::Prohibited => "prohibited",
+            Verdict::NoNeighbor => "no_neighbor",
+            Verdict::NoEndpoints => "no_endpoints",
+            Verdict::NoListener => "no_listener",
+            Verdict::DroppedByBridge => "dropped_by_bridge",
+            Verdict::Filtered => "filtered",
+            Verdict::Rejected => "rejected",
+            Verdict::ReplyLost => "reply_lost",
+            Verdict::Loop => "loop",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::ALL.iter().copied().find(|v| v.name() == name)
+    }
+
+    /// What the verdict means, in one line.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Verdict::Delivered => "the packet reached a listening socket, and the reply came back to the client",
+            Verdict::LeftCluster => "the packet left the cluster through the cloud router's default route",
+            Verdict::NoRoute => "no route matched the destination (the sender gets 'Network is unreachable')",
+            Verdict::Blackhole => "a blackhole route swallowed the packet without a word",
+            Verdict::Unreachable => "an unreachable route refused the packet (ICMP host unreachable)",
+            Verdict::Prohibited => "a prohibit route refused the packet (ICMP administratively prohibited)",
+            Verdict::NoNeighbor => "the next hop is not on the link: nobody answers ARP for it",
+            Verdict::NoEndpoints => "the Service has no endpoints, so kube-proxy rejects connections to it",
+            Verdict::NoListener => "the packet arrived, but nothing listens on that port (the client gets a reset)",
+            Verdict::DroppedByBridge => "the bridge will not send a frame back out of the port it came in on",
+            Verdict::Filtered => "a netfilter rule dropped the packet",
+            Verdict::Rejected => "a netfilter rule rejected the packet",
+            Verdict::ReplyLost => "the request arrived, but the reply never reached the client as an answer",
+            Verdict::Loop => "the packet went round in circles until its TTL ran out",
+        }
+    }
+
+    /// Where to look to fix it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Verdict::Delivered => "nothing to fix",
+            Verdict::LeftCluster => "if the destination should be inside the cluster, check its address against the cluster's networks",
+            Verdict::NoRoute => "add a route (or a default route) on the host that dropped it",
+            Verdict::Blackhole | Verdict::Unreachable | Verdict::Prohibited => {
+                "remove or narrow the route that matched, or add a more specific route for the destination"
+            }
+            Verdict::NoNeighbor => "point the route at an address on a directly connected network",
+            Verdict::NoEndpoints => "check that the Service's selector matches running pods with the target port",
+            Verdict::NoListener => "check the port: the Service's targetPort or the container's port is probably wrong",
+            Verdict::DroppedByBridge => "enable hairpin mode (kubelet --hairpin-mode=hairpin-veth) so a pod can reach itself through its Service",
+            Verdict::Filtered | Verdict::Rejected => "read the rule that matched: its comment says who wrote it",
+            Verdict::ReplyLost => "turn on net.bridge.bridge-nf-call-iptables so replies between pods on one bridge meet conntrack",
+            Verdict::Loop => "the extra routes on the nodes point at each other; remove one",
+        }
+    }
+
+    /// Whether the trace counts as a success for the exit code.
+    pub fn is_success(self) -> bool {
+        matches!(self, Verdict::Delivered | Verdict::LeftCluster)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A packet's identity at one moment: protocol and both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Tuple {
+    pub protocol: Protocol,
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+}
+
+impl Tuple {
+    pub fn reversed(self) -> Tuple {
+        Tuple {
+            protocol: self.protocol,
+            src: self.dst,
+            dst: self.src,
+        }
+    }
+}
+
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} {} -> {}", self.protocol.lower(), self.src, self.dst)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub from: String,
+    pub to: String,
+    /// How the names given were resolved to addresses and ports.
+    pub notes: Vec<String>,
+    pub verdict: Verdict,
+    /// Why this particular packet got its verdict, in words about this packet.
+    pub reason: String,
+    pub delivered_to: Option<DeliveredTo>,
+    pub hops: Vec<Hop>,
+    pub reply: Option<Reply>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveredTo {
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+    pub ip: std::net::Ipv4Addr,
+    pub port: u16,
+    /// The socket's owner ("container server of pod default/web-1").
+    pub listener: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    /// What the client sees as the reply's source and destination, if it arrives.
+    pub seen_by_client: Option<Tuple>,
+    pub hops: Vec<Hop>,
+}
+
+/// Where a hop happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Place {
+    pub kind: String,
+    pub name: String,
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hop {
+    #[serde(rename = "where")]
+    pub place: Place,
+    /// The interface the packet came in on, or `None` where it was sent from.
+    pub iif: Option<String>,
+    pub packet: Tuple,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Branch {
+    pub rule: String,
+    pub target: String,
+    /// The rule's own probability (that of reaching it and matching it, given it was reached).
+    pub probability: f64,
+    /// The share of all new connections that take this branch.
+    pub share: f64,
+    pub chosen: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    Route {
+        table: String,
+        destination: std::net::Ipv4Addr,
+        matched: Option<String>,
+        #[serde(rename = "type")]
+        route_type: Option<String>,
+        via: Option<std::net::Ipv4Addr>,
+        dev: Option<String>,
+        rejected: Vec<Rejected>,
+        origin: Option<String>,
+    },
+    Netfilter {
+        hook: String,
+        table: String,
+        chain: String,
+        /// The rule that decided, in iptables-save form; `None` when the chain ran out.
+        rule: Option<String>,
+        /// What happened: a jump, a verdict, or "no rule matched".
+        action: String,
+    },
+    LoadBalance {
+        chain: String,
+        branches: Vec<Branch>,
+        how: String,
+    },
+    Nat {
+        nat: String,
+        before: Tuple,
+        after: Tuple,
+        conntrack: Option<String>,
+    },
+    Forward {
+        via: String,
+        detail: String,
+    },
+    Deliver {
+        listener: String,
+    },
+    Drop {
+        reason: String,
+    },
+    Note {
+        text: String,
+    },
+}
