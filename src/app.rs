@@ -43,9 +43,11 @@ pub fn style_for(when: ColorWhen, stdout_is_terminal: bool) -> Style {
 }
 
 fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
-    let path: Option<PathBuf> = path
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("K8SNET_SCENARIO").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("K8SNET_SCENARIO")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
     match path {
         None => Ok(Source {
             name: DEMO_NAME.to_owned(),
@@ -76,8 +78,18 @@ pub fn load(path: Option<&Path>, color: bool) -> Result<Loaded, Outcome> {
             ..Outcome::default()
         }
     };
-    let spec = input::parse(&source).map_err(|d| fail(&source, d))?;
-    let built = model::build(&spec).map_err(|d| fail(&source, d))?;
+    let (spec, mut problems) = input::parse(&source).map_err(|d| fail(&source, d))?;
+    let built = match model::build(&spec) {
+        Ok(built) if problems.is_empty() => built,
+        Ok(built) => {
+            problems.extend(built.warnings);
+            return Err(fail(&source, problems));
+        }
+        Err(more) => {
+            problems.extend(more);
+            return Err(fail(&source, problems));
+        }
+    };
     let mut warnings = built.warnings;
     diagnostic::sort(&mut warnings);
     Ok(Loaded {
@@ -111,7 +123,11 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
                 return usage(format!("no node `{n}` in {}", loaded.source.name));
             }
             if let Some(s) = &filter.service
-                && !loaded.cluster.services.iter().any(|sv| &sv.name == s || &sv.qualified_name() == s)
+                && !loaded
+                    .cluster
+                    .services
+                    .iter()
+                    .any(|sv| &sv.name == s || &sv.qualified_name() == s)
             {
                 return usage(format!("no service `{s}` in {}", loaded.source.name));
             }

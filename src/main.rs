@@ -8,7 +8,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { app::EXIT_BAD_INPUT } else { app::EXIT_OK };
+            let code = if e.use_stderr() {
+                app::EXIT_BAD_INPUT
+            } else {
+                app::EXIT_OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

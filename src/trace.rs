@@ -96,7 +96,9 @@ impl Verdict {
     pub fn hint(self) -> &'static str {
         match self {
             Verdict::Delivered => "nothing to fix",
-            Verdict::LeftCluster => "if the destination should be inside the cluster, check its address against the cluster's networks",
+            Verdict::LeftCluster => {
+                "if the destination should be inside the cluster, check its address against the cluster's networks"
+            }
             Verdict::NoRoute => "add a route (or a default route) on the host that dropped it",
             Verdict::Blackhole | Verdict::Unreachable | Verdict::Prohibited => {
                 "remove or narrow the route that matched, or add a more specific route for the destination"
@@ -104,9 +106,13 @@ impl Verdict {
             Verdict::NoNeighbor => "point the route at an address on a directly connected network",
             Verdict::NoEndpoints => "check that the Service's selector matches running pods with the target port",
             Verdict::NoListener => "check the port: the Service's targetPort or the container's port is probably wrong",
-            Verdict::DroppedByBridge => "enable hairpin mode (kubelet --hairpin-mode=hairpin-veth) so a pod can reach itself through its Service",
+            Verdict::DroppedByBridge => {
+                "enable hairpin mode (kubelet --hairpin-mode=hairpin-veth) so a pod can reach itself through its Service"
+            }
             Verdict::Filtered | Verdict::Rejected => "read the rule that matched: its comment says who wrote it",
-            Verdict::ReplyLost => "turn on net.bridge.bridge-nf-call-iptables so replies between pods on one bridge meet conntrack",
+            Verdict::ReplyLost => {
+                "turn on net.bridge.bridge-nf-call-iptables so replies between pods on one bridge meet conntrack"
+            }
             Verdict::Loop => "the extra routes on the nodes point at each other; remove one",
         }
     }

@@ -63,22 +63,50 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
     let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
     let mut filter = Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"]);
 
-    nat.append("PREROUTING", Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)));
-    nat.append("OUTPUT", Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)));
-    nat.append("POSTROUTING", Rule::new(vec![comment("kubernetes postrouting rules")], jump(POSTROUTING)));
+    nat.append(
+        "PREROUTING",
+        Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
+    );
+    nat.append(
+        "OUTPUT",
+        Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
+    );
+    nat.append(
+        "POSTROUTING",
+        Rule::new(vec![comment("kubernetes postrouting rules")], jump(POSTROUTING)),
+    );
     masquerade_rules(cluster, &mut nat);
     nat.append(
         MARK_MASQ,
-        Rule::new(Vec::new(), Target::SetXMark { value: MASQ_MARK, mask: MASQ_MARK }),
+        Rule::new(
+            Vec::new(),
+            Target::SetXMark {
+                value: MASQ_MARK,
+                mask: MASQ_MARK,
+            },
+        ),
     );
     nat.append(
         POSTROUTING,
         Rule::new(
-            vec![Match::Mark { value: MASQ_MARK, mask: MASQ_MARK, negated: true }],
+            vec![Match::Mark {
+                value: MASQ_MARK,
+                mask: MASQ_MARK,
+                negated: true,
+            }],
             Target::Return,
         ),
     );
-    nat.append(POSTROUTING, Rule::new(Vec::new(), Target::SetXMark { value: MASQ_MARK, mask: 0 }));
+    nat.append(
+        POSTROUTING,
+        Rule::new(
+            Vec::new(),
+            Target::SetXMark {
+                value: MASQ_MARK,
+                mask: 0,
+            },
+        ),
+    );
     nat.append(
         POSTROUTING,
         Rule::new(
@@ -88,28 +116,53 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
     );
 
     let new = || ct(&[CtState::New]);
-    filter.append("INPUT", Rule::new(vec![comment("kubernetes health check service ports")], jump(NODEPORTS)));
     filter.append(
         "INPUT",
-        Rule::new(vec![new(), comment("kubernetes externally-visible service portals")], jump(EXTERNAL_SERVICES)),
+        Rule::new(vec![comment("kubernetes health check service ports")], jump(NODEPORTS)),
     );
-    filter.append("FORWARD", Rule::new(vec![comment("kubernetes forwarding rules")], jump(FORWARD)));
-    filter.append("FORWARD", Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)));
+    filter.append(
+        "INPUT",
+        Rule::new(
+            vec![new(), comment("kubernetes externally-visible service portals")],
+            jump(EXTERNAL_SERVICES),
+        ),
+    );
     filter.append(
         "FORWARD",
-        Rule::new(vec![new(), comment("kubernetes externally-visible service portals")], jump(EXTERNAL_SERVICES)),
+        Rule::new(vec![comment("kubernetes forwarding rules")], jump(FORWARD)),
     );
-    filter.append("OUTPUT", Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)));
+    filter.append(
+        "FORWARD",
+        Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)),
+    );
+    filter.append(
+        "FORWARD",
+        Rule::new(
+            vec![new(), comment("kubernetes externally-visible service portals")],
+            jump(EXTERNAL_SERVICES),
+        ),
+    );
+    filter.append(
+        "OUTPUT",
+        Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)),
+    );
     filter.append(
         FORWARD,
-        Rule::new(vec![ct(&[CtState::Invalid]), comment("kubernetes forwarding rules")], Target::Drop),
+        Rule::new(
+            vec![ct(&[CtState::Invalid]), comment("kubernetes forwarding rules")],
+            Target::Drop,
+        ),
     );
     filter.append(
         FORWARD,
         Rule::new(
             vec![
                 comment("kubernetes forwarding rules"),
-                Match::Mark { value: MASQ_MARK, mask: MASQ_MARK, negated: false },
+                Match::Mark {
+                    value: MASQ_MARK,
+                    mask: MASQ_MARK,
+                    negated: false,
+                },
             ],
             Target::Accept,
         ),
@@ -117,7 +170,10 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
     filter.append(
         FORWARD,
         Rule::new(
-            vec![comment("kubernetes forwarding conntrack rule"), ct(&[CtState::Related, CtState::Established])],
+            vec![
+                comment("kubernetes forwarding conntrack rule"),
+                ct(&[CtState::Related, CtState::Established]),
+            ],
             Target::Accept,
         ),
     );
@@ -142,7 +198,10 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
         Rule::new(
             vec![
                 comment("kubernetes service nodeports; NOTE: this must be the last rule in this chain"),
-                Match::AddrTypeLocal { destination: true, negated: false },
+                Match::AddrTypeLocal {
+                    destination: true,
+                    negated: false,
+                },
             ],
             jump(NODEPORTS),
         ),
@@ -162,8 +221,14 @@ fn service_port_rules(
     let name = &chains.port_name;
     let cluster_ip = service.cluster_ip.expect("headless Services are skipped");
     let proto = port.protocol;
-    let dport = |p: u16| Match::DestinationPort { protocol: proto, port: Some(p) };
-    let to_ip = |ip| Match::Destination { net: host(ip), negated: false };
+    let dport = |p: u16| Match::DestinationPort {
+        protocol: proto,
+        port: Some(p),
+    };
+    let to_ip = |ip| Match::Destination {
+        net: host(ip),
+        negated: false,
+    };
     let local_endpoints: Vec<usize> = (0..port.endpoints.len())
         .filter(|&i| cluster.pods[port.endpoints[i].pod].node == node)
         .collect();
@@ -186,7 +251,12 @@ fn service_port_rules(
             filter.append(
                 EXTERNAL_SERVICES,
                 Rule::new(
-                    vec![to_ip(lb), Match::Protocol(proto), comment(format!("{name} has no endpoints")), dport(port.port)],
+                    vec![
+                        to_ip(lb),
+                        Match::Protocol(proto),
+                        comment(format!("{name} has no endpoints")),
+                        dport(port.port),
+                    ],
                     Target::Reject,
                 ),
             );
@@ -198,7 +268,10 @@ fn service_port_rules(
                     vec![
                         Match::Protocol(proto),
                         comment(format!("{name} has no endpoints")),
-                        Match::AddrTypeLocal { destination: true, negated: false },
+                        Match::AddrTypeLocal {
+                            destination: true,
+                            negated: false,
+                        },
                         dport(np),
                     ],
                     Target::Reject,
@@ -212,7 +285,12 @@ fn service_port_rules(
     nat.append(
         SERVICES,
         Rule::new(
-            vec![to_ip(cluster_ip), Match::Protocol(proto), comment(format!("{name} cluster IP")), dport(port.port)],
+            vec![
+                to_ip(cluster_ip),
+                Match::Protocol(proto),
+                comment(format!("{name} cluster IP")),
+                dport(port.port),
+            ],
             jump(&chains.svc),
         ),
     );
@@ -220,7 +298,10 @@ fn service_port_rules(
         &chains.svc,
         Rule::new(
             vec![
-                Match::Source { net: cluster.pod_network, negated: true },
+                Match::Source {
+                    net: cluster.pod_network,
+                    negated: true,
+                },
                 to_ip(cluster_ip),
                 Match::Protocol(proto),
                 comment(format!("{name} cluster IP")),
@@ -233,7 +314,15 @@ fn service_port_rules(
     spread(service, port, &chains, &chains.svc, &all, nat);
 
     if external {
-        external_rules(service, port, &chains, &local_endpoints, nat, filter);
+        external_rules(
+            cluster.pod_network,
+            service,
+            port,
+            &chains,
+            &local_endpoints,
+            nat,
+            filter,
+        );
         if service.external_traffic_policy == TrafficPolicy::Local && !local_endpoints.is_empty() {
             spread(service, port, &chains, &chains.svl, &local_endpoints, nat);
         }
@@ -244,23 +333,44 @@ fn service_port_rules(
         nat.append(
             sep,
             Rule::new(
-                vec![Match::Source { net: host(endpoint.ip), negated: false }, comment(name.clone())],
+                vec![
+                    Match::Source {
+                        net: host(endpoint.ip),
+                        negated: false,
+                    },
+                    comment(name.clone()),
+                ],
                 jump(MARK_MASQ),
             ),
         );
         let mut dnat = vec![Match::Protocol(proto), comment(name.clone())];
-        if let Some(timeout) = service.session_affinity_timeout {
-            let _ = timeout;
-            dnat.push(Match::Recent { name: sep.clone(), check: RecentCheck::Set });
+        if service.session_affinity_timeout.is_some() {
+            dnat.push(Match::Recent {
+                name: sep.clone(),
+                check: RecentCheck::Set,
+            });
         }
-        dnat.push(Match::DestinationPort { protocol: proto, port: None });
-        nat.append(sep, Rule::new(dnat, Target::Dnat(SocketAddrV4::new(endpoint.ip, endpoint.port))));
+        dnat.push(Match::DestinationPort {
+            protocol: proto,
+            port: None,
+        });
+        nat.append(
+            sep,
+            Rule::new(dnat, Target::Dnat(SocketAddrV4::new(endpoint.ip, endpoint.port))),
+        );
     }
 }
 
 /// The rules of a KUBE-SVC or KUBE-SVL chain that pick one of `endpoints`: affinity checks
 /// first, then one rule per endpoint with probability 1/(n-i), the last one unconditional.
-fn spread(service: &Service, port: &ServicePort, chains: &PortChains, chain: &str, endpoints: &[usize], nat: &mut Table) {
+fn spread(
+    service: &Service,
+    port: &ServicePort,
+    chains: &PortChains,
+    chain: &str,
+    endpoints: &[usize],
+    nat: &mut Table,
+) {
     let name = &chains.port_name;
     if let Some(seconds) = service.session_affinity_timeout {
         for &i in endpoints {
@@ -271,7 +381,10 @@ fn spread(service: &Service, port: &ServicePort, chains: &PortChains, chain: &st
                 Rule::new(
                     vec![
                         comment(format!("{name} -> {}:{}", e.ip, e.port)),
-                        Match::Recent { name: sep.clone(), check: RecentCheck::Rcheck { seconds } },
+                        Match::Recent {
+                            name: sep.clone(),
+                            check: RecentCheck::Rcheck { seconds },
+                        },
                     ],
                     jump(sep),
                 ),
@@ -292,7 +405,9 @@ fn spread(service: &Service, port: &ServicePort, chains: &PortChains, chain: &st
 }
 
 /// NodePort and load-balancer entry points, and the KUBE-EXT chain that decides masquerading.
+#[allow(clippy::too_many_arguments)]
 fn external_rules(
+    pod_network: ipnet::Ipv4Net,
     service: &Service,
     port: &ServicePort,
     chains: &PortChains,
@@ -302,14 +417,24 @@ fn external_rules(
 ) {
     let name = &chains.port_name;
     let proto = port.protocol;
-    let dport = |p: u16| Match::DestinationPort { protocol: proto, port: Some(p) };
+    let dport = |p: u16| Match::DestinationPort {
+        protocol: proto,
+        port: Some(p),
+    };
     if let Some(lb) = service.load_balancer_ip {
-        let entry = if service.load_balancer_source_ranges.is_empty() { &chains.ext } else { &chains.fw };
+        let entry = if service.load_balancer_source_ranges.is_empty() {
+            &chains.ext
+        } else {
+            &chains.fw
+        };
         nat.append(
             SERVICES,
             Rule::new(
                 vec![
-                    Match::Destination { net: host(lb), negated: false },
+                    Match::Destination {
+                        net: host(lb),
+                        negated: false,
+                    },
                     Match::Protocol(proto),
                     comment(format!("{name} loadbalancer IP")),
                     dport(port.port),
@@ -321,7 +446,13 @@ fn external_rules(
             nat.append(
                 &chains.fw,
                 Rule::new(
-                    vec![Match::Source { net: *range, negated: false }, comment(format!("{name} loadbalancer IP"))],
+                    vec![
+                        Match::Source {
+                            net: *range,
+                            negated: false,
+                        },
+                        comment(format!("{name} loadbalancer IP")),
+                    ],
                     jump(&chains.ext),
                 ),
             );
@@ -331,7 +462,10 @@ fn external_rules(
                 EXTERNAL_SERVICES,
                 Rule::new(
                     vec![
-                        Match::Destination { net: host(lb), negated: false },
+                        Match::Destination {
+                            net: host(lb),
+                            negated: false,
+                        },
                         Match::Protocol(proto),
                         comment(format!("{name} traffic not accepted by {}", chains.fw)),
                         dport(port.port),
@@ -344,7 +478,10 @@ fn external_rules(
     if let Some(np) = port.node_port {
         nat.append(
             NODEPORTS,
-            Rule::new(vec![Match::Protocol(proto), comment(name.clone()), dport(np)], jump(&chains.ext)),
+            Rule::new(
+                vec![Match::Protocol(proto), comment(name.clone()), dport(np)],
+                jump(&chains.ext),
+            ),
         );
     }
     match service.external_traffic_policy {
@@ -363,7 +500,10 @@ fn external_rules(
                 &chains.ext,
                 Rule::new(
                     vec![
-                        Match::Source { net: pod_network_of(service, chains, nat), negated: false },
+                        Match::Source {
+                            net: pod_network,
+                            negated: false,
+                        },
                         comment("pod traffic for ".to_owned() + name + " external destinations"),
                     ],
                     jump(&chains.svc),
@@ -374,7 +514,10 @@ fn external_rules(
                 Rule::new(
                     vec![
                         comment(format!("masquerade LOCAL traffic for {name} external destinations")),
-                        Match::AddrTypeLocal { destination: false, negated: false },
+                        Match::AddrTypeLocal {
+                            destination: false,
+                            negated: false,
+                        },
                     ],
                     jump(MARK_MASQ),
                 ),
@@ -384,7 +527,10 @@ fn external_rules(
                 Rule::new(
                     vec![
                         comment(format!("route LOCAL traffic for {name} external destinations")),
-                        Match::AddrTypeLocal { destination: false, negated: false },
+                        Match::AddrTypeLocal {
+                            destination: false,
+                            negated: false,
+                        },
                     ],
                     jump(&chains.svc),
                 ),
@@ -397,7 +543,10 @@ fn external_rules(
                             vec![
                                 Match::Protocol(proto),
                                 comment(format!("{name} has no local endpoints")),
-                                Match::AddrTypeLocal { destination: true, negated: false },
+                                Match::AddrTypeLocal {
+                                    destination: true,
+                                    negated: false,
+                                },
                                 dport(np),
                             ],
                             Target::Drop,
@@ -409,7 +558,10 @@ fn external_rules(
                         EXTERNAL_SERVICES,
                         Rule::new(
                             vec![
-                                Match::Destination { net: host(lb), negated: false },
+                                Match::Destination {
+                                    net: host(lb),
+                                    negated: false,
+                                },
                                 Match::Protocol(proto),
                                 comment(format!("{name} has no local endpoints")),
                                 dport(port.port),
@@ -423,18 +575,4 @@ fn external_rules(
             }
         }
     }
-}
-
-/// The pod network, read back from the masquerade rule of the Service's own KUBE-SVC chain so
-/// the "pod traffic" short-circuit and that rule can never disagree.
-fn pod_network_of(_service: &Service, chains: &PortChains, nat: &Table) -> ipnet::Ipv4Net {
-    nat.chain(&chains.svc)
-        .and_then(|c| c.rules.first())
-        .and_then(|r| {
-            r.matches.iter().find_map(|m| match m {
-                Match::Source { net, negated: true } => Some(*net),
-                _ => None,
-            })
-        })
-        .unwrap_or_default()
 }

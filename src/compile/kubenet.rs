@@ -68,12 +68,17 @@ pub fn compile(cluster: &Cluster) -> NetState {
     let node_prefix = cluster.node_network.prefix_len();
 
     for node in &cluster.nodes {
-        state.hosts.push(host(node.name.clone(), Role::Node { name: node.name.clone() }));
+        state.hosts.push(host(
+            node.name.clone(),
+            Role::Node {
+                name: node.name.clone(),
+            },
+        ));
     }
     let node_host = |i: usize| i;
 
     // Pods come after the nodes so their indices are known when the veth pairs are made.
-    for (pod_index, pod) in cluster.pods.iter().enumerate() {
+    for pod in &cluster.pods {
         let listeners = pod.listeners().map(|(c, p)| Listener {
             port: p.port,
             protocol: p.protocol,
@@ -83,7 +88,6 @@ pub fn compile(cluster: &Cluster) -> NetState {
             state.hosts[node_host(pod.node)].listeners.extend(listeners);
             continue;
         }
-        let _ = pod_index;
         let node = &cluster.nodes[pod.node];
         let pod_host_index = state.hosts.len();
         let veth = host_veth(&pod.namespace, &pod.name);
@@ -112,7 +116,10 @@ pub fn compile(cluster: &Cluster) -> NetState {
         ];
         let gateway = bridge_ip(node.pod_cidr);
         h.tables = vec![
-            RouteTable { name: "local".into(), routes: local },
+            RouteTable {
+                name: "local".into(),
+                routes: local,
+            },
             RouteTable {
                 name: "main".into(),
                 routes: vec![
@@ -203,8 +210,14 @@ pub fn compile(cluster: &Cluster) -> NetState {
             });
         }
         h.tables = vec![
-            RouteTable { name: "local".into(), routes: local },
-            RouteTable { name: "main".into(), routes: main },
+            RouteTable {
+                name: "local".into(),
+                routes: local,
+            },
+            RouteTable {
+                name: "main".into(),
+                routes: main,
+            },
         ];
         h.ip_forward = true;
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
@@ -241,8 +254,14 @@ fn router(cluster: &Cluster) -> Host {
         main.push(r);
     }
     h.tables = vec![
-        RouteTable { name: "local".into(), routes: local },
-        RouteTable { name: "main".into(), routes: main },
+        RouteTable {
+            name: "local".into(),
+            routes: local,
+        },
+        RouteTable {
+            name: "main".into(),
+            routes: main,
+        },
     ];
     h.ip_forward = true;
     h
@@ -273,7 +292,10 @@ fn internet(router: usize) -> Host {
                 .with_origin("private addresses are not routed on the internet")
         });
     }
-    h.tables = vec![RouteTable { name: "main".into(), routes: main }];
+    h.tables = vec![RouteTable {
+        name: "main".into(),
+        routes: main,
+    }];
     h.ip_forward = true;
     h
 }
@@ -296,7 +318,10 @@ pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
             MASQ_CHAIN,
             Rule::new(
                 vec![
-                    Match::Destination { net: *cidr, negated: false },
+                    Match::Destination {
+                        net: *cidr,
+                        negated: false,
+                    },
                     Match::Comment("ip-masq-agent: local traffic is not subject to MASQUERADE".into()),
                 ],
                 Target::Return,
@@ -306,12 +331,10 @@ pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
     nat.append(
         MASQ_CHAIN,
         Rule::new(
-            vec![Match::Comment("ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)".into())],
+            vec![Match::Comment(
+                "ip-masq-agent: outbound traffic is subject to MASQUERADE (must be last in chain)".into(),
+            )],
             Target::Masquerade { random_fully: false },
         ),
     );
 }
-
-/// Silences the unused-host warning for nodes without pods: every node has its index.
-#[allow(dead_code)]
-fn unused() {}

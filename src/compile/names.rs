@@ -26,7 +26,10 @@ pub fn service_chain_suffix(port_name: &str, protocol: Protocol) -> String {
 }
 
 pub fn endpoint_chain(port_name: &str, protocol: Protocol, endpoint: &str) -> String {
-    format!("KUBE-SEP-{}", hash16(&format!("{port_name}{}{endpoint}", protocol.lower())))
+    format!(
+        "KUBE-SEP-{}",
+        hash16(&format!("{port_name}{}{endpoint}", protocol.lower()))
+    )
 }
 
 /// The host side of a pod's veth pair: a short prefix and a hash of the pod, so it fits the
@@ -43,8 +46,14 @@ mod tests {
 
     #[test]
     fn chain_names_match_kube_proxy() {
-        assert_eq!(service_chain_suffix("default/kubernetes:https", Protocol::Tcp), "NPX46M4PTMTKRN6Y");
-        assert_eq!(service_chain_suffix("kube-system/kube-dns:dns", Protocol::Udp), "TCOU7JCQXEZGVUNU");
+        assert_eq!(
+            service_chain_suffix("default/kubernetes:https", Protocol::Tcp),
+            "NPX46M4PTMTKRN6Y"
+        );
+        assert_eq!(
+            service_chain_suffix("kube-system/kube-dns:dns", Protocol::Udp),
+            "TCOU7JCQXEZGVUNU"
+        );
         assert_eq!(service_chain_suffix("shop/web:http", Protocol::Tcp), "67NZLRHBNDSAWJRO");
         assert_eq!(
             endpoint_chain("shop/web:http", Protocol::Tcp, "10.244.1.5:8080"),

@@ -54,6 +54,8 @@ pub struct Decoder {
 pub struct Fields<'a> {
     entries: &'a [(Node, Node)],
     pub span: Span,
+    /// Known keys that an unknown key was probably meant to be; not reported again as missing.
+    misspelled: Vec<&'static str>,
 }
 
 impl<'a> Fields<'a> {
@@ -79,11 +81,12 @@ impl Decoder {
     }
 
     /// Opens a mapping of type `what`, reporting every key that is not in `known`.
-    pub fn fields<'a>(&mut self, node: &'a Node, what: &str, known: &[&str]) -> Option<Fields<'a>> {
+    pub fn fields<'a>(&mut self, node: &'a Node, what: &str, known: &[&'static str]) -> Option<Fields<'a>> {
         let Value::Map(entries) = &node.value else {
             self.wrong_kind(node, "a mapping", what);
             return None;
         };
+        let mut misspelled = Vec::new();
         for (key, _) in entries {
             match &key.value {
                 Value::Str(k) if known.contains(&k.as_str()) => {}
@@ -92,7 +95,10 @@ impl Decoder {
                         .at(span_of(key))
                         .label("unknown field");
                     d = match closest(k, known) {
-                        Some(best) => d.help(format!("did you mean `{best}`?")),
+                        Some(best) => {
+                            misspelled.push(best);
+                            d.help(format!("did you mean `{best}`?"))
+                        }
                         None => d.help(format!("{what} takes: {}", known.join(", "))),
                     };
                     self.push(d);
@@ -103,13 +109,14 @@ impl Decoder {
         Some(Fields {
             entries,
             span: span_of(node),
+            misspelled,
         })
     }
 
     /// Reports a missing required field at the mapping that lacks it.
     pub fn require<'a>(&mut self, fields: &Fields<'a>, key: &str, what: &str) -> Option<&'a Node> {
         let found = fields.get(key);
-        if found.is_none() {
+        if found.is_none() && !fields.misspelled.contains(&key) {
             self.push(
                 Diagnostic::error(format!("{what} has no `{key}`"))
                     .at(fields.span)
@@ -299,7 +306,12 @@ pub fn parse_cidr(text: &str) -> Result<Ipv4Net, CidrError> {
 pub fn closest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
-        .map(|k| (strsim::damerau_levenshtein(&typed.to_lowercase(), &k.to_lowercase()), *k))
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&typed.to_lowercase(), &k.to_lowercase()),
+                *k,
+            )
+        })
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min()
         .map(|(_, k)| k)

@@ -30,7 +30,10 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-pub fn parse(source: &Source) -> Result<spec::Scenario, Vec<Diagnostic>> {
+/// Decodes as much of the scenario as can be read. Problems found while decoding come back
+/// with the (partial) scenario, so validation can still look at the rest and report everything
+/// in one run; only a YAML syntax error stops early.
+pub fn parse(source: &Source) -> Result<(spec::Scenario, Vec<Diagnostic>), Vec<Diagnostic>> {
     if source.text.trim().is_empty() {
         return Err(vec![
             Diagnostic::error("the scenario is empty")
@@ -40,10 +43,7 @@ pub fn parse(source: &Source) -> Result<spec::Scenario, Vec<Diagnostic>> {
     let root: Node = serde_saphyr::from_str_with_options(&source.text, options()).map_err(|e| vec![yaml_error(&e)])?;
     let mut dec = Decoder::default();
     let scenario = spec::decode(&mut dec, &root);
-    if dec.diagnostics.iter().any(Diagnostic::is_error) {
-        return Err(dec.diagnostics);
-    }
-    Ok(scenario)
+    Ok((scenario, dec.diagnostics))
 }
 
 fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
@@ -60,7 +60,9 @@ fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
         Some((head, rest)) if head.starts_with("line ") => rest.to_owned(),
         _ => message.to_owned(),
     };
-    let message = message.lines().next().unwrap_or_default().to_owned();
+    let message = message.lines().next().unwrap_or_default();
+    // The place is shown with the snippet; do not repeat it in the message.
+    let message = message.split(" at line ").next().unwrap_or(message).to_owned();
     let mut d = Diagnostic::error(format!("invalid YAML: {message}"))
         .help("fix the YAML syntax; every other check runs once the file parses");
     if let Some(loc) = plain.location() {

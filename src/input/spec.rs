@@ -213,9 +213,13 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
     let what = "`cluster`";
     ClusterSpec {
         name: opt(&f, "name", |n| dec.string(n, "cluster name")),
-        node_network: dec.require(&f, "nodeNetwork", what).and_then(|n| dec.cidr(n, "nodeNetwork")),
+        node_network: dec
+            .require(&f, "nodeNetwork", what)
+            .and_then(|n| dec.cidr(n, "nodeNetwork")),
         gateway: opt(&f, "gateway", |n| dec.ipv4(n, "gateway address")),
-        pod_network: dec.require(&f, "podNetwork", what).and_then(|n| dec.cidr(n, "podNetwork")),
+        pod_network: dec
+            .require(&f, "podNetwork", what)
+            .and_then(|n| dec.cidr(n, "podNetwork")),
         service_network: dec
             .require(&f, "serviceNetwork", what)
             .and_then(|n| dec.cidr(n, "serviceNetwork")),
@@ -226,7 +230,12 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),
         non_masquerade_cidrs: opt(&f, "nonMasqueradeCIDRs", |n| {
             let items = dec.list(n, "nonMasqueradeCIDRs");
-            Some(items.iter().filter_map(|i| dec.cidr(i, "non-masquerade CIDR")).collect())
+            Some(
+                items
+                    .iter()
+                    .filter_map(|i| dec.cidr(i, "non-masquerade CIDR"))
+                    .collect(),
+            )
         }),
     }
 }
@@ -319,7 +328,9 @@ fn decode_container(dec: &mut Decoder, node: &Node) -> Option<ContainerSpec> {
         None => Vec::new(),
     };
     Some(ContainerSpec {
-        name: dec.require(&f, "name", "a container").and_then(|n| dec.string(n, "container name")),
+        name: dec
+            .require(&f, "name", "a container")
+            .and_then(|n| dec.string(n, "container name")),
         ports,
     })
 }
@@ -327,7 +338,9 @@ fn decode_container(dec: &mut Decoder, node: &Node) -> Option<ContainerSpec> {
 fn target_port(dec: &mut Decoder, node: &Node, what: &str) -> Option<Sp<TargetPortSpec>> {
     match &node.value {
         super::yaml::Value::Str(s) => Some(Sp::new(TargetPortSpec::Name(s.clone()), super::decode::span_of(node))),
-        _ => dec.port(node, what).map(|p| Sp::new(TargetPortSpec::Number(p.value), p.span)),
+        _ => dec
+            .port(node, what)
+            .map(|p| Sp::new(TargetPortSpec::Number(p.value), p.span)),
     }
 }
 
@@ -358,10 +371,16 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         None => Vec::new(),
     };
     Some(ServiceSpec {
-        name: dec.require(&f, "name", what).and_then(|n| dec.string(n, "service name")),
+        name: dec
+            .require(&f, "name", what)
+            .and_then(|n| dec.string(n, "service name")),
         namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
-        kind: opt(&f, "type", |n| dec.word(n, "service type", &["ClusterIP", "NodePort", "LoadBalancer"])),
-        cluster_ip: dec.require(&f, "clusterIP", what).and_then(|n| dec.string(n, "clusterIP")),
+        kind: opt(&f, "type", |n| {
+            dec.word(n, "service type", &["ClusterIP", "NodePort", "LoadBalancer"])
+        }),
+        cluster_ip: dec
+            .require(&f, "clusterIP", what)
+            .and_then(|n| dec.string(n, "clusterIP")),
         selector: opt(&f, "selector", |n| Some(dec.string_map(n, "selector"))),
         ports,
         load_balancer_ip: opt(&f, "loadBalancerIP", |n| dec.ipv4(n, "loadBalancerIP")),
@@ -377,7 +396,9 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
             dec.word(n, "internalTrafficPolicy", &["Cluster", "Local"])
         }),
         health_check_node_port: opt(&f, "healthCheckNodePort", |n| dec.port(n, "healthCheckNodePort")),
-        session_affinity: opt(&f, "sessionAffinity", |n| dec.word(n, "sessionAffinity", &["None", "ClientIP"])),
+        session_affinity: opt(&f, "sessionAffinity", |n| {
+            dec.word(n, "sessionAffinity", &["None", "ClientIP"])
+        }),
         session_affinity_timeout: opt(&f, "sessionAffinityTimeoutSeconds", |n| {
             dec.integer(n, "sessionAffinityTimeoutSeconds", 1, 86400)
         }),
@@ -390,7 +411,9 @@ fn decode_service_port(dec: &mut Decoder, node: &Node) -> Option<ServicePortSpec
     let f = dec.fields(node, "a service port", &known)?;
     Some(ServicePortSpec {
         name: opt(&f, "name", |n| dec.string(n, "port name")),
-        port: dec.require(&f, "port", "a service port").and_then(|n| dec.port(n, "port")),
+        port: dec
+            .require(&f, "port", "a service port")
+            .and_then(|n| dec.port(n, "port")),
         target_port: opt(&f, "targetPort", |n| target_port(dec, n, "targetPort")),
         // Range-checked by the model, which can say what the allowed range is for.
         node_port: opt(&f, "nodePort", |n| dec.integer(n, "nodePort", 0, 65535)),
@@ -401,8 +424,12 @@ fn decode_service_port(dec: &mut Decoder, node: &Node) -> Option<ServicePortSpec
 
 fn decode_backend(dec: &mut Decoder, f: &Fields<'_>, what: &str) -> BackendSpec {
     BackendSpec {
-        service: dec.require(f, "service", what).and_then(|n| dec.string(n, "backend service")),
-        port: dec.require(f, "port", what).and_then(|n| target_port(dec, n, "backend port")),
+        service: dec
+            .require(f, "service", what)
+            .and_then(|n| dec.string(n, "backend service")),
+        port: dec
+            .require(f, "port", what)
+            .and_then(|n| target_port(dec, n, "backend port")),
         span: f.span,
     }
 }
@@ -428,7 +455,9 @@ fn decode_ingress(dec: &mut Decoder, node: &Node) -> Option<IngressSpec> {
                         continue;
                     };
                     paths.push(IngressPathSpec {
-                        path: dec.require(&pf, "path", "an ingress path").and_then(|n| dec.string(n, "path")),
+                        path: dec
+                            .require(&pf, "path", "an ingress path")
+                            .and_then(|n| dec.string(n, "path")),
                         path_type: opt(&pf, "pathType", |n| {
                             dec.word(n, "pathType", &["Exact", "Prefix", "ImplementationSpecific"])
                         }),
@@ -443,7 +472,9 @@ fn decode_ingress(dec: &mut Decoder, node: &Node) -> Option<IngressSpec> {
         }
     }
     Some(IngressSpec {
-        name: dec.require(&f, "name", "an ingress").and_then(|n| dec.string(n, "ingress name")),
+        name: dec
+            .require(&f, "name", "an ingress")
+            .and_then(|n| dec.string(n, "ingress name")),
         namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
         controller: dec
             .require(&f, "controller", "an ingress")
@@ -459,11 +490,17 @@ fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
     let f = dec.fields(node, "a trace case", &known)?;
     let what = "a trace case";
     Some(TraceSpec {
-        from: dec.require(&f, "from", what).and_then(|n| dec.string(n, "trace source")),
-        to: dec.require(&f, "to", what).and_then(|n| dec.string(n, "trace destination")),
+        from: dec
+            .require(&f, "from", what)
+            .and_then(|n| dec.string(n, "trace source")),
+        to: dec
+            .require(&f, "to", what)
+            .and_then(|n| dec.string(n, "trace destination")),
         port: opt(&f, "port", |n| dec.port(n, "port")),
         protocol: opt(&f, "protocol", |n| dec.word(n, "protocol", &["tcp", "udp", "sctp"])),
-        expect: dec.require(&f, "expect", what).and_then(|n| dec.string(n, "expected verdict")),
+        expect: dec
+            .require(&f, "expect", what)
+            .and_then(|n| dec.string(n, "expected verdict")),
         span: f.span,
     })
 }

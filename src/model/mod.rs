@@ -4,6 +4,8 @@
 //! [`build`](validate::build), so code downstream may rely on its invariants: a pod's node exists,
 //! its IP lies in that node's podCIDR, every Service port knows its endpoints.
 
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use std::fmt;
@@ -265,7 +267,9 @@ impl Cluster {
     }
 
     pub fn pod_named(&self, namespace: &str, name: &str) -> Option<usize> {
-        self.pods.iter().position(|p| p.namespace == namespace && p.name == name)
+        self.pods
+            .iter()
+            .position(|p| p.namespace == namespace && p.name == name)
     }
 
     pub fn service_named(&self, namespace: &str, name: &str) -> Option<usize> {

@@ -36,6 +36,14 @@ pub fn build(scenario: &Scenario) -> Result<Built, Vec<Diagnostic>> {
     }
 }
 
+/// The cluster's three networks, where they could be read.
+#[derive(Clone, Copy)]
+struct Networks<'a> {
+    node_network: Option<&'a Sp<Ipv4Net>>,
+    pod_network: Option<&'a Sp<Ipv4Net>>,
+    service_network: Option<&'a Sp<Ipv4Net>>,
+}
+
 #[derive(Default)]
 struct Validator {
     diagnostics: Vec<Diagnostic>,
@@ -43,17 +51,11 @@ struct Validator {
 
 impl Validator {
     fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
-        self.diagnostics
-            .push(Diagnostic::error(message).at(span).help(help));
-    }
-
-    /// Returns the value of a field that the decoder has already reported as missing or bad.
-    fn got<T: Clone>(&self, field: &Option<Sp<T>>) -> Option<Sp<T>> {
-        field.clone()
+        self.diagnostics.push(Diagnostic::error(message).at(span).help(help));
     }
 
     fn name(&mut self, field: &Option<Sp<String>>, what: &str, dots_allowed: bool) -> Option<Sp<String>> {
-        let name = self.got(field)?;
+        let name = field.clone()?;
         let ok_label = |label: &str| {
             !label.is_empty()
                 && label.len() <= 63
@@ -81,9 +83,9 @@ impl Validator {
 
     fn cluster(&mut self, s: &Scenario) -> Option<Cluster> {
         let c = &s.cluster;
-        let node_network = self.got(&c.node_network);
-        let pod_network = self.got(&c.pod_network);
-        let service_network = self.got(&c.service_network);
+        let node_network = c.node_network.clone();
+        let pod_network = c.pod_network.clone();
+        let service_network = c.service_network.clone();
 
         let networks: Vec<(&str, Sp<Ipv4Net>)> = [
             ("nodeNetwork", node_network.clone()),
@@ -97,7 +99,8 @@ impl Validator {
             for (b_name, b) in &networks[i + 1..] {
                 // GKE's classic layout carves the Service range out of the pod network; that is
                 // sound as long as no node's podCIDR reaches into it, which `nodes` checks.
-                let service_inside_pods = *a_name == "podNetwork" && *b_name == "serviceNetwork" && a.contains(&b.value);
+                let service_inside_pods =
+                    *a_name == "podNetwork" && *b_name == "serviceNetwork" && a.contains(&b.value);
                 if overlaps(a, b) && !service_inside_pods {
                     self.error(
                         b.span,
@@ -142,7 +145,12 @@ impl Validator {
             .unwrap_or(HairpinMode::HairpinVeth);
         let bridge_nf = c.bridge_nf_call_iptables.unwrap_or(true);
 
-        let nodes = self.nodes(s, node_network.as_ref(), pod_network.as_ref(), service_network.as_ref(), gateway, hairpin, bridge_nf);
+        let networks = Networks {
+            node_network: node_network.as_ref(),
+            pod_network: pod_network.as_ref(),
+            service_network: service_network.as_ref(),
+        };
+        let nodes = self.nodes(s, networks, gateway, (hairpin, bridge_nf));
         let pods = self.pods(s, &nodes);
         let services = self.services(s, &pods, service_network.as_ref());
         let ingresses = self.ingresses(s, &services);
@@ -174,13 +182,16 @@ impl Validator {
     fn nodes(
         &mut self,
         s: &Scenario,
-        node_network: Option<&Sp<Ipv4Net>>,
-        pod_network: Option<&Sp<Ipv4Net>>,
-        service_network: Option<&Sp<Ipv4Net>>,
+        networks: Networks<'_>,
         gateway: Option<Ipv4Addr>,
-        hairpin: HairpinMode,
-        bridge_nf: bool,
+        defaults: (HairpinMode, bool),
     ) -> Vec<(Node, Span)> {
+        let Networks {
+            node_network,
+            pod_network,
+            service_network,
+        } = networks;
+        let (hairpin, bridge_nf) = defaults;
         let mut out: Vec<(Node, Span)> = Vec::new();
         let mut cidrs: Vec<(String, Sp<Ipv4Net>)> = Vec::new();
         let mut ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
@@ -189,7 +200,11 @@ impl Validator {
             if let Some(name) = &name
                 && out.iter().any(|(o, _)| o.name == name.value)
             {
-                self.error(name.span, format!("duplicate node name `{}`", name.value), "give each node its own name");
+                self.error(
+                    name.span,
+                    format!("duplicate node name `{}`", name.value),
+                    "give each node its own name",
+                );
             }
             if let (Some(ip), Some(net)) = (&n.ip, node_network)
                 && !net.contains(&ip.value)
@@ -208,8 +223,7 @@ impl Validator {
                         "the gateway is the cloud router; give the node another address",
                     );
                 }
-                if let Some(other) = ips.insert(ip.value, name.as_ref().map(|n| n.value.clone()).unwrap_or_default())
-                {
+                if let Some(other) = ips.insert(ip.value, name.as_ref().map(|n| n.value.clone()).unwrap_or_default()) {
                     self.error(
                         ip.span,
                         format!("node IP {} is already used by node `{other}`", ip.value),
@@ -330,7 +344,7 @@ impl Validator {
             let name = self.name(&p.name, "pod name", true);
             let namespace = namespace(self, &p.namespace);
             if let (Some(name), Some(ns)) = (&name, &namespace)
-                && out.iter().any(|(o, _)| &o.name == &name.value && &o.namespace == ns)
+                && out.iter().any(|(o, _)| o.name == name.value && &o.namespace == ns)
             {
                 self.error(
                     name.span,
@@ -341,13 +355,26 @@ impl Validator {
             let node = match &p.node {
                 Some(n) => match nodes.iter().position(|(node, _)| node.name == n.value) {
                     Some(i) => Some(i),
+                    // A node that is in the file but had problems of its own was reported
+                    // already; saying it "does not exist" would only mislead.
+                    None if s
+                        .nodes
+                        .iter()
+                        .any(|sn| sn.name.as_ref().is_some_and(|sn| sn.value == n.value)) =>
+                    {
+                        None
+                    }
                     None => {
                         let known: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
                         let help = match crate::input::decode::closest(&n.value, &known) {
                             Some(best) => format!("did you mean `{best}`?"),
                             None => format!("the nodes are: {}", known.join(", ")),
                         };
-                        self.error(n.span, format!("pod is on node `{}`, which does not exist", n.value), help);
+                        self.error(
+                            n.span,
+                            format!("pod is on node `{}`, which does not exist", n.value),
+                            help,
+                        );
                         None
                     }
                 },
@@ -386,7 +413,15 @@ impl Validator {
                     } else if ip.value == cidr.network() || ip.value == cidr.broadcast() {
                         self.error(
                             ip.span,
-                            format!("pod IP {} is the {} address of {cidr}", ip.value, if ip.value == cidr.network() { "network" } else { "broadcast" }),
+                            format!(
+                                "pod IP {} is the {} address of {cidr}",
+                                ip.value,
+                                if ip.value == cidr.network() {
+                                    "network"
+                                } else {
+                                    "broadcast"
+                                }
+                            ),
                             "pick an address between the bridge's and the broadcast address",
                         );
                     } else if Some(ip.value) == cidr.hosts().next() {
@@ -396,7 +431,11 @@ impl Validator {
                             format!("cbr0 holds the first address of {cidr}, the pods' gateway; pick another"),
                         );
                     } else if let Some(other) = ips.get(&ip.value) {
-                        self.error(ip.span, format!("pod IP {} is already used by pod `{other}`", ip.value), "every pod needs its own address");
+                        self.error(
+                            ip.span,
+                            format!("pod IP {} is already used by pod `{other}`", ip.value),
+                            "every pod needs its own address",
+                        );
                     }
                     Some(ip.value)
                 }
@@ -433,7 +472,11 @@ impl Validator {
             if let Some(n) = &name
                 && out.iter().any(|o| o.name == n.value)
             {
-                self.error(n.span, format!("duplicate container `{}`", n.value), "container names are unique within a pod");
+                self.error(
+                    n.span,
+                    format!("duplicate container `{}`", n.value),
+                    "container names are unique within a pod",
+                );
             }
             let mut ports = Vec::new();
             for p in &c.ports {
@@ -449,10 +492,18 @@ impl Validator {
                 }
                 if let Some(pn) = &p.name {
                     if !port_names.insert(pn.value.clone()) {
-                        self.error(pn.span, format!("duplicate port name `{}` in the pod", pn.value), "port names are unique within a pod");
+                        self.error(
+                            pn.span,
+                            format!("duplicate port name `{}` in the pod", pn.value),
+                            "port names are unique within a pod",
+                        );
                     }
                     if pn.len() > 15 {
-                        self.error(pn.span, format!("port name `{}` is longer than 15 characters", pn.value), "Kubernetes limits port names to 15 characters");
+                        self.error(
+                            pn.span,
+                            format!("port name `{}` is longer than 15 characters", pn.value),
+                            "Kubernetes limits port names to 15 characters",
+                        );
                     }
                 }
                 ports.push(ContainerPort {
@@ -462,7 +513,10 @@ impl Validator {
                 });
             }
             if let Some(name) = name {
-                out.push(Container { name: name.value, ports });
+                out.push(Container {
+                    name: name.value,
+                    ports,
+                });
             }
         }
         out
@@ -483,7 +537,11 @@ impl Validator {
             if let (Some(n), Some(ns)) = (&name, &namespace)
                 && out.iter().any(|o| o.name == n.value && &o.namespace == ns)
             {
-                self.error(n.span, format!("duplicate service `{qualified}`"), "service names are unique within a namespace");
+                self.error(
+                    n.span,
+                    format!("duplicate service `{qualified}`"),
+                    "service names are unique within a namespace",
+                );
             }
             let kind = match sv.kind.as_ref().map(|k| k.as_str()) {
                 Some("NodePort") => ServiceType::NodePort,
@@ -493,7 +551,11 @@ impl Validator {
             let cluster_ip = match &sv.cluster_ip {
                 Some(ip) if ip.value == "None" => {
                     if kind != ServiceType::ClusterIP {
-                        self.error(ip.span, format!("a {kind} Service cannot be headless"), "give it a clusterIP, or make it type ClusterIP");
+                        self.error(
+                            ip.span,
+                            format!("a {kind} Service cannot be headless"),
+                            "give it a clusterIP, or make it type ClusterIP",
+                        );
                     }
                     Some(None)
                 }
@@ -505,10 +567,17 @@ impl Validator {
                             self.error(
                                 ip.span,
                                 format!("clusterIP {addr} is outside serviceNetwork {}", net.value),
-                                format!("ClusterIPs are allocated from serviceNetwork: pick an address in {}", net.value),
+                                format!(
+                                    "ClusterIPs are allocated from serviceNetwork: pick an address in {}",
+                                    net.value
+                                ),
                             );
                         } else if let Some(other) = cluster_ips.insert(addr, qualified.clone()) {
-                            self.error(ip.span, format!("clusterIP {addr} is already used by service `{other}`"), "every Service needs its own ClusterIP");
+                            self.error(
+                                ip.span,
+                                format!("clusterIP {addr} is already used by service `{other}`"),
+                                "every Service needs its own ClusterIP",
+                            );
                         }
                         Some(Some(addr))
                     }
@@ -533,7 +602,10 @@ impl Validator {
                 None => Vec::new(),
             };
             if sv.selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
-                let sel = sv.selector.as_ref().map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
+                let sel = sv
+                    .selector
+                    .as_ref()
+                    .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
                 self.diagnostics.push(
                     Diagnostic::warning(format!("service `{qualified}` selects no pod ({})", sel.unwrap_or_default()))
                         .at(name.as_ref().map(|n| n.span).unwrap_or(sv.span))
@@ -545,14 +617,26 @@ impl Validator {
                 let Some(port) = &p.port else { continue };
                 let protocol = protocol(&p.protocol);
                 if sv.ports.len() > 1 && p.name.is_none() {
-                    self.error(p.span, "a Service with several ports must name each one", "add `name:` to every port");
+                    self.error(
+                        p.span,
+                        "a Service with several ports must name each one",
+                        "add `name:` to every port",
+                    );
                 }
                 if ports.iter().any(|o| o.port == port.value && o.protocol == protocol) {
-                    self.error(port.span, format!("port {}/{protocol} is listed twice", port.value), "list each port once");
+                    self.error(
+                        port.span,
+                        format!("port {}/{protocol} is listed twice", port.value),
+                        "list each port once",
+                    );
                 }
                 let node_port = match &p.node_port {
                     Some(np) if kind == ServiceType::ClusterIP => {
-                        self.error(np.span, "a ClusterIP Service has no nodePort", "make the Service type NodePort or LoadBalancer, or remove nodePort");
+                        self.error(
+                            np.span,
+                            "a ClusterIP Service has no nodePort",
+                            "make the Service type NodePort or LoadBalancer, or remove nodePort",
+                        );
                         None
                     }
                     Some(np) if !NODE_PORT_RANGE.contains(&(np.value as u16)) || np.value > u16::MAX as i64 => {
@@ -566,7 +650,11 @@ impl Validator {
                     Some(np) => {
                         let np_value = np.value as u16;
                         if let Some(other) = node_ports.insert(np_value, qualified.clone()) {
-                            self.error(np.span, format!("nodePort {np_value} is already used by service `{other}`"), "every NodePort is open on every node, so each must be unique in the cluster");
+                            self.error(
+                                np.span,
+                                format!("nodePort {np_value} is already used by service `{other}`"),
+                                "every NodePort is open on every node, so each must be unique in the cluster",
+                            );
                         }
                         Some(np_value)
                     }
@@ -593,7 +681,11 @@ impl Validator {
                             .map(|(_, cp)| cp.port),
                     };
                     if let Some(port) = resolved {
-                        endpoints.push(Endpoint { pod: i, ip: pod.ip, port });
+                        endpoints.push(Endpoint {
+                            pod: i,
+                            ip: pod.ip,
+                            port,
+                        });
                     }
                 }
                 if let (TargetPort::Name(n), Some(t)) = (&target, &p.target_port)
@@ -602,14 +694,28 @@ impl Validator {
                 {
                     let names: BTreeSet<String> = selected
                         .iter()
-                        .flat_map(|&i| pods[i].0.listeners().filter_map(|(_, cp)| cp.name.clone()).collect::<Vec<_>>())
+                        .flat_map(|&i| {
+                            pods[i]
+                                .0
+                                .listeners()
+                                .filter_map(|(_, cp)| cp.name.clone())
+                                .collect::<Vec<_>>()
+                        })
                         .collect();
                     let help = if names.is_empty() {
-                        "the selected pods name none of their ports; name the container port, or use a number".to_owned()
+                        "the selected pods name none of their ports; name the container port, or use a number"
+                            .to_owned()
                     } else {
-                        format!("the selected pods' port names are: {}", names.into_iter().collect::<Vec<_>>().join(", "))
+                        format!(
+                            "the selected pods' port names are: {}",
+                            names.into_iter().collect::<Vec<_>>().join(", ")
+                        )
                     };
-                    self.error(t.span, format!("targetPort `{n}` names no {protocol} container port of the selected pods"), help);
+                    self.error(
+                        t.span,
+                        format!("targetPort `{n}` names no {protocol} container port of the selected pods"),
+                        help,
+                    );
                 }
                 // kube-proxy sorts endpoints by their "ip:port" text before writing its chains.
                 endpoints.sort_by_key(|e| format!("{}:{}", e.ip, e.port));
@@ -625,7 +731,11 @@ impl Validator {
             if let Some(lb) = &sv.load_balancer_ip
                 && kind != ServiceType::LoadBalancer
             {
-                self.error(lb.span, format!("a {kind} Service has no loadBalancerIP"), "make the Service type LoadBalancer, or remove loadBalancerIP");
+                self.error(
+                    lb.span,
+                    format!("a {kind} Service has no loadBalancerIP"),
+                    "make the Service type LoadBalancer, or remove loadBalancerIP",
+                );
             }
             let external_traffic_policy = match sv.external_traffic_policy.as_ref().map(|p| p.as_str()) {
                 Some("Local") => TrafficPolicy::Local,
@@ -634,7 +744,11 @@ impl Validator {
             if let Some(p) = &sv.external_traffic_policy
                 && kind == ServiceType::ClusterIP
             {
-                self.error(p.span, "externalTrafficPolicy applies only to NodePort and LoadBalancer Services", "remove it, or change the Service type");
+                self.error(
+                    p.span,
+                    "externalTrafficPolicy applies only to NodePort and LoadBalancer Services",
+                    "remove it, or change the Service type",
+                );
             }
             let (Some(name), Some(namespace), Some(cluster_ip)) = (name, namespace, cluster_ip) else {
                 continue;
@@ -655,7 +769,12 @@ impl Validator {
                 },
                 health_check_node_port: sv.health_check_node_port.as_ref().map(|p| p.value),
                 session_affinity_timeout: match sv.session_affinity.as_ref().map(|a| a.as_str()) {
-                    Some("ClientIP") => Some(sv.session_affinity_timeout.as_ref().map(|t| t.value as u32).unwrap_or(10800)),
+                    Some("ClientIP") => Some(
+                        sv.session_affinity_timeout
+                            .as_ref()
+                            .map(|t| t.value as u32)
+                            .unwrap_or(10800),
+                    ),
                     _ => None,
                 },
             });
@@ -665,8 +784,15 @@ impl Validator {
 
     fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &[Service]) -> Option<Backend> {
         let name = b.service.as_ref()?;
-        let Some(si) = services.iter().position(|s| s.namespace == namespace && s.name == name.value) else {
-            self.error(name.span, format!("backend service `{namespace}/{}` does not exist", name.value), "an Ingress backend is a Service in the Ingress's own namespace");
+        let Some(si) = services
+            .iter()
+            .position(|s| s.namespace == namespace && s.name == name.value)
+        else {
+            self.error(
+                name.span,
+                format!("backend service `{namespace}/{}` does not exist", name.value),
+                "an Ingress backend is a Service in the Ingress's own namespace",
+            );
             return None;
         };
         let port = b.port.as_ref()?;
@@ -675,38 +801,73 @@ impl Validator {
             TargetPortSpec::Name(n) => p.name.as_deref() == Some(n.as_str()),
         });
         if found.is_none() {
-            let have: Vec<String> = services[si].ports.iter().map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string())).collect();
-            self.error(port.span, format!("service `{namespace}/{}` has no port {}", name.value, match &port.value { TargetPortSpec::Number(n) => n.to_string(), TargetPortSpec::Name(n) => n.clone() }), format!("its ports are: {}", have.join(", ")));
+            let have: Vec<String> = services[si]
+                .ports
+                .iter()
+                .map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string()))
+                .collect();
+            self.error(
+                port.span,
+                format!(
+                    "service `{namespace}/{}` has no port {}",
+                    name.value,
+                    match &port.value {
+                        TargetPortSpec::Number(n) => n.to_string(),
+                        TargetPortSpec::Name(n) => n.clone(),
+                    }
+                ),
+                format!("its ports are: {}", have.join(", ")),
+            );
         }
-        Some(Backend { service: si, port: found? })
+        Some(Backend {
+            service: si,
+            port: found?,
+        })
     }
 
     fn ingresses(&mut self, s: &Scenario, services: &[Service]) -> Vec<Ingress> {
         let mut out: Vec<Ingress> = Vec::new();
         for ing in &s.ingresses {
             let name = self.name(&ing.name, "ingress name", true);
-            let Some(namespace) = namespace(self, &ing.namespace) else { continue };
+            let Some(namespace) = namespace(self, &ing.namespace) else {
+                continue;
+            };
             let controller = ing.controller.as_ref().and_then(|c| {
                 let (ns, n) = c.split_once('/').unwrap_or(("default", c.as_str()));
                 let found = services.iter().position(|s| s.namespace == ns && s.name == n);
                 if found.is_none() {
-                    self.error(c.span, format!("controller service `{ns}/{n}` does not exist"), "name the Service in front of the ingress controller pods as namespace/name");
+                    self.error(
+                        c.span,
+                        format!("controller service `{ns}/{n}` does not exist"),
+                        "name the Service in front of the ingress controller pods as namespace/name",
+                    );
                 }
                 found
             });
-            let default_backend = ing.default_backend.as_ref().and_then(|b| self.backend(b, &namespace, services));
+            let default_backend = ing
+                .default_backend
+                .as_ref()
+                .and_then(|b| self.backend(b, &namespace, services));
             let mut rules = Vec::new();
             for r in &ing.rules {
                 if let Some(h) = &r.host
                     && !valid_host(&h.value)
                 {
-                    self.error(h.span, format!("`{}` is not a valid ingress host", h.value), "write a DNS name such as shop.example.com, or *.example.com for a wildcard of one label");
+                    self.error(
+                        h.span,
+                        format!("`{}` is not a valid ingress host", h.value),
+                        "write a DNS name such as shop.example.com, or *.example.com for a wildcard of one label",
+                    );
                 }
                 let mut paths = Vec::new();
                 for p in &r.paths {
                     let Some(path) = &p.path else { continue };
                     if !path.starts_with('/') {
-                        self.error(path.span, format!("path `{}` does not start with /", path.value), "ingress paths are absolute, for example /cart");
+                        self.error(
+                            path.span,
+                            format!("path `{}` does not start with /", path.value),
+                            "ingress paths are absolute, for example /cart",
+                        );
                     }
                     let path_type = match p.path_type.as_ref().map(|t| t.as_str()) {
                         Some("Exact") => PathType::Exact,
@@ -714,13 +875,26 @@ impl Validator {
                         _ => PathType::Prefix,
                     };
                     if let Some(backend) = self.backend(&p.backend, &namespace, services) {
-                        paths.push(IngressPath { path: path.value.clone(), path_type, backend });
+                        paths.push(IngressPath {
+                            path: path.value.clone(),
+                            path_type,
+                            backend,
+                        });
                     }
                 }
-                rules.push(IngressRule { host: r.host.as_ref().map(|h| h.value.clone()), paths });
+                rules.push(IngressRule {
+                    host: r.host.as_ref().map(|h| h.value.clone()),
+                    paths,
+                });
             }
             if let (Some(name), Some(controller)) = (name, controller) {
-                out.push(Ingress { namespace, name: name.value, controller, default_backend, rules });
+                out.push(Ingress {
+                    namespace,
+                    name: name.value,
+                    controller,
+                    default_backend,
+                    rules,
+                });
             }
         }
         out
@@ -763,7 +937,10 @@ fn namespace(v: &mut Validator, field: &Option<Sp<String>>) -> Option<String> {
 }
 
 fn protocol(field: &Option<Sp<String>>) -> Protocol {
-    field.as_ref().and_then(|p| Protocol::from_word(p)).unwrap_or(Protocol::Tcp)
+    field
+        .as_ref()
+        .and_then(|p| Protocol::from_word(p))
+        .unwrap_or(Protocol::Tcp)
 }
 
 fn hairpin_mode(word: &str) -> HairpinMode {
@@ -785,6 +962,7 @@ fn valid_host(host: &str) -> bool {
         && rest.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }

@@ -54,21 +54,50 @@ pub enum RecentCheck {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Match {
-    Source { net: Ipv4Net, negated: bool },
-    Destination { net: Ipv4Net, negated: bool },
-    InInterface { name: String, negated: bool },
-    OutInterface { name: String, negated: bool },
+    Source {
+        net: Ipv4Net,
+        negated: bool,
+    },
+    Destination {
+        net: Ipv4Net,
+        negated: bool,
+    },
+    InInterface {
+        name: String,
+        negated: bool,
+    },
+    OutInterface {
+        name: String,
+        negated: bool,
+    },
     Protocol(Protocol),
     Comment(String),
     /// `-m tcp --dport N` (or udp, sctp); with no port, just loads the protocol module.
-    DestinationPort { protocol: Protocol, port: Option<u16> },
+    DestinationPort {
+        protocol: Protocol,
+        port: Option<u16>,
+    },
     /// `-m addrtype --dst-type LOCAL` / `--src-type LOCAL`.
-    AddrTypeLocal { destination: bool, negated: bool },
-    Mark { value: u32, mask: u32, negated: bool },
+    AddrTypeLocal {
+        destination: bool,
+        negated: bool,
+    },
+    Mark {
+        value: u32,
+        mask: u32,
+        negated: bool,
+    },
     /// `-m statistic --mode random --probability P`, with P as the kernel stores it.
-    Statistic { stored: u32 },
-    Recent { name: String, check: RecentCheck },
-    Conntrack { states: Vec<CtState> },
+    Statistic {
+        stored: u32,
+    },
+    Recent {
+        name: String,
+        check: RecentCheck,
+    },
+    Conntrack {
+        states: Vec<CtState>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,9 +108,14 @@ pub enum Target {
     Return,
     Reject,
     Dnat(SocketAddrV4),
-    Masquerade { random_fully: bool },
+    Masquerade {
+        random_fully: bool,
+    },
     /// `MARK --set-xmark value/mask`: clear the mask's bits, then XOR in the value.
-    SetXMark { value: u32, mask: u32 },
+    SetXMark {
+        value: u32,
+        mask: u32,
+    },
 }
 
 /// The probability kube-proxy asks for, as the kernel stores it (a fraction of 2^31).

@@ -64,8 +64,14 @@ pub struct NetState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Role {
-    Pod { namespace: String, name: String, node: String },
-    Node { name: String },
+    Pod {
+        namespace: String,
+        name: String,
+        node: String,
+    },
+    Node {
+        name: String,
+    },
     Router,
     Internet,
 }
@@ -111,11 +117,16 @@ pub struct Host {
 pub enum Link {
     Loopback,
     /// One end of a veth pair; the other end is `peer_if` in host `peer_host`.
-    Veth { peer_host: usize, peer_if: String },
+    Veth {
+        peer_host: usize,
+        peer_if: String,
+    },
     Bridge,
     /// An interface on a shared layer-2 network (the nodes' subnet), reaching every other
     /// interface on the same segment.
-    Segment { segment: String },
+    Segment {
+        segment: String,
+    },
     /// Leaves the modelled world: what is sent here has left the cluster.
     Uplink,
 }

@@ -126,7 +126,7 @@ impl fmt::Display for Route {
             RouteProto::Boot => {}
         }
         match self.scope {
-            Scope::Link if self.kind != RouteType::Unicast || self.via.is_none() && self.dev.is_some() => {
+            Scope::Link if matches!(self.kind, RouteType::Unicast | RouteType::Broadcast) => {
                 f.write_str(" scope link")?
             }
             Scope::Host => f.write_str(" scope host")?,
@@ -199,7 +199,12 @@ fn best_of<'a>(candidates: &[&'a Route]) -> Option<&'a Route> {
     for r in candidates {
         best = match best {
             None => Some(r),
-            Some(b) if (r.dst.prefix_len(), std::cmp::Reverse(r.metric)) > (b.dst.prefix_len(), std::cmp::Reverse(b.metric)) => Some(r),
+            Some(b)
+                if (r.dst.prefix_len(), std::cmp::Reverse(r.metric))
+                    > (b.dst.prefix_len(), std::cmp::Reverse(b.metric)) =>
+            {
+                Some(r)
+            }
             keep => keep,
         };
     }
@@ -292,9 +297,18 @@ mod tests {
     #[test]
     fn prints_as_ip_route_does() {
         let (connected, local) = Route::connected(net("10.0.1.1/24"), "cbr0");
-        assert_eq!(connected.to_string(), "10.0.1.0/24 dev cbr0 proto kernel scope link src 10.0.1.1");
-        assert_eq!(local[0].to_string(), "local 10.0.1.1 dev cbr0 proto kernel scope host src 10.0.1.1");
-        assert_eq!(local[1].to_string(), "broadcast 10.0.1.255 dev cbr0 proto kernel scope link src 10.0.1.1");
+        assert_eq!(
+            connected.to_string(),
+            "10.0.1.0/24 dev cbr0 proto kernel scope link src 10.0.1.1"
+        );
+        assert_eq!(
+            local[0].to_string(),
+            "local 10.0.1.1 dev cbr0 proto kernel scope host src 10.0.1.1"
+        );
+        assert_eq!(
+            local[1].to_string(),
+            "broadcast 10.0.1.255 dev cbr0 proto kernel scope link src 10.0.1.1"
+        );
         let default = Route::unicast(net("0.0.0.0/0"), Some(ip("10.100.0.1")), "eth0");
         assert_eq!(default.to_string(), "default via 10.100.0.1 dev eth0");
     }

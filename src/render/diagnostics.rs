@@ -16,7 +16,10 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
         };
         let title = level.primary_title(d.message.as_str());
         let mut report: Vec<Group> = Vec::new();
-        let group = match d.at.and_then(|at| byte_range(&source.text, at.pos.line, at.pos.column, at.len)) {
+        let group = match d
+            .at
+            .and_then(|at| byte_range(&source.text, at.pos.line, at.pos.column, at.len))
+        {
             Some(range) => {
                 let mut annotation = AnnotationKind::Primary.span(range);
                 if let Some(label) = &d.label {
@@ -46,7 +49,11 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
             if color { "\x1b[1;31merror\x1b[0m" } else { "error" },
             source.name,
             if errors == 1 { "" } else { "s" },
-            if warnings > 0 { format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() },
+            if warnings > 0 {
+                format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" })
+            } else {
+                String::new()
+            },
         ));
     }
     out

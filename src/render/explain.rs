@@ -24,7 +24,7 @@ fn size(net: &Ipv4Net) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -41,11 +41,9 @@ pub fn render(cluster: &Cluster, state: &NetState, filter: &Filter, style: Style
     let whole = filter.node.is_none() && filter.service.is_none();
     let _ = writeln!(
         out,
-        "{} {}: CNI {}, kube-proxy {} mode, cluster domain {}\n",
+        "{} {}: CNI kubenet, kube-proxy iptables mode, cluster domain {}\n",
         style.heading("Cluster"),
         style.strong(&cluster.name),
-        "kubenet",
-        "iptables",
         cluster.cluster_domain
     );
     if whole {
@@ -63,7 +61,12 @@ pub fn render(cluster: &Cluster, state: &NetState, filter: &Filter, style: Style
         cloud_router(&mut out, router, style);
     }
     for service in &cluster.services {
-        if filter.node.is_none() && filter.service.as_ref().is_none_or(|s| s == &service.name || *s == service.qualified_name()) {
+        if filter.node.is_none()
+            && filter
+                .service
+                .as_ref()
+                .is_none_or(|s| s == &service.name || *s == service.qualified_name())
+        {
             self::service(&mut out, cluster, state, service, style);
         }
     }
@@ -83,24 +86,42 @@ fn address_plan(out: &mut String, c: &Cluster, style: Style) {
         "node network".to_owned(),
         c.node_network.to_string(),
         size(&c.node_network),
-        format!("{}; gateway {} (the cloud router)", plural(c.nodes.len(), "node"), c.gateway),
+        format!(
+            "{}; gateway {} (the cloud router)",
+            plural(c.nodes.len(), "node"),
+            c.gateway
+        ),
     ]);
     let pods = c.pods.iter().filter(|p| !p.host_network).count();
     t.add_row(vec![
         "pod network".to_owned(),
         c.pod_network.to_string(),
         size(&c.pod_network),
-        format!("{}, one per node; {}", plural(c.nodes.len(), "podCIDR"), plural(pods, "pod")),
+        format!(
+            "{}, one per node; {}",
+            plural(c.nodes.len(), "podCIDR"),
+            plural(pods, "pod")
+        ),
     ]);
     let cluster_ips = c.services.iter().filter(|s| s.cluster_ip.is_some()).count();
     t.add_row(vec![
         "service network".to_owned(),
         c.service_network.to_string(),
         size(&c.service_network),
-        format!("{}; virtual: no route points here, kube-proxy translates them on every node", plural(cluster_ips, "ClusterIP")),
+        format!(
+            "{}; virtual: no route points here, kube-proxy translates them on every node",
+            plural(cluster_ips, "ClusterIP")
+        ),
     ]);
     let _ = writeln!(out, "{t}");
-    let mut t = style.table(&["node", "node IP", "podCIDR", "pod addresses", "cbr0 (pods' gateway)", "pods"]);
+    let mut t = style.table(&[
+        "node",
+        "node IP",
+        "podCIDR",
+        "pod addresses",
+        "cbr0 (pods' gateway)",
+        "pods",
+    ]);
     for (i, n) in c.nodes.iter().enumerate() {
         let usable = (1u64 << (32 - n.pod_cidr.prefix_len())).saturating_sub(3);
         t.add_row(vec![
@@ -135,8 +156,7 @@ fn link_kind(link: &Link) -> &'static str {
     }
 }
 
-fn interfaces(out: &mut String, state_hosts: Option<&Host>, host: &Host, style: Style) {
-    let _ = state_hosts;
+fn interfaces(out: &mut String, host: &Host, style: Style) {
     let mut t = style.table(&["interface", "kind", "addresses", "attached to"]);
     for i in &host.interfaces {
         let addrs: Vec<String> = i.addrs.iter().map(|a| a.to_string()).collect();
@@ -153,14 +173,24 @@ fn interfaces(out: &mut String, state_hosts: Option<&Host>, host: &Host, style: 
         if i.promiscuous {
             attached.push_str("; promiscuous (hairpin traffic accepted)");
         }
-        t.add_row(vec![i.name.clone(), link_kind(&i.link).to_owned(), addrs.join(", "), attached]);
+        t.add_row(vec![
+            i.name.clone(),
+            link_kind(&i.link).to_owned(),
+            addrs.join(", "),
+            attached,
+        ]);
     }
     let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
 }
 
 fn routes(out: &mut String, host: &Host, style: Style) {
     for table in host.tables.iter().filter(|t| t.name == "main") {
-        let _ = writeln!(out, "  Routing table {} {}", style.strong(&table.name), style.dim("(ip route)"));
+        let _ = writeln!(
+            out,
+            "  Routing table {} {}",
+            style.strong(&table.name),
+            style.dim("(ip route)")
+        );
         let mut t = style.table(&["route", "why it is there"]);
         for r in &table.routes {
             t.add_row(vec![style.code(&r.to_string()), r.origin.clone()]);
@@ -189,7 +219,7 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
             crate::model::HairpinMode::None => "none",
         }
     );
-    interfaces(out, None, host, style);
+    interfaces(out, host, style);
     routes(out, host, style);
     let pods: Vec<_> = c.pods_on(ni).collect();
     if !pods.is_empty() {
@@ -209,7 +239,11 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
                 p.qualified_name(),
                 p.ip.to_string(),
                 network,
-                if listens.is_empty() { "-".to_owned() } else { listens.join(", ") },
+                if listens.is_empty() {
+                    "-".to_owned()
+                } else {
+                    listens.join(", ")
+                },
             ]);
         }
         let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
@@ -218,7 +252,12 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
 }
 
 fn cloud_router(out: &mut String, router: &Host, style: Style) {
-    let _ = writeln!(out, "{} {}", style.heading("Cloud router"), style.dim("(the nodes' gateway; one route per node podCIDR)"));
+    let _ = writeln!(
+        out,
+        "{} {}",
+        style.heading("Cloud router"),
+        style.dim("(the nodes' gateway; one route per node podCIDR)")
+    );
     routes(out, router, style);
     out.push('\n');
 }
@@ -295,7 +334,11 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
         out.push('\n');
         return;
     }
-    let node_hosts: Vec<&Host> = state.hosts.iter().filter(|h| matches!(h.role, Role::Node { .. })).collect();
+    let node_hosts: Vec<&Host> = state
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.role, Role::Node { .. }))
+        .collect();
     for p in &s.ports {
         let chains = port_chains(s, p);
         let label = p.name.clone().unwrap_or_else(|| p.port.to_string());
@@ -321,7 +364,12 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
             }
             let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
         }
-        let mut own = vec![chains.fw.clone(), chains.ext.clone(), chains.svc.clone(), chains.svl.clone()];
+        let mut own = vec![
+            chains.fw.clone(),
+            chains.ext.clone(),
+            chains.svc.clone(),
+            chains.svl.clone(),
+        ];
         own.extend(chains.endpoints.iter().cloned());
         // Rules differ between nodes only under a Local traffic policy; group nodes that agree.
         let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
@@ -330,7 +378,11 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
                 .into_iter()
                 .map(|l| format!("-t nat {l}"))
                 .collect();
-            lines.extend(rules_for(&h.filter, &chains.port_name, &own).into_iter().map(|l| format!("-t filter {l}")));
+            lines.extend(
+                rules_for(&h.filter, &chains.port_name, &own)
+                    .into_iter()
+                    .map(|l| format!("-t filter {l}")),
+            );
             match groups.iter_mut().find(|(l, _)| *l == lines) {
                 Some((_, names)) => names.push(h.name.clone()),
                 None => groups.push((lines, vec![h.name.clone()])),
@@ -342,7 +394,12 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
             } else {
                 names.join(", ")
             };
-            let _ = writeln!(out, "  kube-proxy rules for {} on {on} {}", chains.port_name, style.dim("(iptables-save)"));
+            let _ = writeln!(
+                out,
+                "  kube-proxy rules for {} on {on} {}",
+                chains.port_name,
+                style.dim("(iptables-save)")
+            );
             for l in lines {
                 let _ = writeln!(out, "    {}", style.code(&l));
             }
@@ -383,7 +440,12 @@ fn ingresses(out: &mut String, c: &Cluster, style: Style) {
             }
         }
         if let Some(b) = &ing.default_backend {
-            t.add_row(vec!["(no rule matched)".to_owned(), "-".into(), "default".into(), backend(b)]);
+            t.add_row(vec![
+                "(no rule matched)".to_owned(),
+                "-".into(),
+                "default".into(),
+                backend(b),
+            ]);
         }
         let _ = writeln!(out, "{}\n", indent(&t.to_string(), 2));
     }

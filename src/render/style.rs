@@ -62,7 +62,13 @@ impl Style {
 pub fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
     text.lines()
-        .map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") })
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
