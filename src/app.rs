@@ -31,15 +31,21 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Decides colour from `--color`, `NO_COLOR`, `CLICOLOR_FORCE` and whether stdout is a terminal.
-pub fn style_for(when: ColorWhen, stdout_is_terminal: bool) -> Style {
+/// Decides colour from `--color`, `NO_COLOR`, `CLICOLOR_FORCE` and whether the output is a
+/// terminal. An explicit `--color always|never` wins over the environment.
+pub fn style_for(when: ColorWhen, is_terminal: bool) -> Style {
     let env = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    let color = match when {
+    Style {
+        color: wants_color(when, is_terminal, env("NO_COLOR"), env("CLICOLOR_FORCE")),
+    }
+}
+
+fn wants_color(when: ColorWhen, is_terminal: bool, no_color: bool, force: bool) -> bool {
+    match when {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
-        ColorWhen::Auto => !env("NO_COLOR") && (env("CLICOLOR_FORCE") || stdout_is_terminal),
-    };
-    Style { color }
+        ColorWhen::Auto => !no_color && (force || is_terminal),
+    }
 }
 
 fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
@@ -150,5 +156,28 @@ pub fn usage(message: String) -> Outcome {
         stderr: format!("error: {message}\n"),
         code: EXIT_BAD_INPUT,
         ..Outcome::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_unless_asked() {
+        assert!(wants_color(ColorWhen::Auto, true, false, false));
+        assert!(!wants_color(ColorWhen::Auto, false, false, false));
+        assert!(!wants_color(ColorWhen::Auto, true, true, false), "NO_COLOR is honoured");
+        assert!(wants_color(ColorWhen::Auto, false, false, true), "CLICOLOR_FORCE is honoured");
+        assert!(wants_color(ColorWhen::Always, false, true, false));
+        assert!(!wants_color(ColorWhen::Never, true, false, true));
+    }
+
+    #[test]
+    fn plain_tables_carry_no_escape_sequences() {
+        let loaded = load(None, false).unwrap_or_else(|o| panic!("{}", o.stderr));
+        let state = crate::compile::compile(&loaded.cluster);
+        let out = render::explain::render(&loaded.cluster, &state, &Default::default(), Style::PLAIN);
+        assert!(!out.contains('\x1b'));
     }
 }
