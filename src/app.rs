@@ -168,7 +168,10 @@ mod tests {
         assert!(wants_color(ColorWhen::Auto, true, false, false));
         assert!(!wants_color(ColorWhen::Auto, false, false, false));
         assert!(!wants_color(ColorWhen::Auto, true, true, false), "NO_COLOR is honoured");
-        assert!(wants_color(ColorWhen::Auto, false, false, true), "CLICOLOR_FORCE is honoured");
+        assert!(
+            wants_color(ColorWhen::Auto, false, false, true),
+            "CLICOLOR_FORCE is honoured"
+        );
         assert!(wants_color(ColorWhen::Always, false, true, false));
         assert!(!wants_color(ColorWhen::Never, true, false, true));
     }
