@@ -576,3 +576,59 @@ fn external_rules(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{Source, parse};
+
+    fn demo() -> Cluster {
+        let source = Source {
+            name: "demo".into(),
+            text: include_str!("../../scenarios/demo.yaml").into(),
+        };
+        let (spec, problems) = parse(&source).unwrap();
+        assert!(problems.is_empty());
+        crate::model::build(&spec).unwrap_or_else(|e| panic!("{e:#?}")).cluster
+    }
+
+    #[test]
+    fn demo_web_service_spreads_evenly_over_both_endpoints() {
+        let cluster = demo();
+        let (nat, _) = tables(&cluster, 0);
+        let service = &cluster.services[0];
+        let chains = port_chains(service, &service.ports[0]);
+        let svc = nat.chain(&chains.svc).expect("KUBE-SVC chain");
+        let lines: Vec<String> = svc.rules.iter().map(|r| r.save_line(&svc.name)).collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[0].contains("! -s 10.0.0.0/14") && lines[0].ends_with("-j KUBE-MARK-MASQ"));
+        assert!(lines[1].contains("--probability 0.50000000000"));
+        assert!(lines[1].ends_with(&chains.endpoints[0]));
+        assert!(!lines[2].contains("statistic") && lines[2].ends_with(&chains.endpoints[1]));
+        for (i, endpoint) in service.ports[0].endpoints.iter().enumerate() {
+            let sep = nat.chain(&chains.endpoints[i]).expect("KUBE-SEP chain");
+            assert_eq!(
+                sep.rules.last().unwrap().target,
+                Target::Dnat(SocketAddrV4::new(endpoint.ip, endpoint.port))
+            );
+        }
+    }
+
+    #[test]
+    fn a_service_without_endpoints_gets_a_reject_and_no_nat_rules() {
+        let mut cluster = demo();
+        cluster.services[0].ports[0].endpoints.clear();
+        let (nat, filter) = tables(&cluster, 0);
+        let chains = port_chains(&cluster.services[0], &cluster.services[0].ports[0]);
+        assert!(nat.chain(&chains.svc).is_none());
+        let rejects: Vec<&Rule> = filter
+            .chain(SERVICES)
+            .unwrap()
+            .rules
+            .iter()
+            .filter(|r| r.target == Target::Reject)
+            .collect();
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].comment(), Some("default/web:http has no endpoints"));
+    }
+}

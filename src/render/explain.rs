@@ -60,6 +60,9 @@ pub fn render(cluster: &Cluster, state: &NetState, filter: &Filter, style: Style
     if whole && let Some(router) = state.hosts.iter().find(|h| h.name == ROUTER) {
         cloud_router(&mut out, router, style);
     }
+    if whole {
+        shared_rules(&mut out, cluster, state, style);
+    }
     for service in &cluster.services {
         if filter.node.is_none()
             && filter
@@ -259,6 +262,55 @@ fn cloud_router(out: &mut String, router: &Host, style: Style) {
         style.dim("(the nodes' gateway; one route per node podCIDR)")
     );
     routes(out, router, style);
+    out.push('\n');
+}
+
+/// The rules no single Service owns: the hooks into kube-proxy's chains, the masquerade mark and
+/// its use, and the egress masquerade for traffic leaving the pod network.
+fn shared_rules(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
+    let Some(node) = state.hosts.iter().find(|h| matches!(h.role, Role::Node { .. })) else {
+        return;
+    };
+    let mut service_chains: Vec<String> = Vec::new();
+    for s in &c.services {
+        for p in &s.ports {
+            let chains = port_chains(s, p);
+            service_chains.extend([chains.svc, chains.svl, chains.ext, chains.fw]);
+            service_chains.extend(chains.endpoints);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} {}",
+        style.heading("Netfilter rules shared by every Service"),
+        style.dim("(the same on every node; iptables-save)")
+    );
+    for table in [&node.nat, &node.filter] {
+        for chain in table.saved_order() {
+            if service_chains.contains(&chain.name) {
+                continue;
+            }
+            for rule in &chain.rules {
+                // Per-Service dispatch rules are listed with their Service.
+                let per_service = rule.comment().is_some_and(|comment| {
+                    c.services
+                        .iter()
+                        .flat_map(|s| s.ports.iter().map(move |p| (s, p)))
+                        .any(|(s, p)| {
+                            let name = crate::compile::names::service_port_name(s, p);
+                            comment == name || comment.starts_with(&format!("{name} "))
+                        })
+                });
+                if !per_service {
+                    let _ = writeln!(
+                        out,
+                        "  {}",
+                        style.code(&format!("-t {} {}", table.name, rule.save_line(&chain.name)))
+                    );
+                }
+            }
+        }
+    }
     out.push('\n');
 }
 
