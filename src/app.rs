@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, ColorWhen, Command};
+use crate::cli::{Cli, ColorWhen, Command, Format, ProtocolArg};
 use crate::diagnostic::{self, Diagnostic};
 use crate::input::{self, Source};
 use crate::model::{self, Cluster};
 use crate::render::{self, style::Style};
+use crate::sim::netfilter::BranchChoice;
 
 /// The demo cluster, compiled into the binary so the tool works with no file at all.
 pub const DEMO: &str = include_str!("../scenarios/demo.yaml");
@@ -109,6 +110,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     let style = style_for(cli.color, stdout_is_terminal);
     let err_color = style_for(cli.color, stderr_is_terminal).color;
     match &cli.command {
+        Command::Trace { .. } => trace_command(cli, style, err_color),
         Command::Explain {
             file,
             scenario,
@@ -148,6 +150,85 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
                 code: EXIT_OK,
             }
         }
+    }
+}
+
+fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
+    let Command::Trace {
+        scenario,
+        from,
+        container,
+        to,
+        port,
+        protocol,
+        namespace,
+        endpoint,
+        all_endpoints,
+        output,
+    } = &cli.command
+    else {
+        return usage("not a trace".into());
+    };
+    let loaded = match load(scenario.scenario.as_deref(), err_color) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let c = &loaded.cluster;
+    let state = crate::compile::compile(c);
+    let query = crate::resolve::Query {
+        from,
+        container: container.as_deref(),
+        to,
+        port: *port,
+        protocol: protocol.map(|p| match p {
+            ProtocolArg::Tcp => crate::net::Protocol::Tcp,
+            ProtocolArg::Udp => crate::net::Protocol::Udp,
+            ProtocolArg::Sctp => crate::net::Protocol::Sctp,
+        }),
+        namespace,
+    };
+    let choice = match endpoint {
+        Some(name) => {
+            let (ns, pod) = name.split_once('/').unwrap_or((namespace.as_str(), name.as_str()));
+            match c.pod_named(ns, pod.strip_prefix("pod/").unwrap_or(pod)) {
+                Some(i) => BranchChoice::DnatTo(c.pods[i].ip),
+                None => return usage(format!("--endpoint: no pod `{ns}/{pod}`")),
+            }
+        }
+        None => BranchChoice::First,
+    };
+    let first = match crate::tracer::trace(c, &state, &query, choice) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let mut traces = vec![];
+    if *all_endpoints {
+        for n in 0..crate::tracer::branch_count(&first) {
+            match crate::tracer::trace(c, &state, &query, BranchChoice::Nth(n)) {
+                Ok(t) => traces.push(t),
+                Err(e) => return usage(e),
+            }
+        }
+    } else {
+        traces.push(first);
+    }
+    let code = if traces.iter().all(|t| t.verdict.is_success()) {
+        EXIT_OK
+    } else {
+        EXIT_DROPPED
+    };
+    let stdout = match output {
+        Format::Json => render::trace::json(&traces),
+        Format::Text => traces
+            .iter()
+            .map(|t| render::trace::text(t, style))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    Outcome {
+        stdout,
+        stderr: String::new(),
+        code,
     }
 }
 

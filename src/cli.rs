@@ -50,4 +50,48 @@ pub enum Command {
         #[arg(long)]
         service: Option<String>,
     },
+    /// Trace one packet from a pod, container or node to a Service, pod, node or address, and its reply.
+    Trace {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Who sends: POD, NAMESPACE/POD, POD/CONTAINER or node/NODE.
+        #[arg(long)]
+        from: String,
+        /// The container of --from that sends (they all share the pod's network).
+        #[arg(short = 'c', long)]
+        container: Option<String>,
+        /// Where to: svc/NAME, NAMESPACE/svc/NAME, pod/NAME, node/NODE:PORT, IP, IP:PORT or localhost:PORT.
+        #[arg(long)]
+        to: String,
+        /// Destination port (defaults to the Service's or pod's only port).
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long, value_enum)]
+        protocol: Option<ProtocolArg>,
+        /// Namespace for names that carry none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Follow the branch that leads to this endpoint pod, instead of the first.
+        #[arg(long, conflicts_with = "all_endpoints")]
+        endpoint: Option<String>,
+        /// Trace every endpoint branch in turn.
+        #[arg(long)]
+        all_endpoints: bool,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }

@@ -11,4 +11,7 @@ pub mod input;
 pub mod model;
 pub mod net;
 pub mod render;
+pub mod resolve;
+pub mod sim;
 pub mod trace;
+pub mod tracer;

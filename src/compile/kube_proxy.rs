@@ -577,6 +577,16 @@ fn external_rules(
     }
 }
 
+/// What a kube-proxy rule that dropped or rejected a packet means, read from the comment it
+/// wrote on the rule.
+pub fn verdict_for_rule(rule: &str) -> Option<crate::trace::Verdict> {
+    if rule.contains(" has no endpoints\"") {
+        Some(crate::trace::Verdict::NoEndpoints)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

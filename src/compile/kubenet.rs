@@ -223,13 +223,14 @@ pub fn compile(cluster: &Cluster) -> NetState {
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
     }
 
-    state.hosts.push(router(cluster));
-    state.hosts.push(internet(state.hosts.len() - 1));
+    let router_index = state.hosts.len();
+    state.hosts.push(router(cluster, router_index + 1));
+    state.hosts.push(internet(router_index));
     state
 }
 
 /// The cloud network's router: the nodes' gateway, with one route per node podCIDR.
-fn router(cluster: &Cluster) -> Host {
+fn router(cluster: &Cluster, internet: usize) -> Host {
     let mut h = host(ROUTER.into(), Role::Router);
     let addr = net(cluster.gateway, cluster.node_network.prefix_len());
     let (connected, local) = Route::connected(addr, "eth0");
@@ -241,7 +242,14 @@ fn router(cluster: &Cluster) -> Host {
             },
             vec![addr],
         ),
-        Interface::new("uplink", Link::Uplink, Vec::new()),
+        Interface::new(
+            "uplink",
+            Link::Veth {
+                peer_host: internet,
+                peer_if: "eth0".into(),
+            },
+            Vec::new(),
+        ),
     ];
     let mut main = vec![
         Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),

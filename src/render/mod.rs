@@ -4,3 +4,4 @@
 pub mod diagnostics;
 pub mod explain;
 pub mod style;
+pub mod trace;

@@ -1,0 +1,681 @@
+//! The simulator: walks one packet, then its reply, through a [`NetState`] using only Linux
+//! primitives — route lookups, netfilter hooks in kernel order, conntrack and NAT, veths, bridges
+//! (with bridge netfilter and hairpin mode) and a shared layer-2 segment.
+//!
+//! It knows nothing of Pods or Services: hosts carry their names only as labels.
+
+pub mod netfilter;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::net::iptables::CtState;
+use crate::net::route::{self, RouteType};
+use crate::net::{Host, Link, NetState, Role};
+use crate::trace::{Hop, Place, Step, Tuple};
+use netfilter::{BranchChoice, Packet, Verdict as NfVerdict, Walk};
+
+/// How the simulated journey ended, in Linux terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// Reached a listening socket on `host`; `tuple` is what the socket saw.
+    Delivered {
+        host: usize,
+        tuple: Tuple,
+        owner: String,
+    },
+    /// Reached the client's own socket (for a reply).
+    Returned {
+        tuple: Tuple,
+    },
+    LeftCluster,
+    NoRoute {
+        host: usize,
+    },
+    Route {
+        host: usize,
+        kind: RouteType,
+        route: String,
+    },
+    NoNeighbor {
+        host: usize,
+        next_hop: Ipv4Addr,
+    },
+    NoListener {
+        host: usize,
+        tuple: Tuple,
+    },
+    HairpinRefused {
+        host: usize,
+        port: String,
+    },
+    Dropped {
+        host: usize,
+        rule: String,
+    },
+    Rejected {
+        host: usize,
+        rule: String,
+    },
+    TtlExceeded {
+        host: usize,
+    },
+    /// A reply reached a host that holds no matching socket.
+    Stray {
+        host: usize,
+        tuple: Tuple,
+    },
+}
+
+pub struct Journey {
+    pub hops: Vec<Hop>,
+    pub end: End,
+}
+
+/// One conntrack entry: the tuple as first seen on this host, and the reply it expects.
+#[derive(Debug, Clone)]
+struct Entry {
+    orig: Tuple,
+    reply: Tuple,
+}
+
+pub struct Simulator<'a> {
+    state: &'a NetState,
+    conntrack: Vec<Vec<Entry>>,
+    choice: BranchChoice,
+    hops: Vec<Hop>,
+    /// The client, while a reply travels back to it.
+    client: Option<usize>,
+}
+
+const TTL: u8 = 64;
+const MAX_HOPS: usize = 256;
+
+/// Where a frame or packet goes next.
+enum Next {
+    Receive {
+        host: usize,
+        iif: String,
+        next_hop: Ipv4Addr,
+        tuple: Tuple,
+    },
+    End(End),
+}
+
+/// Whether a packet belongs to a known connection on a host, and which way it flows.
+#[derive(Clone, Copy, PartialEq)]
+enum Direction {
+    New,
+    Reply(usize),
+}
+
+impl<'a> Simulator<'a> {
+    pub fn new(state: &'a NetState, choice: BranchChoice) -> Self {
+        Simulator {
+            state,
+            conntrack: vec![Vec::new(); state.hosts.len()],
+            choice,
+            hops: Vec::new(),
+            client: None,
+        }
+    }
+
+    /// Sends `tuple` from a socket on `host` and follows it to its end.
+    pub fn request(&mut self, host: usize, tuple: Tuple) -> Journey {
+        self.client = None;
+        self.walk(host, tuple)
+    }
+
+    /// Answers a delivered request: the server on `host` replies to what it saw, and the reply
+    /// is followed back to `client`.
+    pub fn reply(&mut self, host: usize, seen: Tuple, client: usize) -> Journey {
+        self.client = Some(client);
+        self.walk(host, seen.reversed())
+    }
+
+    fn walk(&mut self, host: usize, tuple: Tuple) -> Journey {
+        self.hops.clear();
+        let mut next = self.send(host, tuple);
+        let mut ttl = TTL;
+        loop {
+            match next {
+                Next::End(end) => {
+                    return Journey {
+                        hops: std::mem::take(&mut self.hops),
+                        end,
+                    };
+                }
+                Next::Receive {
+                    host,
+                    iif,
+                    next_hop,
+                    tuple,
+                } => {
+                    if self.hops.len() >= MAX_HOPS || ttl == 0 {
+                        return Journey {
+                            hops: std::mem::take(&mut self.hops),
+                            end: End::TtlExceeded { host },
+                        };
+                    }
+                    let (n, forwarded) = self.receive(host, &iif, next_hop, tuple, ttl);
+                    if forwarded {
+                        ttl -= 1;
+                    }
+                    next = n;
+                }
+            }
+        }
+    }
+
+    fn host(&self, i: usize) -> &'a Host {
+        &self.state.hosts[i]
+    }
+
+    fn place(&self, i: usize) -> Place {
+        let h = self.host(i);
+        let (kind, name, node) = match &h.role {
+            Role::Pod { namespace, name, node } => ("pod", format!("{namespace}/{name}"), Some(node.clone())),
+            Role::Node { name } => ("node", name.clone(), Some(name.clone())),
+            Role::Router => ("router", "cloud router".to_owned(), None),
+            Role::Internet => ("internet", "internet gateway".to_owned(), None),
+        };
+        Place {
+            kind: kind.to_owned(),
+            name,
+            node,
+        }
+    }
+
+    fn begin_hop(&mut self, host: usize, iif: Option<&str>, tuple: Tuple) {
+        self.hops.push(Hop {
+            place: self.place(host),
+            iif: iif.map(str::to_owned),
+            packet: tuple,
+            steps: Vec::new(),
+        });
+    }
+
+    fn step(&mut self, step: Step) {
+        if let Some(hop) = self.hops.last_mut() {
+            hop.steps.push(step);
+        }
+    }
+
+    fn direction(&self, host: usize, tuple: Tuple) -> Direction {
+        match self.conntrack[host].iter().position(|e| e.reply == tuple) {
+            Some(i) => Direction::Reply(i),
+            None => Direction::New,
+        }
+    }
+
+    /// Route lookup with its explanation recorded as a step.
+    fn route(&mut self, host: usize, dst: Ipv4Addr) -> Option<route::Route> {
+        let h = self.host(host);
+        let d = route::lookup(&h.tables, dst);
+        let chosen = d.route.cloned();
+        self.step(Step::Route {
+            table: d.table.to_owned(),
+            destination: dst,
+            matched: d.route.map(|r| r.to_string()),
+            route_type: d.route.map(|r| format!("{:?}", r.kind).to_lowercase()),
+            via: d.route.and_then(|r| r.via),
+            dev: d.route.and_then(|r| r.dev.clone()),
+            rejected: d.rejected,
+            origin: d.route.map(|r| r.origin.clone()).filter(|o| !o.is_empty()),
+        });
+        chosen
+    }
+
+    /// Runs one hook's tables (`nat` only for new connections, as the kernel does).
+    fn hook(&mut self, host: usize, hook: &str, pkt: &mut Packet, nat: bool, filter: bool) -> Result<(), End> {
+        let h = self.host(host);
+        let mut steps = Vec::new();
+        let mut result = Ok(());
+        let tables = [(nat, &h.nat), (filter, &h.filter)];
+        for (run, table) in tables {
+            if !run {
+                continue;
+            }
+            let mut walk = Walk {
+                host: h,
+                hook,
+                choice: self.choice,
+                steps: &mut steps,
+            };
+            match walk.run(table, pkt) {
+                NfVerdict::Accept => {}
+                NfVerdict::Drop(rule) => {
+                    result = Err(End::Dropped { host, rule });
+                    break;
+                }
+                NfVerdict::Reject(rule) => {
+                    result = Err(End::Rejected { host, rule });
+                    break;
+                }
+            }
+        }
+        for s in steps {
+            self.step(s);
+        }
+        result
+    }
+
+    /// The reverse NAT conntrack applies to a reply: the destination is restored where the
+    /// kernel does destination NAT (PREROUTING, OUTPUT), the source where it does source NAT
+    /// (POSTROUTING, INPUT).
+    fn unnat(&mut self, host: usize, entry: usize, pkt: &mut Packet, destination: bool) {
+        let orig = self.conntrack[host][entry].orig;
+        let before = pkt.tuple;
+        let (kind, changed) = if destination {
+            pkt.tuple.dst = orig.src;
+            ("un-SNAT", before.dst != orig.src)
+        } else {
+            pkt.tuple.src = orig.dst;
+            ("un-DNAT", before.src != orig.dst)
+        };
+        if changed {
+            self.step(Step::Nat {
+                nat: kind.to_owned(),
+                before,
+                after: pkt.tuple,
+                conntrack: Some(conntrack_line(&self.conntrack[host][entry])),
+            });
+        }
+    }
+
+    fn confirm(&mut self, host: usize, orig: Tuple, now: Tuple) {
+        let entry = Entry {
+            orig,
+            reply: now.reversed(),
+        };
+        if orig != now {
+            self.step(Step::Note {
+                text: format!("conntrack remembers: {}", conntrack_line(&entry)),
+            });
+        }
+        self.conntrack[host].push(entry);
+    }
+
+    /// A packet leaves a socket on `host`: route, OUTPUT, reroute after DNAT, POSTROUTING.
+    fn send(&mut self, host: usize, tuple: Tuple) -> Next {
+        self.begin_hop(host, None, tuple);
+        let dir = self.direction(host, tuple);
+        let Some(r) = self.route(host, *tuple.dst.ip()) else {
+            return Next::End(End::NoRoute { host });
+        };
+        let mut pkt = Packet {
+            tuple,
+            mark: 0,
+            iif: None,
+            oif: r.dev.clone(),
+            ct_state: if dir == Direction::New {
+                CtState::New
+            } else {
+                CtState::Established
+            },
+        };
+        if let Direction::Reply(e) = dir {
+            self.unnat(host, e, &mut pkt, true);
+        }
+        if let Err(end) = self.hook(host, "OUTPUT", &mut pkt, dir == Direction::New, true) {
+            return Next::End(end);
+        }
+        let r = if pkt.tuple.dst != tuple.dst {
+            self.step(Step::Note {
+                text: "the destination changed, so the kernel routes the packet again".into(),
+            });
+            match self.route(host, *pkt.tuple.dst.ip()) {
+                Some(r) => r,
+                None => return Next::End(End::NoRoute { host }),
+            }
+        } else {
+            r
+        };
+        if r.kind == RouteType::Local {
+            return self.local_in(host, pkt, dir, tuple, "lo");
+        }
+        pkt.oif = r.dev.clone();
+        self.out(host, pkt, dir, tuple, &r)
+    }
+
+    /// POSTROUTING, conntrack confirmation and transmission on the route's device.
+    fn out(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, r: &route::Route) -> Next {
+        if let Some(end) = blocked(host, r) {
+            return Next::End(end);
+        }
+        if let Err(end) = self.hook(host, "POSTROUTING", &mut pkt, dir == Direction::New, false) {
+            return Next::End(end);
+        }
+        match dir {
+            Direction::New => self.confirm(host, orig, pkt.tuple),
+            Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
+        }
+        let next_hop = r.via.unwrap_or(*pkt.tuple.dst.ip());
+        let dev = r.dev.clone().unwrap_or_default();
+        self.transmit(host, &dev, next_hop, None, pkt.tuple)
+    }
+
+    /// Puts a packet on the wire of `dev`, finding the interface that owns `next_hop`.
+    fn transmit(&mut self, host: usize, dev: &str, next_hop: Ipv4Addr, came_in: Option<&str>, tuple: Tuple) -> Next {
+        let h = self.host(host);
+        let Some(iface) = h.interface(dev) else {
+            return Next::End(End::NoNeighbor { host, next_hop });
+        };
+        match &iface.link {
+            Link::Veth { peer_host, peer_if } => {
+                self.step(Step::Forward {
+                    via: dev.to_owned(),
+                    detail: format!(
+                        "out {dev}, across the veth pair to {peer_if} in {}",
+                        self.place(*peer_host).name
+                    ),
+                });
+                Next::Receive {
+                    host: *peer_host,
+                    iif: peer_if.clone(),
+                    next_hop,
+                    tuple,
+                }
+            }
+            Link::Uplink => {
+                self.step(Step::Forward {
+                    via: dev.to_owned(),
+                    detail: "out to the world beyond the cluster".into(),
+                });
+                Next::End(End::LeftCluster)
+            }
+            Link::Loopback => Next::Receive {
+                host,
+                iif: "lo".into(),
+                next_hop,
+                tuple,
+            },
+            Link::Segment { segment } => {
+                let target = self.state.hosts.iter().enumerate().find_map(|(i, other)| {
+                    other
+                        .interfaces
+                        .iter()
+                        .find(|o| matches!(&o.link, Link::Segment { segment: s } if s == segment) && o.owns(next_hop))
+                        .map(|o| (i, o.name.clone()))
+                });
+                match target {
+                    Some((i, ifname)) => {
+                        self.step(Step::Forward {
+                            via: dev.to_owned(),
+                            detail: format!(
+                                "out {dev} onto the {}: {next_hop} is {} ({ifname})",
+                                segment.replace('-', " "),
+                                self.place(i).name
+                            ),
+                        });
+                        Next::Receive {
+                            host: i,
+                            iif: ifname,
+                            next_hop,
+                            tuple,
+                        }
+                    }
+                    None => Next::End(End::NoNeighbor { host, next_hop }),
+                }
+            }
+            Link::Bridge => {
+                // The bridge delivers the frame to the port behind which next_hop lives.
+                let port = h.interfaces.iter().find(|p| {
+                    p.master.as_deref() == Some(dev)
+                        && matches!(&p.link, Link::Veth { peer_host, peer_if }
+                            if self.host(*peer_host).interface(peer_if).is_some_and(|i| i.owns(next_hop)))
+                });
+                let Some(port) = port else {
+                    return Next::End(End::NoNeighbor { host, next_hop });
+                };
+                if came_in == Some(port.name.as_str())
+                    && !port.hairpin
+                    && !h.interface(dev).is_some_and(|b| b.promiscuous)
+                {
+                    return Next::End(End::HairpinRefused {
+                        host,
+                        port: port.name.clone(),
+                    });
+                }
+                if came_in == Some(port.name.as_str()) {
+                    self.step(Step::Note {
+                        text: format!(
+                            "{} is in hairpin mode: the frame may leave by the port it came in on",
+                            port.name
+                        ),
+                    });
+                }
+                self.step(Step::Forward {
+                    via: dev.to_owned(),
+                    detail: format!("{dev} forwards the frame for {next_hop} to its port {}", port.name),
+                });
+                let port_name = port.name.clone();
+                self.transmit(host, &port_name, next_hop, None, tuple)
+            }
+        }
+    }
+
+    /// A frame or packet arrives on `iif` of `host`. Returns where it goes next and whether it
+    /// was forwarded (which costs a TTL).
+    fn receive(&mut self, host: usize, iif: &str, next_hop: Ipv4Addr, tuple: Tuple, ttl: u8) -> (Next, bool) {
+        let h = self.host(host);
+        self.begin_hop(host, Some(iif), tuple);
+        let bridge = h.interface(iif).and_then(|i| i.master.clone());
+        let dir = self.direction(host, tuple);
+        let mut pkt = Packet {
+            tuple,
+            mark: 0,
+            iif: Some(iif.to_owned()),
+            oif: None,
+            ct_state: if dir == Direction::New {
+                CtState::New
+            } else {
+                CtState::Established
+            },
+        };
+        let Some(bridge) = bridge else {
+            return self.ip_input(host, pkt, dir, tuple, ttl);
+        };
+        // Layer 2 first: the frame is addressed to the bridge itself (the packet's next hop is
+        // the bridge's address) or to another port.
+        let to_bridge = h.interface(&bridge).is_some_and(|b| b.owns(next_hop));
+        let nf = h.bridge_nf_call_iptables;
+        if to_bridge {
+            self.step(Step::Forward {
+                via: iif.to_owned(),
+                detail: format!("the frame is addressed to {bridge} itself, so it goes up to the node's IP stack"),
+            });
+            if !nf {
+                pkt.iif = Some(bridge.clone());
+                return self.ip_input(host, pkt, dir, tuple, ttl);
+            }
+            // With bridge netfilter, PREROUTING runs while the frame is still on the bridge; a
+            // DNAT to an address behind the same bridge then keeps it bridged, not routed.
+            pkt.iif = Some(bridge.clone());
+            if let Some(next) = self.prerouting(host, &mut pkt, dir) {
+                return (next, false);
+            }
+            let Some(r) = self.route(host, *pkt.tuple.dst.ip()) else {
+                return (Next::End(End::NoRoute { host }), false);
+            };
+            if pkt.tuple.dst != tuple.dst && r.dev.as_deref() == Some(bridge.as_str()) && r.kind == RouteType::Unicast {
+                self.step(Step::Note {
+                    text: format!(
+                        "DNAT chose an address behind {bridge} itself: the frame is bridged back out, not routed"
+                    ),
+                });
+                let next = self.bridged(host, pkt, dir, tuple, &bridge, iif, &r);
+                return (next, false);
+            }
+            return self.after_routing(host, pkt, dir, tuple, r, ttl);
+        }
+        self.step(Step::Forward {
+            via: iif.to_owned(),
+            detail: format!("the frame is for {next_hop}, another port of {bridge}: bridged"),
+        });
+        if !nf {
+            self.step(Step::Note {
+                text: "bridge-nf-call-iptables is off: bridged frames skip iptables and conntrack".into(),
+            });
+            return (self.transmit(host, &bridge, next_hop, Some(iif), tuple), false);
+        }
+        pkt.iif = Some(bridge.clone());
+        if let Some(next) = self.prerouting(host, &mut pkt, dir) {
+            return (next, false);
+        }
+        let r = route::Route::unicast(ipnet::Ipv4Net::new(next_hop, 32).expect("/32"), None, &bridge);
+        (self.bridged(host, pkt, dir, tuple, &bridge, iif, &r), false)
+    }
+
+    /// PREROUTING: reverse NAT for replies, the nat table for new connections.
+    fn prerouting(&mut self, host: usize, pkt: &mut Packet, dir: Direction) -> Option<Next> {
+        if let Direction::Reply(e) = dir {
+            self.unnat(host, e, pkt, true);
+        }
+        self.hook(host, "PREROUTING", pkt, dir == Direction::New, false)
+            .err()
+            .map(Next::End)
+    }
+
+    /// A frame that stays on the bridge: FORWARD and POSTROUTING through bridge netfilter,
+    /// then out of the port that leads to the destination.
+    #[allow(clippy::too_many_arguments)]
+    fn bridged(
+        &mut self,
+        host: usize,
+        mut pkt: Packet,
+        dir: Direction,
+        orig: Tuple,
+        bridge: &str,
+        iif: &str,
+        r: &route::Route,
+    ) -> Next {
+        pkt.oif = Some(bridge.to_owned());
+        if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
+            return Next::End(end);
+        }
+        if let Err(end) = self.hook(host, "POSTROUTING", &mut pkt, dir == Direction::New, false) {
+            return Next::End(end);
+        }
+        match dir {
+            Direction::New => self.confirm(host, orig, pkt.tuple),
+            Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
+        }
+        let next_hop = r.via.unwrap_or(*pkt.tuple.dst.ip());
+        self.transmit(host, bridge, next_hop, Some(iif), pkt.tuple)
+    }
+
+    fn ip_input(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, ttl: u8) -> (Next, bool) {
+        if let Some(next) = self.prerouting(host, &mut pkt, dir) {
+            return (next, false);
+        }
+        let Some(r) = self.route(host, *pkt.tuple.dst.ip()) else {
+            return (Next::End(End::NoRoute { host }), false);
+        };
+        self.after_routing(host, pkt, dir, orig, r, ttl)
+    }
+
+    fn after_routing(
+        &mut self,
+        host: usize,
+        mut pkt: Packet,
+        dir: Direction,
+        orig: Tuple,
+        r: route::Route,
+        ttl: u8,
+    ) -> (Next, bool) {
+        if r.kind == RouteType::Local {
+            let iif = pkt.iif.clone().unwrap_or_default();
+            return (self.local_in(host, pkt, dir, orig, &iif), false);
+        }
+        if let Some(end) = blocked(host, &r) {
+            return (Next::End(end), false);
+        }
+        if !self.host(host).ip_forward {
+            return (Next::End(End::NoRoute { host }), false);
+        }
+        if ttl <= 1 {
+            return (Next::End(End::TtlExceeded { host }), false);
+        }
+        pkt.oif = r.dev.clone();
+        if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
+            return (Next::End(end), false);
+        }
+        (self.out(host, pkt, dir, orig, &r), true)
+    }
+
+    /// INPUT, then the socket: a listener for a request, the client for a reply.
+    fn local_in(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, iif: &str) -> Next {
+        let _ = iif;
+        if let Err(end) = self.hook(host, "INPUT", &mut pkt, dir == Direction::New, true) {
+            return Next::End(end);
+        }
+        match dir {
+            Direction::New => self.confirm(host, orig, pkt.tuple),
+            Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
+        }
+        if let Some(client) = self.client {
+            if client == host {
+                self.step(Step::Deliver {
+                    listener: "the client's socket".into(),
+                });
+                return Next::End(End::Returned { tuple: pkt.tuple });
+            }
+            return Next::End(End::Stray { host, tuple: pkt.tuple });
+        }
+        let h = self.host(host);
+        match h
+            .listeners
+            .iter()
+            .find(|l| l.port == pkt.tuple.dst.port() && l.protocol == pkt.tuple.protocol)
+        {
+            Some(l) => {
+                self.step(Step::Deliver {
+                    listener: l.owner.clone(),
+                });
+                Next::End(End::Delivered {
+                    host,
+                    tuple: pkt.tuple,
+                    owner: l.owner.clone(),
+                })
+            }
+            None => Next::End(End::NoListener { host, tuple: pkt.tuple }),
+        }
+    }
+}
+
+/// The end a blackhole, unreachable or prohibit route means.
+fn blocked(host: usize, r: &route::Route) -> Option<End> {
+    match r.kind {
+        RouteType::Blackhole | RouteType::Unreachable | RouteType::Prohibit => Some(End::Route {
+            host,
+            kind: r.kind,
+            route: r.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// A conntrack entry as `conntrack -L` prints its addresses.
+fn conntrack_line(e: &Entry) -> String {
+    let side = |t: Tuple| {
+        format!(
+            "src={} dst={} sport={} dport={}",
+            t.src.ip(),
+            t.dst.ip(),
+            t.src.port(),
+            t.dst.port()
+        )
+    };
+    format!("{} {} {}", e.orig.protocol.lower(), side(e.orig), side(e.reply))
+}
+
+/// The source port a traced client uses, fixed so traces are reproducible.
+pub const CLIENT_PORT: u16 = 40000;
+
+pub fn client_tuple(protocol: crate::net::Protocol, src: Ipv4Addr, dst: SocketAddrV4) -> Tuple {
+    Tuple {
+        protocol,
+        src: SocketAddrV4::new(src, CLIENT_PORT),
+        dst,
+    }
+}

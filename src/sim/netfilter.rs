@@ -1,0 +1,257 @@
+//! Walking one netfilter table for one hook, rule by rule, as the kernel does: jumps into user
+//! chains and back, terminal verdicts, marks, NAT targets, and the random choice of the
+//! `statistic` match made deterministic by a [`BranchChoice`].
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::net::Host;
+use crate::net::iptables::{CtState, Match, RecentCheck, Rule, Table, Target, probability_of};
+use crate::net::route::RouteType;
+use crate::trace::{Branch, Step, Tuple};
+
+/// Which branch a run of `statistic --mode random` rules takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BranchChoice {
+    /// The first, in rule order.
+    First,
+    /// The n-th (0-based), for walking every branch in turn.
+    Nth(usize),
+    /// The branch that ends in a DNAT to this address.
+    DnatTo(Ipv4Addr),
+}
+
+/// What the packet looks like to the rules, and what they may change.
+pub struct Packet {
+    pub tuple: Tuple,
+    pub mark: u32,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub ct_state: CtState,
+}
+
+/// How a table's walk ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Accept,
+    Drop(String),
+    Reject(String),
+}
+
+pub struct Walk<'a> {
+    pub host: &'a Host,
+    pub hook: &'a str,
+    pub choice: BranchChoice,
+    pub steps: &'a mut Vec<Step>,
+}
+
+enum Flow {
+    /// The chain ran out or hit RETURN: carry on in the caller.
+    Continue,
+    Stop(Verdict),
+}
+
+const MAX_DEPTH: usize = 32;
+
+impl Walk<'_> {
+    /// Runs `table`'s built-in chain named after the hook.
+    pub fn run(&mut self, table: &Table, pkt: &mut Packet) -> Verdict {
+        let Some(chain) = table.chain(self.hook) else {
+            return Verdict::Accept;
+        };
+        if chain.rules.is_empty() {
+            return Verdict::Accept;
+        }
+        match self.chain(table, self.hook, pkt, 0) {
+            Flow::Stop(v) => v,
+            Flow::Continue => Verdict::Accept,
+        }
+    }
+
+    fn chain(&mut self, table: &Table, name: &str, pkt: &mut Packet, depth: usize) -> Flow {
+        let Some(chain) = table.chain(name) else {
+            return Flow::Continue;
+        };
+        if depth > MAX_DEPTH {
+            return Flow::Stop(Verdict::Drop(format!("chain {name} nests too deep")));
+        }
+        let mut chosen_branch: Option<usize> = None;
+        for (i, rule) in chain.rules.iter().enumerate() {
+            let statistic = rule.matches.iter().any(|m| matches!(m, Match::Statistic { .. }));
+            if statistic && chosen_branch.is_none() {
+                chosen_branch = Some(self.choose(table, name, &chain.rules[i..]) + i);
+            }
+            let matched = match chosen_branch {
+                Some(branch) if i >= branch => i == branch,
+                Some(_) => false,
+                None => self.matches(rule, pkt),
+            };
+            if !matched {
+                continue;
+            }
+            let line = rule.save_line(name);
+            let step = |action: String| Step::Netfilter {
+                hook: self.hook.to_owned(),
+                table: table.name.clone(),
+                chain: name.to_owned(),
+                rule: Some(line.clone()),
+                action,
+            };
+            match &rule.target {
+                Target::Jump(next) => {
+                    self.steps.push(step(format!("jump to {next}")));
+                    if let Flow::Stop(v) = self.chain(table, next, pkt, depth + 1) {
+                        return Flow::Stop(v);
+                    }
+                }
+                Target::Return => {
+                    self.steps.push(step(format!("return from {name}")));
+                    return Flow::Continue;
+                }
+                Target::Accept => {
+                    self.steps.push(step("accept".into()));
+                    return Flow::Stop(Verdict::Accept);
+                }
+                Target::Drop => {
+                    self.steps.push(step("drop".into()));
+                    return Flow::Stop(Verdict::Drop(line));
+                }
+                Target::Reject => {
+                    self.steps.push(step("reject (ICMP port unreachable)".into()));
+                    return Flow::Stop(Verdict::Reject(line));
+                }
+                Target::SetXMark { value, mask } => {
+                    pkt.mark = (pkt.mark & !mask) ^ value;
+                    self.steps.push(step(format!("mark is now {:#x}", pkt.mark)));
+                }
+                Target::Dnat(to) => {
+                    let before = pkt.tuple;
+                    pkt.tuple.dst = *to;
+                    self.steps.push(step(format!("DNAT to {to}")));
+                    self.steps.push(Step::Nat {
+                        nat: "DNAT".into(),
+                        before,
+                        after: pkt.tuple,
+                        conntrack: None,
+                    });
+                    return Flow::Stop(Verdict::Accept);
+                }
+                Target::Masquerade { .. } => {
+                    let before = pkt.tuple;
+                    let addr = pkt.oif.as_deref().and_then(|dev| self.host.primary_addr(dev));
+                    if let Some(addr) = addr {
+                        pkt.tuple.src = SocketAddrV4::new(addr, pkt.tuple.src.port());
+                    }
+                    self.steps.push(step(format!(
+                        "MASQUERADE: source becomes {}'s address",
+                        pkt.oif.as_deref().unwrap_or("the outgoing interface")
+                    )));
+                    self.steps.push(Step::Nat {
+                        nat: "MASQUERADE".into(),
+                        before,
+                        after: pkt.tuple,
+                        conntrack: None,
+                    });
+                    return Flow::Stop(Verdict::Accept);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Records the load-balancing decision of a run of statistic rules and returns the index
+    /// (within `rules`) of the branch taken.
+    fn choose(&mut self, table: &Table, chain: &str, rules: &[Rule]) -> usize {
+        let mut branches = Vec::new();
+        let mut left = 1.0;
+        for rule in rules {
+            let p = rule
+                .matches
+                .iter()
+                .find_map(|m| match m {
+                    Match::Statistic { stored } => Some(probability_of(*stored)),
+                    _ => None,
+                })
+                .unwrap_or(1.0);
+            branches.push(Branch {
+                rule: rule.save_line(chain),
+                target: match &rule.target {
+                    Target::Jump(c) => c.clone(),
+                    other => other.to_string(),
+                },
+                probability: p,
+                share: left * p,
+                chosen: false,
+            });
+            left *= 1.0 - p;
+            if p >= 1.0 {
+                break;
+            }
+        }
+        let (index, how) = match self.choice {
+            BranchChoice::First => (0, "the first branch, in the order kube-proxy wrote them".to_owned()),
+            BranchChoice::Nth(n) => (
+                n.min(branches.len().saturating_sub(1)),
+                format!("branch {}, as asked", n + 1),
+            ),
+            BranchChoice::DnatTo(ip) => {
+                let found = rules[..branches.len()].iter().position(|r| match &r.target {
+                    Target::Jump(c) => table.chain(c).is_some_and(|c| {
+                        c.rules
+                            .iter()
+                            .any(|r| matches!(r.target, Target::Dnat(to) if *to.ip() == ip))
+                    }),
+                    _ => false,
+                });
+                match found {
+                    Some(i) => (i, format!("the branch that leads to {ip}, as asked")),
+                    None => (0, format!("no branch leads to {ip}; the first is followed")),
+                }
+            }
+        };
+        if let Some(b) = branches.get_mut(index) {
+            b.chosen = true;
+        }
+        self.steps.push(Step::LoadBalance {
+            chain: chain.to_owned(),
+            branches,
+            how,
+        });
+        index
+    }
+
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.host
+            .tables
+            .iter()
+            .filter(|t| t.name == "local")
+            .flat_map(|t| &t.routes)
+            .any(|r| r.kind == RouteType::Local && r.dst.contains(&ip))
+    }
+
+    fn matches(&self, rule: &Rule, pkt: &Packet) -> bool {
+        rule.matches.iter().all(|m| match m {
+            Match::Source { net, negated } => net.contains(pkt.tuple.src.ip()) != *negated,
+            Match::Destination { net, negated } => net.contains(pkt.tuple.dst.ip()) != *negated,
+            Match::InInterface { name, negated } => (pkt.iif.as_deref() == Some(name)) != *negated,
+            Match::OutInterface { name, negated } => (pkt.oif.as_deref() == Some(name)) != *negated,
+            Match::Protocol(p) => pkt.tuple.protocol == *p,
+            Match::Comment(_) => true,
+            Match::DestinationPort { protocol, port } => {
+                pkt.tuple.protocol == *protocol && port.is_none_or(|p| pkt.tuple.dst.port() == p)
+            }
+            Match::AddrTypeLocal { destination, negated } => {
+                let addr = if *destination {
+                    pkt.tuple.dst.ip()
+                } else {
+                    pkt.tuple.src.ip()
+                };
+                self.is_local(*addr) != *negated
+            }
+            Match::Mark { value, mask, negated } => ((pkt.mark & mask) == *value) != *negated,
+            // A traced packet is the first of its connection: nothing is remembered yet.
+            Match::Recent { check, .. } => matches!(check, RecentCheck::Set),
+            Match::Conntrack { states } => states.contains(&pkt.ct_state),
+            Match::Statistic { .. } => true,
+        })
+    }
+}
