@@ -139,7 +139,10 @@ fn describe(end: &End, name: &dyn Fn(usize) -> String) -> String {
         ),
         End::Dropped { host, rule } => format!("{} dropped it: {rule}", name(*host)),
         End::Rejected { host, rule } => format!("{} rejected it: {rule}", name(*host)),
-        End::TtlExceeded { host } => format!("the TTL ran out at {}: the routes form a loop", name(*host)),
+        End::TtlExceeded { host } => format!(
+            "the routes form a loop through {}; the TTL runs out on the way round",
+            name(*host)
+        ),
         End::Stray { host, tuple } => format!("the reply reached {} instead of the client ({tuple})", name(*host)),
     }
 }

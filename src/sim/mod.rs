@@ -136,6 +136,7 @@ impl<'a> Simulator<'a> {
         self.hops.clear();
         let mut next = self.send(host, tuple);
         let mut ttl = TTL;
+        let mut seen: Vec<(usize, String, Tuple)> = Vec::new();
         loop {
             match next {
                 Next::End(end) => {
@@ -150,6 +151,22 @@ impl<'a> Simulator<'a> {
                     next_hop,
                     tuple,
                 } => {
+                    // A packet arriving where it already was, unchanged, will go round the same
+                    // circle until its TTL runs out: say so once instead of walking every lap.
+                    let here = (host, iif.clone(), tuple);
+                    if let Some(first) = seen.iter().position(|s| *s == here) {
+                        let lap = seen.len() - first;
+                        self.step(Step::Note {
+                            text: format!(
+                                "next stop: back where the packet was {lap} hops ago, with the same addresses; it circles until its TTL of {TTL} runs out"
+                            ),
+                        });
+                        return Journey {
+                            hops: std::mem::take(&mut self.hops),
+                            end: End::TtlExceeded { host },
+                        };
+                    }
+                    seen.push(here);
                     if self.hops.len() >= MAX_HOPS || ttl == 0 {
                         return Journey {
                             hops: std::mem::take(&mut self.hops),
@@ -500,7 +517,7 @@ impl<'a> Simulator<'a> {
             if pkt.tuple.dst != tuple.dst && r.dev.as_deref() == Some(bridge.as_str()) && r.kind == RouteType::Unicast {
                 self.step(Step::Note {
                     text: format!(
-                        "DNAT chose an address behind {bridge} itself: the frame is bridged back out, not routed"
+                        "the new destination is behind {bridge} itself: the frame is bridged back out, not routed"
                     ),
                 });
                 let next = self.bridged(host, pkt, dir, tuple, &bridge, iif, &r);
