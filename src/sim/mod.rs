@@ -5,6 +5,8 @@
 //! It knows nothing of Pods or Services: hosts carry their names only as labels.
 
 pub mod netfilter;
+#[cfg(test)]
+mod tests;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 

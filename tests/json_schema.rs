@@ -1,0 +1,59 @@
+//! Every JSON trace the golden tests pin must validate against the documented schema, so the
+//! schema in docs/ and the output cannot drift apart.
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string("docs/trace.schema.json").expect("docs/trace.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+}
+
+/// Runs the binary with the arguments of a golden case (the `args = [...]` line is JSON too).
+/// The golden files themselves cannot be parsed: the golden-test runner rewrites backslashes.
+fn output_of(case: &std::path::Path) -> serde_json::Value {
+    let toml = std::fs::read_to_string(case).unwrap();
+    let args_line = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("args = "))
+        .expect("an args line");
+    let args: Vec<String> = serde_json::from_str(args_line).expect("args is a JSON array of strings");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8snet"))
+        .args(&args)
+        .env_remove("K8SNET_SCENARIO")
+        .output()
+        .expect("the binary runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{} printed no JSON: {e}", case.display()))
+}
+
+#[test]
+fn every_json_trace_matches_the_schema() {
+    let validator = schema();
+    let mut checked = 0;
+    for entry in std::fs::read_dir("tests/cmd").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("trace-") && name.ends_with("-json.toml")) {
+            continue;
+        }
+        let value = output_of(&path);
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{name} does not match the schema:\n{}",
+            errors.join("\n")
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} JSON traces were checked");
+}
+
+#[test]
+fn the_schema_rejects_an_unknown_verdict() {
+    let validator = schema();
+    let mut value = output_of(std::path::Path::new("tests/cmd/trace-demo-builtin-json.toml"));
+    assert!(validator.is_valid(&value));
+    value["verdict"] = "teleported".into();
+    assert!(!validator.is_valid(&value));
+}
