@@ -44,7 +44,23 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
     };
 
     // The source: a node, or a pod (optionally one of its containers).
-    let (src_host, src_ip, client) = if let Some(node) = q.from.strip_prefix("node/") {
+    // An address stands for the pod (or node) that holds it.
+    let from_ip = q.from.parse::<Ipv4Addr>().ok();
+    let named_by_ip = from_ip.and_then(|ip| {
+        c.pods
+            .iter()
+            .find(|p| p.ip == ip && !p.host_network)
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .or_else(|| c.nodes.iter().find(|n| n.ip == ip).map(|n| format!("node/{}", n.name)))
+    });
+    if let (Some(ip), None) = (from_ip, &named_by_ip) {
+        return Err(format!("no pod or node has the address {ip}"));
+    }
+    if let (Some(ip), Some(name)) = (from_ip, &named_by_ip) {
+        notes.push(format!("{ip} is {name}"));
+    }
+    let from = named_by_ip.as_deref().unwrap_or(q.from);
+    let (src_host, src_ip, client) = if let Some(node) = from.strip_prefix("node/") {
         let i = c.node_named(node).ok_or_else(|| format!("no node `{node}`"))?;
         notes.push(format!(
             "node/{node} sends from its own network namespace, address {}",
@@ -52,7 +68,7 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
         ));
         (host_of(node)?, c.nodes[i].ip, format!("node/{node}"))
     } else {
-        let name = q.from.strip_prefix("pod/").unwrap_or(q.from);
+        let name = from.strip_prefix("pod/").unwrap_or(from);
         let parts: Vec<&str> = name.split('/').collect();
         // `a/b` is namespace/pod when such a pod exists, else pod/container.
         let (ns, pod, container) = match parts.as_slice() {
