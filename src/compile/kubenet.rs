@@ -115,20 +115,14 @@ pub fn compile(cluster: &Cluster) -> NetState {
             ),
         ];
         let gateway = bridge_ip(node.pod_cidr);
-        h.tables = vec![
-            RouteTable {
-                name: "local".into(),
-                routes: local,
-            },
-            RouteTable {
-                name: "main".into(),
-                routes: vec![
-                    Route::unicast(Ipv4Net::default(), Some(gateway), "eth0")
-                        .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
-                    connected,
-                ],
-            },
-        ];
+        h.tables = RouteTable::local_and_main(
+            local,
+            vec![
+                Route::unicast(Ipv4Net::default(), Some(gateway), "eth0")
+                    .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
+                connected,
+            ],
+        );
         h.listeners = listeners.collect();
         state.hosts.push(h);
 
@@ -209,16 +203,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
                 origin: format!("extra route from the scenario, line {}", r.line),
             });
         }
-        h.tables = vec![
-            RouteTable {
-                name: "local".into(),
-                routes: local,
-            },
-            RouteTable {
-                name: "main".into(),
-                routes: main,
-            },
-        ];
+        h.tables = RouteTable::local_and_main(local, main);
         h.ip_forward = true;
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
     }
@@ -261,16 +246,7 @@ fn router(cluster: &Cluster, internet: usize) -> Host {
         r.proto = RouteProto::Static;
         main.push(r);
     }
-    h.tables = vec![
-        RouteTable {
-            name: "local".into(),
-            routes: local,
-        },
-        RouteTable {
-            name: "main".into(),
-            routes: main,
-        },
-    ];
+    h.tables = RouteTable::local_and_main(local, main);
     h.ip_forward = true;
     h
 }

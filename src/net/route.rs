@@ -148,6 +148,22 @@ pub struct RouteTable {
     pub routes: Vec<Route>,
 }
 
+impl RouteTable {
+    /// A namespace's tables in lookup order: `local`, then `main`.
+    pub fn local_and_main(local: Vec<Route>, main: Vec<Route>) -> Vec<RouteTable> {
+        vec![
+            RouteTable {
+                name: "local".into(),
+                routes: local,
+            },
+            RouteTable {
+                name: "main".into(),
+                routes: main,
+            },
+        ]
+    }
+}
+
 /// Why a matching route lost to the one chosen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {

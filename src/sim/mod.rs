@@ -353,11 +353,21 @@ impl<'a> Simulator<'a> {
             return self.local_in(host, pkt, dir, tuple, "lo");
         }
         pkt.oif = r.dev.clone();
-        self.out(host, pkt, dir, tuple, &r)
+        self.out(host, pkt, dir, tuple, &r, None)
     }
 
     /// POSTROUTING, conntrack confirmation and transmission on the route's device.
-    fn out(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, r: &route::Route) -> Next {
+    /// `came_in` is the bridge port a bridged frame arrived on, which it may not leave by
+    /// unless that port is in hairpin mode.
+    fn out(
+        &mut self,
+        host: usize,
+        mut pkt: Packet,
+        dir: Direction,
+        orig: Tuple,
+        r: &route::Route,
+        came_in: Option<&str>,
+    ) -> Next {
         if let Some(end) = blocked(host, r) {
             return Next::End(end);
         }
@@ -370,7 +380,7 @@ impl<'a> Simulator<'a> {
         }
         let next_hop = r.via.unwrap_or(*pkt.tuple.dst.ip());
         let dev = r.dev.clone().unwrap_or_default();
-        self.transmit(host, &dev, next_hop, None, pkt.tuple)
+        self.transmit(host, &dev, next_hop, came_in, pkt.tuple)
     }
 
     /// Puts a packet on the wire of `dev`, finding the interface that owns `next_hop`.
@@ -572,15 +582,7 @@ impl<'a> Simulator<'a> {
         if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
             return Next::End(end);
         }
-        if let Err(end) = self.hook(host, "POSTROUTING", &mut pkt, dir == Direction::New, false) {
-            return Next::End(end);
-        }
-        match dir {
-            Direction::New => self.confirm(host, orig, pkt.tuple),
-            Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
-        }
-        let next_hop = r.via.unwrap_or(*pkt.tuple.dst.ip());
-        self.transmit(host, bridge, next_hop, Some(iif), pkt.tuple)
+        self.out(host, pkt, dir, orig, r, Some(iif))
     }
 
     fn ip_input(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, ttl: u8) -> (Next, bool) {
@@ -619,7 +621,7 @@ impl<'a> Simulator<'a> {
         if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
             return (Next::End(end), false);
         }
-        (self.out(host, pkt, dir, orig, &r), true)
+        (self.out(host, pkt, dir, orig, &r, None), true)
     }
 
     /// INPUT, then the socket: a listener for a request, the client for a reply.
