@@ -1,0 +1,153 @@
+//! Ingresses and the trace cases a scenario pins for CI.
+
+use super::{Validator, namespace, valid_host};
+use crate::input::spec::{self, Scenario, TargetPortSpec};
+use crate::model::*;
+
+impl Validator {
+    fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &[Service]) -> Option<Backend> {
+        let name = b.service.as_ref()?;
+        let Some(si) = services
+            .iter()
+            .position(|s| s.namespace == namespace && s.name == name.value)
+        else {
+            self.error(
+                name.span,
+                format!("backend service `{namespace}/{}` does not exist", name.value),
+                "an Ingress backend is a Service in the Ingress's own namespace",
+            );
+            return None;
+        };
+        let port = b.port.as_ref()?;
+        let found = services[si].ports.iter().position(|p| match &port.value {
+            TargetPortSpec::Number(n) => p.port == *n,
+            TargetPortSpec::Name(n) => p.name.as_deref() == Some(n.as_str()),
+        });
+        if found.is_none() {
+            let have: Vec<String> = services[si]
+                .ports
+                .iter()
+                .map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string()))
+                .collect();
+            self.error(
+                port.span,
+                format!(
+                    "service `{namespace}/{}` has no port {}",
+                    name.value,
+                    match &port.value {
+                        TargetPortSpec::Number(n) => n.to_string(),
+                        TargetPortSpec::Name(n) => n.clone(),
+                    }
+                ),
+                format!("its ports are: {}", have.join(", ")),
+            );
+        }
+        Some(Backend {
+            service: si,
+            port: found?,
+        })
+    }
+
+    pub(super) fn ingresses(&mut self, s: &Scenario, services: &[Service]) -> Vec<Ingress> {
+        let mut out: Vec<Ingress> = Vec::new();
+        for ing in &s.ingresses {
+            let name = self.name(&ing.name, "ingress name", true);
+            let Some(namespace) = namespace(self, &ing.namespace) else {
+                continue;
+            };
+            let controller = ing.controller.as_ref().and_then(|c| {
+                let (ns, n) = c.split_once('/').unwrap_or(("default", c.as_str()));
+                let found = services.iter().position(|s| s.namespace == ns && s.name == n);
+                if found.is_none() {
+                    self.error(
+                        c.span,
+                        format!("controller service `{ns}/{n}` does not exist"),
+                        "name the Service in front of the ingress controller pods as namespace/name",
+                    );
+                }
+                found
+            });
+            let default_backend = ing
+                .default_backend
+                .as_ref()
+                .and_then(|b| self.backend(b, &namespace, services));
+            let mut rules = Vec::new();
+            for r in &ing.rules {
+                if let Some(h) = &r.host
+                    && !valid_host(&h.value)
+                {
+                    self.error(
+                        h.span,
+                        format!("`{}` is not a valid ingress host", h.value),
+                        "write a DNS name such as shop.example.com, or *.example.com for a wildcard of one label",
+                    );
+                }
+                let mut paths = Vec::new();
+                for p in &r.paths {
+                    let Some(path) = &p.path else { continue };
+                    if !path.starts_with('/') {
+                        self.error(
+                            path.span,
+                            format!("path `{}` does not start with /", path.value),
+                            "ingress paths are absolute, for example /cart",
+                        );
+                    }
+                    let path_type = match p.path_type.as_ref().map(|t| t.as_str()) {
+                        Some("Exact") => PathType::Exact,
+                        Some("ImplementationSpecific") => PathType::ImplementationSpecific,
+                        _ => PathType::Prefix,
+                    };
+                    if let Some(backend) = self.backend(&p.backend, &namespace, services) {
+                        paths.push(IngressPath {
+                            path: path.value.clone(),
+                            path_type,
+                            backend,
+                        });
+                    }
+                }
+                rules.push(IngressRule {
+                    host: r.host.as_ref().map(|h| h.value.clone()),
+                    paths,
+                });
+            }
+            if let (Some(name), Some(controller)) = (name, controller) {
+                out.push(Ingress {
+                    namespace,
+                    name: name.value,
+                    controller,
+                    default_backend,
+                    rules,
+                });
+            }
+        }
+        out
+    }
+
+    pub(super) fn traces(&mut self, s: &Scenario) -> Vec<TraceCase> {
+        let mut out = Vec::new();
+        for t in &s.traces {
+            if let Some(e) = &t.expect
+                && crate::trace::Verdict::from_name(&e.value).is_none()
+            {
+                let names: Vec<&str> = crate::trace::Verdict::ALL.iter().map(|v| v.name()).collect();
+                let help = match crate::input::decode::closest(&e.value, &names) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("verdicts are: {}", names.join(", ")),
+                };
+                self.error(e.span, format!("`{}` is not a verdict", e.value), help);
+                continue;
+            }
+            if let (Some(from), Some(to), Some(expect)) = (&t.from, &t.to, &t.expect) {
+                out.push(TraceCase {
+                    from: from.value.clone(),
+                    to: to.value.clone(),
+                    port: t.port.as_ref().map(|p| p.value),
+                    protocol: t.protocol.as_ref().and_then(|p| Protocol::from_word(p)),
+                    expect: expect.value.clone(),
+                    line: t.span.pos.line,
+                });
+            }
+        }
+        out
+    }
+}

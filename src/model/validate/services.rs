@@ -1,0 +1,281 @@
+//! Services: addresses, ports, endpoints and the rules of NodePort and load-balancer fields.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::{Validator, namespace, protocol};
+use crate::diagnostic::{Diagnostic, Span};
+use crate::input::decode::Sp;
+use crate::input::spec::{Scenario, TargetPortSpec};
+use crate::model::*;
+
+const NODE_PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+impl Validator {
+    pub(super) fn services(
+        &mut self,
+        s: &Scenario,
+        pods: &[(Pod, Span)],
+        service_network: Option<&Sp<Ipv4Net>>,
+    ) -> Vec<Service> {
+        let mut out: Vec<Service> = Vec::new();
+        let mut cluster_ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        let mut node_ports: BTreeMap<u16, String> = BTreeMap::new();
+        for sv in &s.services {
+            let name = self.name(&sv.name, "service name", false);
+            let namespace = namespace(self, &sv.namespace);
+            let qualified = format!(
+                "{}/{}",
+                namespace.as_deref().unwrap_or("?"),
+                name.as_ref().map(|n| n.value.as_str()).unwrap_or("?")
+            );
+            if let (Some(n), Some(ns)) = (&name, &namespace)
+                && out.iter().any(|o| o.name == n.value && &o.namespace == ns)
+            {
+                self.error(
+                    n.span,
+                    format!("duplicate service `{qualified}`"),
+                    "service names are unique within a namespace",
+                );
+            }
+            let kind = match sv.kind.as_ref().map(|k| k.as_str()) {
+                Some("NodePort") => ServiceType::NodePort,
+                Some("LoadBalancer") => ServiceType::LoadBalancer,
+                _ => ServiceType::ClusterIP,
+            };
+            let cluster_ip = match &sv.cluster_ip {
+                Some(ip) if ip.value == "None" => {
+                    if kind != ServiceType::ClusterIP {
+                        self.error(
+                            ip.span,
+                            format!("a {kind} Service cannot be headless"),
+                            "give it a clusterIP, or make it type ClusterIP",
+                        );
+                    }
+                    Some(None)
+                }
+                Some(ip) => match crate::input::decode::parse_ipv4(&ip.value) {
+                    Ok(addr) => {
+                        if let Some(net) = service_network
+                            && !net.contains(&addr)
+                        {
+                            self.error(
+                                ip.span,
+                                format!("clusterIP {addr} is outside serviceNetwork {}", net.value),
+                                format!(
+                                    "ClusterIPs are allocated from serviceNetwork: pick an address in {}",
+                                    net.value
+                                ),
+                            );
+                        } else if let Some(other) = cluster_ips.insert(addr, qualified.clone()) {
+                            self.error(
+                                ip.span,
+                                format!("clusterIP {addr} is already used by service `{other}`"),
+                                "every Service needs its own ClusterIP",
+                            );
+                        }
+                        Some(Some(addr))
+                    }
+                    Err(why) => {
+                        self.error(
+                            ip.span,
+                            format!("`{}` is not a valid clusterIP: {why}", ip.value),
+                            "write an address from serviceNetwork, or None for a headless Service",
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            let selected: Vec<usize> = match &sv.selector {
+                Some(sel) => pods
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (p, _))| Some(&p.namespace) == namespace.as_ref() && selects(sel, &p.labels))
+                    .map(|(i, _)| i)
+                    .collect(),
+                None => Vec::new(),
+            };
+            if sv.selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
+                let sel = sv
+                    .selector
+                    .as_ref()
+                    .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
+                self.diagnostics.push(
+                    Diagnostic::warning(format!("service `{qualified}` selects no pod ({})", sel.unwrap_or_default()))
+                        .at(name.as_ref().map(|n| n.span).unwrap_or(sv.span))
+                        .help("it has no endpoints, so kube-proxy rejects connections to it; check the selector against the pods' labels and namespace"),
+                );
+            }
+            let mut ports: Vec<ServicePort> = Vec::new();
+            for p in &sv.ports {
+                let Some(port) = &p.port else { continue };
+                let protocol = protocol(&p.protocol);
+                if sv.ports.len() > 1 && p.name.is_none() {
+                    self.error(
+                        p.span,
+                        "a Service with several ports must name each one",
+                        "add `name:` to every port",
+                    );
+                }
+                if ports.iter().any(|o| o.port == port.value && o.protocol == protocol) {
+                    self.error(
+                        port.span,
+                        format!("port {}/{protocol} is listed twice", port.value),
+                        "list each port once",
+                    );
+                }
+                let node_port = match &p.node_port {
+                    Some(np) if kind == ServiceType::ClusterIP => {
+                        self.error(
+                            np.span,
+                            "a ClusterIP Service has no nodePort",
+                            "make the Service type NodePort or LoadBalancer, or remove nodePort",
+                        );
+                        None
+                    }
+                    Some(np) if !NODE_PORT_RANGE.contains(&(np.value as u16)) || np.value > u16::MAX as i64 => {
+                        self.error(
+                            np.span,
+                            format!("nodePort {} is outside the NodePort range 30000-32767", np.value),
+                            "the API server allocates NodePorts from --service-node-port-range, 30000-32767 by default",
+                        );
+                        None
+                    }
+                    Some(np) => {
+                        let np_value = np.value as u16;
+                        if let Some(other) = node_ports.insert(np_value, qualified.clone()) {
+                            self.error(
+                                np.span,
+                                format!("nodePort {np_value} is already used by service `{other}`"),
+                                "every NodePort is open on every node, so each must be unique in the cluster",
+                            );
+                        }
+                        Some(np_value)
+                    }
+                    None => None,
+                };
+                if node_port.is_none() && p.node_port.is_none() && kind != ServiceType::ClusterIP {
+                    self.error(p.span, format!("a {kind} Service port needs a nodePort"), "add `nodePort:` with a port from 30000-32767 (the API server would pick one; k8snet needs it written down)");
+                }
+                let target = match &p.target_port {
+                    Some(t) => match &t.value {
+                        TargetPortSpec::Number(n) => TargetPort::Number(*n),
+                        TargetPortSpec::Name(n) => TargetPort::Name(n.clone()),
+                    },
+                    None => TargetPort::Number(port.value),
+                };
+                let mut endpoints = Vec::new();
+                for &i in &selected {
+                    let pod = &pods[i].0;
+                    let resolved = match &target {
+                        TargetPort::Number(n) => Some(*n),
+                        TargetPort::Name(n) => pod
+                            .listeners()
+                            .find(|(_, cp)| cp.name.as_deref() == Some(n.as_str()) && cp.protocol == protocol)
+                            .map(|(_, cp)| cp.port),
+                    };
+                    if let Some(port) = resolved {
+                        endpoints.push(Endpoint {
+                            pod: i,
+                            ip: pod.ip,
+                            port,
+                        });
+                    }
+                }
+                if let (TargetPort::Name(n), Some(t)) = (&target, &p.target_port)
+                    && !selected.is_empty()
+                    && endpoints.is_empty()
+                {
+                    let names: BTreeSet<String> = selected
+                        .iter()
+                        .flat_map(|&i| {
+                            pods[i]
+                                .0
+                                .listeners()
+                                .filter_map(|(_, cp)| cp.name.clone())
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    let help = if names.is_empty() {
+                        "the selected pods name none of their ports; name the container port, or use a number"
+                            .to_owned()
+                    } else {
+                        format!(
+                            "the selected pods' port names are: {}",
+                            names.into_iter().collect::<Vec<_>>().join(", ")
+                        )
+                    };
+                    self.error(
+                        t.span,
+                        format!("targetPort `{n}` names no {protocol} container port of the selected pods"),
+                        help,
+                    );
+                }
+                // kube-proxy sorts endpoints by their "ip:port" text before writing its chains.
+                endpoints.sort_by_key(|e| format!("{}:{}", e.ip, e.port));
+                ports.push(ServicePort {
+                    name: p.name.as_ref().map(|n| n.value.clone()),
+                    port: port.value,
+                    protocol,
+                    target_port: target,
+                    node_port,
+                    endpoints,
+                });
+            }
+            if let Some(lb) = &sv.load_balancer_ip
+                && kind != ServiceType::LoadBalancer
+            {
+                self.error(
+                    lb.span,
+                    format!("a {kind} Service has no loadBalancerIP"),
+                    "make the Service type LoadBalancer, or remove loadBalancerIP",
+                );
+            }
+            let external_traffic_policy = match sv.external_traffic_policy.as_ref().map(|p| p.as_str()) {
+                Some("Local") => TrafficPolicy::Local,
+                _ => TrafficPolicy::Cluster,
+            };
+            if let Some(p) = &sv.external_traffic_policy
+                && kind == ServiceType::ClusterIP
+            {
+                self.error(
+                    p.span,
+                    "externalTrafficPolicy applies only to NodePort and LoadBalancer Services",
+                    "remove it, or change the Service type",
+                );
+            }
+            let (Some(name), Some(namespace), Some(cluster_ip)) = (name, namespace, cluster_ip) else {
+                continue;
+            };
+            out.push(Service {
+                namespace,
+                name: name.value,
+                kind,
+                cluster_ip,
+                selector: sv.selector.clone(),
+                ports,
+                load_balancer_ip: sv.load_balancer_ip.as_ref().map(|l| l.value),
+                load_balancer_source_ranges: sv.load_balancer_source_ranges.iter().map(|r| r.value).collect(),
+                external_traffic_policy,
+                internal_traffic_policy: match sv.internal_traffic_policy.as_ref().map(|p| p.as_str()) {
+                    Some("Local") => TrafficPolicy::Local,
+                    _ => TrafficPolicy::Cluster,
+                },
+                health_check_node_port: sv.health_check_node_port.as_ref().map(|p| p.value),
+                session_affinity_timeout: match sv.session_affinity.as_ref().map(|a| a.as_str()) {
+                    Some("ClientIP") => Some(
+                        sv.session_affinity_timeout
+                            .as_ref()
+                            .map(|t| t.value as u32)
+                            .unwrap_or(10800),
+                    ),
+                    _ => None,
+                },
+            });
+        }
+        out
+    }
+}
