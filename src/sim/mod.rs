@@ -4,6 +4,7 @@
 //!
 //! It knows nothing of Pods or Services: hosts carry their names only as labels.
 
+mod links;
 pub mod netfilter;
 #[cfg(test)]
 mod tests;
@@ -12,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::net::iptables::CtState;
 use crate::net::route::{self, RouteType};
-use crate::net::{Host, Link, NetState, Role};
+use crate::net::{Host, NetState, Role};
 use crate::trace::{Hop, Place, Step, Tuple};
 use netfilter::{BranchChoice, Packet, Verdict as NfVerdict, Walk};
 
@@ -383,178 +384,6 @@ impl<'a> Simulator<'a> {
         self.transmit(host, &dev, next_hop, came_in, pkt.tuple)
     }
 
-    /// Puts a packet on the wire of `dev`, finding the interface that owns `next_hop`.
-    fn transmit(&mut self, host: usize, dev: &str, next_hop: Ipv4Addr, came_in: Option<&str>, tuple: Tuple) -> Next {
-        let h = self.host(host);
-        let Some(iface) = h.interface(dev) else {
-            return Next::End(End::NoNeighbor { host, next_hop });
-        };
-        match &iface.link {
-            Link::Veth { peer_host, peer_if } => {
-                self.step(Step::Forward {
-                    via: dev.to_owned(),
-                    detail: format!(
-                        "out {dev}, across the veth pair to {peer_if} in {}",
-                        self.place(*peer_host).name
-                    ),
-                });
-                Next::Receive {
-                    host: *peer_host,
-                    iif: peer_if.clone(),
-                    next_hop,
-                    tuple,
-                }
-            }
-            Link::Uplink => {
-                self.step(Step::Forward {
-                    via: dev.to_owned(),
-                    detail: "out to the world beyond the cluster".into(),
-                });
-                Next::End(End::LeftCluster)
-            }
-            Link::Loopback => Next::Receive {
-                host,
-                iif: "lo".into(),
-                next_hop,
-                tuple,
-            },
-            Link::Segment { segment } => {
-                let target = self.state.hosts.iter().enumerate().find_map(|(i, other)| {
-                    other
-                        .interfaces
-                        .iter()
-                        .find(|o| matches!(&o.link, Link::Segment { segment: s } if s == segment) && o.owns(next_hop))
-                        .map(|o| (i, o.name.clone()))
-                });
-                match target {
-                    Some((i, ifname)) => {
-                        self.step(Step::Forward {
-                            via: dev.to_owned(),
-                            detail: format!(
-                                "out {dev} onto the {}: {next_hop} is {} ({ifname})",
-                                segment.replace('-', " "),
-                                self.place(i).name
-                            ),
-                        });
-                        Next::Receive {
-                            host: i,
-                            iif: ifname,
-                            next_hop,
-                            tuple,
-                        }
-                    }
-                    None => Next::End(End::NoNeighbor { host, next_hop }),
-                }
-            }
-            Link::Bridge => {
-                // The bridge delivers the frame to the port behind which next_hop lives.
-                let port = h.interfaces.iter().find(|p| {
-                    p.master.as_deref() == Some(dev)
-                        && matches!(&p.link, Link::Veth { peer_host, peer_if }
-                            if self.host(*peer_host).interface(peer_if).is_some_and(|i| i.owns(next_hop)))
-                });
-                let Some(port) = port else {
-                    return Next::End(End::NoNeighbor { host, next_hop });
-                };
-                if came_in == Some(port.name.as_str())
-                    && !port.hairpin
-                    && !h.interface(dev).is_some_and(|b| b.promiscuous)
-                {
-                    return Next::End(End::HairpinRefused {
-                        host,
-                        port: port.name.clone(),
-                    });
-                }
-                if came_in == Some(port.name.as_str()) {
-                    self.step(Step::Note {
-                        text: format!(
-                            "{} is in hairpin mode: the frame may leave by the port it came in on",
-                            port.name
-                        ),
-                    });
-                }
-                self.step(Step::Forward {
-                    via: dev.to_owned(),
-                    detail: format!("{dev} forwards the frame for {next_hop} to its port {}", port.name),
-                });
-                let port_name = port.name.clone();
-                self.transmit(host, &port_name, next_hop, None, tuple)
-            }
-        }
-    }
-
-    /// A frame or packet arrives on `iif` of `host`. Returns where it goes next and whether it
-    /// was forwarded (which costs a TTL).
-    fn receive(&mut self, host: usize, iif: &str, next_hop: Ipv4Addr, tuple: Tuple, ttl: u8) -> (Next, bool) {
-        let h = self.host(host);
-        self.begin_hop(host, Some(iif), tuple);
-        let bridge = h.interface(iif).and_then(|i| i.master.clone());
-        let dir = self.direction(host, tuple);
-        let mut pkt = Packet {
-            tuple,
-            mark: 0,
-            iif: Some(iif.to_owned()),
-            oif: None,
-            ct_state: if dir == Direction::New {
-                CtState::New
-            } else {
-                CtState::Established
-            },
-        };
-        let Some(bridge) = bridge else {
-            return self.ip_input(host, pkt, dir, tuple, ttl);
-        };
-        // Layer 2 first: the frame is addressed to the bridge itself (the packet's next hop is
-        // the bridge's address) or to another port.
-        let to_bridge = h.interface(&bridge).is_some_and(|b| b.owns(next_hop));
-        let nf = h.bridge_nf_call_iptables;
-        if to_bridge {
-            self.step(Step::Forward {
-                via: iif.to_owned(),
-                detail: format!("the frame is addressed to {bridge} itself, so it goes up to the node's IP stack"),
-            });
-            if !nf {
-                pkt.iif = Some(bridge.clone());
-                return self.ip_input(host, pkt, dir, tuple, ttl);
-            }
-            // With bridge netfilter, PREROUTING runs while the frame is still on the bridge; a
-            // DNAT to an address behind the same bridge then keeps it bridged, not routed.
-            pkt.iif = Some(bridge.clone());
-            if let Some(next) = self.prerouting(host, &mut pkt, dir) {
-                return (next, false);
-            }
-            let Some(r) = self.route(host, *pkt.tuple.dst.ip()) else {
-                return (Next::End(End::NoRoute { host }), false);
-            };
-            if pkt.tuple.dst != tuple.dst && r.dev.as_deref() == Some(bridge.as_str()) && r.kind == RouteType::Unicast {
-                self.step(Step::Note {
-                    text: format!(
-                        "the new destination is behind {bridge} itself: the frame is bridged back out, not routed"
-                    ),
-                });
-                let next = self.bridged(host, pkt, dir, tuple, &bridge, iif, &r);
-                return (next, false);
-            }
-            return self.after_routing(host, pkt, dir, tuple, r, ttl);
-        }
-        self.step(Step::Forward {
-            via: iif.to_owned(),
-            detail: format!("the frame is for {next_hop}, another port of {bridge}: bridged"),
-        });
-        if !nf {
-            self.step(Step::Note {
-                text: "bridge-nf-call-iptables is off: bridged frames skip iptables and conntrack".into(),
-            });
-            return (self.transmit(host, &bridge, next_hop, Some(iif), tuple), false);
-        }
-        pkt.iif = Some(bridge.clone());
-        if let Some(next) = self.prerouting(host, &mut pkt, dir) {
-            return (next, false);
-        }
-        let r = route::Route::unicast(ipnet::Ipv4Net::new(next_hop, 32).expect("/32"), None, &bridge);
-        (self.bridged(host, pkt, dir, tuple, &bridge, iif, &r), false)
-    }
-
     /// PREROUTING: reverse NAT for replies, the nat table for new connections.
     fn prerouting(&mut self, host: usize, pkt: &mut Packet, dir: Direction) -> Option<Next> {
         if let Direction::Reply(e) = dir {
@@ -563,26 +392,6 @@ impl<'a> Simulator<'a> {
         self.hook(host, "PREROUTING", pkt, dir == Direction::New, false)
             .err()
             .map(Next::End)
-    }
-
-    /// A frame that stays on the bridge: FORWARD and POSTROUTING through bridge netfilter,
-    /// then out of the port that leads to the destination.
-    #[allow(clippy::too_many_arguments)]
-    fn bridged(
-        &mut self,
-        host: usize,
-        mut pkt: Packet,
-        dir: Direction,
-        orig: Tuple,
-        bridge: &str,
-        iif: &str,
-        r: &route::Route,
-    ) -> Next {
-        pkt.oif = Some(bridge.to_owned());
-        if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
-            return Next::End(end);
-        }
-        self.out(host, pkt, dir, orig, r, Some(iif))
     }
 
     fn ip_input(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, ttl: u8) -> (Next, bool) {
