@@ -111,6 +111,9 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     let err_color = style_for(cli.color, stderr_is_terminal).color;
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
+        Command::Check { file, scenario } => {
+            check_command(file.as_deref().or(scenario.scenario.as_deref()), style, err_color)
+        }
         Command::Explain {
             file,
             scenario,
@@ -229,6 +232,52 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         stdout,
         stderr: String::new(),
         code,
+    }
+}
+
+/// Runs every trace case of the scenario; a case whose verdict differs from its `expect`, or
+/// that cannot be traced, fails the run.
+fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome {
+    let loaded = match load(path, err_color) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let c = &loaded.cluster;
+    if c.traces.is_empty() {
+        return usage(format!("{} has no `traces:` to check", loaded.source.name));
+    }
+    let state = crate::compile::compile(c);
+    let mut table = style.table(&["line", "from", "to", "expected", "got", ""]);
+    let mut failed = 0;
+    for case in &c.traces {
+        let query = crate::resolve::Query {
+            from: &case.from,
+            container: None,
+            to: &case.to,
+            port: case.port,
+            protocol: case.protocol,
+            namespace: "default",
+        };
+        let got = match crate::tracer::trace(c, &state, &query, BranchChoice::First) {
+            Ok(t) => t.verdict.name().to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        let ok = got == case.expect;
+        failed += usize::from(!ok);
+        table.add_row(vec![
+            case.line.to_string(),
+            case.from.clone(),
+            case.to.clone(),
+            case.expect.clone(),
+            got,
+            if ok { style.good("ok") } else { style.bad("FAILED") },
+        ]);
+    }
+    let total = c.traces.len();
+    Outcome {
+        stdout: format!("{table}\n{} passed, {failed} failed\n", total - failed),
+        stderr: String::new(),
+        code: if failed == 0 { EXIT_OK } else { EXIT_DROPPED },
     }
 }
 

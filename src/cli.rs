@@ -50,6 +50,14 @@ pub enum Command {
         #[arg(long)]
         service: Option<String>,
     },
+    /// Run the scenario's `traces:` and compare each verdict with its `expect`.
+    Check {
+        /// The scenario file (same as -f).
+        #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+    },
     /// Trace one packet from a pod, container or node to a Service, pod, node or address, and its reply.
     Trace {
         #[command(flatten)]
