@@ -160,8 +160,9 @@ fn cluster_ip_outside_service_network_or_reused() {
         "outside serviceNetwork",
         "10.4.0.1",
     );
-    let text = format!(
-        "{DEMO}  - name: web2\n    clusterIP: 10.3.241.152  # dup\n    selector: {{app: web}}\n    ports: [{{port: 80}}]\n"
+    let text = demo_with(
+        "traces:",
+        "  - name: web2\n    clusterIP: 10.3.241.152  # dup\n    selector: {app: web}\n    ports: [{port: 80}]\ntraces:",
     );
     assert_reports(&text, "already used by service `default/web`", "# dup");
 }
@@ -222,7 +223,7 @@ fn names_must_be_dns_labels() {
 
 #[test]
 fn expected_verdict_must_be_known() {
-    let text = format!("{DEMO}traces:\n  - {{from: pod-a, to: svc/web, expect: deliverd}}\n");
+    let text = format!("{DEMO}  - {{from: pod-a, to: svc/web, expect: deliverd}}\n");
     assert_reports(&text, "`deliverd` is not a verdict", "deliverd");
 }
 
