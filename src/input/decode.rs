@@ -317,6 +317,14 @@ pub fn closest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// A hint for a name that is not one of `known`: the likely meaning, or else the whole list.
+pub fn did_you_mean(typed: &str, known: &[&str], list_label: &str) -> String {
+    match closest(typed, known) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => format!("{list_label}: {}", known.join(", ")),
+    }
+}
+
 /// The position of a whole-file problem (for example an empty file).
 pub fn file_start() -> Span {
     Span {

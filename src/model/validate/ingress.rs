@@ -130,10 +130,7 @@ impl Validator {
                 && crate::trace::Verdict::from_name(&e.value).is_none()
             {
                 let names: Vec<&str> = crate::trace::Verdict::ALL.iter().map(|v| v.name()).collect();
-                let help = match crate::input::decode::closest(&e.value, &names) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => format!("verdicts are: {}", names.join(", ")),
-                };
+                let help = crate::input::decode::did_you_mean(&e.value, &names, "verdicts are");
                 self.error(e.span, format!("`{}` is not a verdict", e.value), help);
                 continue;
             }

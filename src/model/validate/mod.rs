@@ -367,10 +367,7 @@ impl Validator {
                     }
                     None => {
                         let known: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
-                        let help = match crate::input::decode::closest(&n.value, &known) {
-                            Some(best) => format!("did you mean `{best}`?"),
-                            None => format!("the nodes are: {}", known.join(", ")),
-                        };
+                        let help = crate::input::decode::did_you_mean(&n.value, &known, "the nodes are");
                         self.error(
                             n.span,
                             format!("pod is on node `{}`, which does not exist", n.value),
