@@ -192,8 +192,9 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     };
     let choice = match endpoint {
         Some(name) => {
-            let (ns, pod) = name.split_once('/').unwrap_or((namespace.as_str(), name.as_str()));
-            match c.pod_named(ns, pod.strip_prefix("pod/").unwrap_or(pod)) {
+            let bare = name.strip_prefix("pod/").unwrap_or(name);
+            let (ns, pod) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
+            match c.pod_named(ns, pod) {
                 Some(i) => BranchChoice::DnatTo(c.pods[i].ip),
                 None => return usage(format!("--endpoint: no pod `{ns}/{pod}`")),
             }

@@ -114,6 +114,7 @@ fn verdict_of(end: &End) -> Verdict {
         End::Rejected { rule, .. } => verdict_for_rule(rule).unwrap_or(Verdict::Rejected),
         End::TtlExceeded { .. } => Verdict::Loop,
         End::Stray { .. } => Verdict::ReplyLost,
+        End::NotForwarding { .. } => Verdict::NoRoute,
     }
 }
 
@@ -141,6 +142,10 @@ fn describe(end: &End, name: &dyn Fn(usize) -> String) -> String {
         End::Rejected { host, rule } => format!("{} rejected it: {rule}", name(*host)),
         End::TtlExceeded { host } => format!(
             "the routes form a loop through {}; the TTL runs out on the way round",
+            name(*host)
+        ),
+        End::NotForwarding { host } => format!(
+            "{} has a route, but does not forward packets (net.ipv4.ip_forward is 0)",
             name(*host)
         ),
         End::Stray { host, tuple } => format!("the reply reached {} instead of the client ({tuple})", name(*host)),

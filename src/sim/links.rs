@@ -168,7 +168,10 @@ impl Simulator<'_> {
             let Some(r) = self.route(host, *pkt.tuple.dst.ip()) else {
                 return (Next::End(End::NoRoute { host }), false);
             };
-            if pkt.tuple.dst != tuple.dst && r.dev.as_deref() == Some(bridge.as_str()) && r.kind == RouteType::Unicast {
+            if pkt.tuple.dst.ip() != tuple.dst.ip()
+                && r.dev.as_deref() == Some(bridge.as_str())
+                && r.kind == RouteType::Unicast
+            {
                 self.step(Step::Note {
                     text: format!(
                         "the new destination is behind {bridge} itself: the frame is bridged back out, not routed"

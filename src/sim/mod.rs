@@ -62,6 +62,10 @@ pub enum End {
     TtlExceeded {
         host: usize,
     },
+    /// A route matched, but the host does not forward (`net.ipv4.ip_forward=0`).
+    NotForwarding {
+        host: usize,
+    },
     /// A reply reached a host that holds no matching socket.
     Stray {
         host: usize,
@@ -170,7 +174,7 @@ impl<'a> Simulator<'a> {
                         };
                     }
                     seen.push(here);
-                    if self.hops.len() >= MAX_HOPS || ttl == 0 {
+                    if self.hops.len() >= MAX_HOPS {
                         return Journey {
                             hops: std::mem::take(&mut self.hops),
                             end: End::TtlExceeded { host },
@@ -250,7 +254,13 @@ impl<'a> Simulator<'a> {
         let h = self.host(host);
         let mut steps = Vec::new();
         let mut result = Ok(());
-        let tables = [(nat, &h.nat), (filter, &h.filter)];
+        // nat precedes filter on the way in (PREROUTING, OUTPUT: destination NAT, priority -100);
+        // on INPUT the nat table does source NAT (priority 100), after filter (priority 0).
+        let tables = if hook == "INPUT" {
+            [(filter, &h.filter), (nat, &h.nat)]
+        } else {
+            [(nat, &h.nat), (filter, &h.filter)]
+        };
         for (run, table) in tables {
             if !run {
                 continue;
@@ -351,7 +361,7 @@ impl<'a> Simulator<'a> {
             r
         };
         if r.kind == RouteType::Local {
-            return self.local_in(host, pkt, dir, tuple, "lo");
+            return self.local_in(host, pkt, dir, tuple);
         }
         pkt.oif = r.dev.clone();
         self.out(host, pkt, dir, tuple, &r, None)
@@ -414,14 +424,13 @@ impl<'a> Simulator<'a> {
         ttl: u8,
     ) -> (Next, bool) {
         if r.kind == RouteType::Local {
-            let iif = pkt.iif.clone().unwrap_or_default();
-            return (self.local_in(host, pkt, dir, orig, &iif), false);
+            return (self.local_in(host, pkt, dir, orig), false);
         }
         if let Some(end) = blocked(host, &r) {
             return (Next::End(end), false);
         }
         if !self.host(host).ip_forward {
-            return (Next::End(End::NoRoute { host }), false);
+            return (Next::End(End::NotForwarding { host }), false);
         }
         if ttl <= 1 {
             return (Next::End(End::TtlExceeded { host }), false);
@@ -434,8 +443,7 @@ impl<'a> Simulator<'a> {
     }
 
     /// INPUT, then the socket: a listener for a request, the client for a reply.
-    fn local_in(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, iif: &str) -> Next {
-        let _ = iif;
+    fn local_in(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple) -> Next {
         if let Err(end) = self.hook(host, "INPUT", &mut pkt, dir == Direction::New, true) {
             return Next::End(end);
         }

@@ -63,7 +63,13 @@ impl Walk<'_> {
         }
         match self.chain(table, self.hook, pkt, 0) {
             Flow::Stop(v) => v,
-            Flow::Continue => Verdict::Accept,
+            // A built-in chain that runs out applies its policy.
+            Flow::Continue => match chain.policy {
+                Some(crate::net::iptables::Policy::Drop) => {
+                    Verdict::Drop(format!(":{} DROP (the chain's policy)", self.hook))
+                }
+                _ => Verdict::Accept,
+            },
         }
     }
 
@@ -138,9 +144,15 @@ impl Walk<'_> {
                 Target::Masquerade { .. } => {
                     let before = pkt.tuple;
                     let addr = pkt.oif.as_deref().and_then(|dev| self.host.primary_addr(dev));
-                    if let Some(addr) = addr {
-                        pkt.tuple.src = SocketAddrV4::new(addr, pkt.tuple.src.port());
-                    }
+                    // With no address on the outgoing interface there is nothing to masquerade
+                    // to, and the kernel drops the packet.
+                    let Some(addr) = addr else {
+                        self.steps.push(step(
+                            "MASQUERADE, but the outgoing interface has no address: dropped".into(),
+                        ));
+                        return Flow::Stop(Verdict::Drop(line));
+                    };
+                    pkt.tuple.src = SocketAddrV4::new(addr, pkt.tuple.src.port());
                     self.steps.push(step(format!(
                         "MASQUERADE: source becomes {}'s address",
                         pkt.oif.as_deref().unwrap_or("the outgoing interface")
@@ -189,10 +201,21 @@ impl Walk<'_> {
         }
         let (index, how) = match self.choice {
             BranchChoice::First => (0, "the first branch, in the order kube-proxy wrote them".to_owned()),
-            BranchChoice::Nth(n) => (
-                n.min(branches.len().saturating_sub(1)),
-                format!("branch {}, as asked", n + 1),
-            ),
+            BranchChoice::Nth(n) => {
+                let taken = n.min(branches.len().saturating_sub(1));
+                if taken == n {
+                    (taken, format!("branch {}, as asked", n + 1))
+                } else {
+                    (
+                        taken,
+                        format!(
+                            "branch {} was asked for, but this chain has {}; the last is followed",
+                            n + 1,
+                            branches.len()
+                        ),
+                    )
+                }
+            }
             BranchChoice::DnatTo(ip) => {
                 let found = rules[..branches.len()].iter().position(|r| match &r.target {
                     Target::Jump(c) => table.chain(c).is_some_and(|c| {

@@ -136,7 +136,7 @@ impl Validator {
                         );
                         None
                     }
-                    Some(np) if !NODE_PORT_RANGE.contains(&(np.value as u16)) || np.value > u16::MAX as i64 => {
+                    Some(np) if !u16::try_from(np.value).is_ok_and(|v| NODE_PORT_RANGE.contains(&v)) => {
                         self.error(
                             np.span,
                             format!("nodePort {} is outside the NodePort range 30000-32767", np.value),
