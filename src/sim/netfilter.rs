@@ -133,12 +133,7 @@ impl Walk<'_> {
                     let before = pkt.tuple;
                     pkt.tuple.dst = *to;
                     self.steps.push(step(format!("DNAT to {to}")));
-                    self.steps.push(Step::Nat {
-                        nat: "DNAT".into(),
-                        before,
-                        after: pkt.tuple,
-                        conntrack: None,
-                    });
+                    self.nat_step("DNAT", before, pkt.tuple);
                     return Flow::Stop(Verdict::Accept);
                 }
                 Target::Masquerade { .. } => {
@@ -157,17 +152,21 @@ impl Walk<'_> {
                         "MASQUERADE: source becomes {}'s address",
                         pkt.oif.as_deref().unwrap_or("the outgoing interface")
                     )));
-                    self.steps.push(Step::Nat {
-                        nat: "MASQUERADE".into(),
-                        before,
-                        after: pkt.tuple,
-                        conntrack: None,
-                    });
+                    self.nat_step("MASQUERADE", before, pkt.tuple);
                     return Flow::Stop(Verdict::Accept);
                 }
             }
         }
         Flow::Continue
+    }
+
+    fn nat_step(&mut self, kind: &str, before: Tuple, after: Tuple) {
+        self.steps.push(Step::Nat {
+            nat: kind.to_owned(),
+            before,
+            after,
+            conntrack: None,
+        });
     }
 
     /// Records the load-balancing decision of a run of statistic rules and returns the index
