@@ -167,6 +167,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         namespace,
         endpoint,
         all_endpoints,
+        via_node,
         output,
     } = &cli.command
     else {
@@ -178,6 +179,17 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     };
     let c = &loaded.cluster;
     let state = crate::compile::compile(c);
+    let endpoint_ip = match endpoint {
+        Some(name) => {
+            let bare = name.strip_prefix("pod/").unwrap_or(name);
+            let (ns, pod) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
+            match c.pod_named(ns, pod) {
+                Some(i) => Some(c.pods[i].ip),
+                None => return usage(format!("--endpoint: no pod `{ns}/{pod}`")),
+            }
+        }
+        None => None,
+    };
     let query = crate::resolve::Query {
         from,
         container: container.as_deref(),
@@ -189,16 +201,11 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
             ProtocolArg::Sctp => crate::net::Protocol::Sctp,
         }),
         namespace,
+        endpoint: endpoint_ip,
+        via_node: via_node.as_deref(),
     };
-    let choice = match endpoint {
-        Some(name) => {
-            let bare = name.strip_prefix("pod/").unwrap_or(name);
-            let (ns, pod) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
-            match c.pod_named(ns, pod) {
-                Some(i) => BranchChoice::DnatTo(c.pods[i].ip),
-                None => return usage(format!("--endpoint: no pod `{ns}/{pod}`")),
-            }
-        }
+    let choice = match endpoint_ip {
+        Some(ip) => BranchChoice::Pinned(vec![ip]),
         None => BranchChoice::First,
     };
     let first = match crate::tracer::trace(c, &state, &query, choice) {
@@ -258,6 +265,8 @@ fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome 
             port: case.port,
             protocol: case.protocol,
             namespace: "default",
+            endpoint: None,
+            via_node: None,
         };
         let got = match crate::tracer::trace(c, &state, &query, BranchChoice::First) {
             Ok(t) => t.verdict.name().to_owned(),

@@ -58,17 +58,18 @@ pub enum Command {
         #[command(flatten)]
         scenario: ScenarioArgs,
     },
-    /// Trace one packet from a pod, container or node to a Service, pod, node or address, and its reply.
+    /// Trace one packet from a pod, container, node or internet client to a Service, load balancer, Ingress, pod, node, DNS name or address, and its reply.
     Trace {
         #[command(flatten)]
         scenario: ScenarioArgs,
-        /// Who sends: POD, NAMESPACE/POD, POD/CONTAINER or node/NODE.
+        /// Who sends: POD, NAMESPACE/POD, POD/CONTAINER, node/NODE, internet or external:IP.
         #[arg(long)]
         from: String,
         /// The container of --from that sends (they all share the pod's network).
         #[arg(short = 'c', long)]
         container: Option<String>,
-        /// Where to: svc/NAME, NAMESPACE/svc/NAME, pod/NAME, node/NODE:PORT, IP, IP:PORT or localhost:PORT.
+        /// Where to: svc/NAME, lb/NAME, ingress/NAME, http://HOST/PATH, a DNS name (NAME, NAME.NAMESPACE, ...),
+        /// pod/NAME, node/NODE:PORT, IP, IP:PORT or localhost:PORT. NAMESPACE/svc/NAME etc. for other namespaces.
         #[arg(long)]
         to: String,
         /// Destination port (defaults to the Service's or pod's only port).
@@ -85,6 +86,10 @@ pub enum Command {
         /// Trace every endpoint branch in turn.
         #[arg(long)]
         all_endpoints: bool,
+        /// The node a cloud load balancer (or an Ingress host without one) sends to, instead of
+        /// the first healthy one by name.
+        #[arg(long, value_name = "NODE")]
+        via_node: Option<String>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
         output: Format,

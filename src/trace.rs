@@ -29,6 +29,9 @@ pub enum Verdict {
     Rejected,
     ReplyLost,
     Loop,
+    NoLocalEndpoints,
+    Nxdomain,
+    NotFound,
 }
 
 impl Verdict {
@@ -47,6 +50,9 @@ impl Verdict {
         Verdict::Rejected,
         Verdict::ReplyLost,
         Verdict::Loop,
+        Verdict::NoLocalEndpoints,
+        Verdict::Nxdomain,
+        Verdict::NotFound,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +71,9 @@ impl Verdict {
             Verdict::Rejected => "rejected",
             Verdict::ReplyLost => "reply_lost",
             Verdict::Loop => "loop",
+            Verdict::NoLocalEndpoints => "no_local_endpoints",
+            Verdict::Nxdomain => "nxdomain",
+            Verdict::NotFound => "not_found",
         }
     }
 
@@ -89,6 +98,13 @@ impl Verdict {
             Verdict::Rejected => "a netfilter rule rejected the packet",
             Verdict::ReplyLost => "the request arrived, but the reply never reached the client as an answer",
             Verdict::Loop => "the packet went round in circles until its TTL ran out",
+            Verdict::NoLocalEndpoints => {
+                "externalTrafficPolicy is Local and this node runs no endpoint of the Service, so kube-proxy drops it"
+            }
+            Verdict::Nxdomain => "the name resolves to nothing: the resolver answers NXDOMAIN",
+            Verdict::NotFound => {
+                "the ingress controller has no rule for this host and path and no default backend: it answers 404"
+            }
         }
     }
 
@@ -114,6 +130,11 @@ impl Verdict {
                 "turn on net.bridge.bridge-nf-call-iptables so replies between pods on one bridge meet conntrack"
             }
             Verdict::Loop => "the extra routes on the nodes point at each other; remove one",
+            Verdict::NoLocalEndpoints => {
+                "send through the load balancer, whose health checks on healthCheckNodePort skip such nodes, or use externalTrafficPolicy Cluster (the pod then sees a node's address instead of the client's)"
+            }
+            Verdict::Nxdomain => "check the name and namespace: a Service is NAME.NAMESPACE.svc.CLUSTER-DOMAIN",
+            Verdict::NotFound => "add a path for this request to an Ingress rule, or give the Ingress a defaultBackend",
         }
     }
 
@@ -159,6 +180,8 @@ pub struct Trace {
     pub to: String,
     /// How the names given were resolved to addresses and ports.
     pub notes: Vec<String>,
+    /// What happened before any packet was sent: the resolver's lookups.
+    pub resolution: Vec<Step>,
     pub verdict: Verdict,
     /// Why this particular packet got its verdict, in words about this packet.
     pub reason: String,
@@ -200,6 +223,29 @@ pub struct Hop {
     pub iif: Option<String>,
     pub packet: Tuple,
     pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsQuery {
+    pub name: String,
+    /// `None` for NXDOMAIN.
+    pub answer: Option<Vec<std::net::Ipv4Addr>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpCandidate {
+    /// "namespace/ingress".
+    pub ingress: String,
+    /// The rule's host, or `*` for a rule without one; `default backend` for the Ingress's
+    /// defaultBackend.
+    pub host: String,
+    pub path: Option<String>,
+    pub path_type: Option<String>,
+    pub backend: String,
+    pub matches: bool,
+    pub chosen: bool,
+    /// Why it matches or not, or why it lost.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -253,6 +299,30 @@ pub enum Step {
     },
     Deliver {
         listener: String,
+    },
+    /// The pod's resolver turning a name into addresses.
+    Dns {
+        name: String,
+        /// The search list from the pod's resolv.conf, and its ndots setting.
+        search: Vec<String>,
+        ndots: u8,
+        /// Every name asked, in order, with what the cluster DNS answered.
+        queries: Vec<DnsQuery>,
+        /// The addresses of the first name that had any.
+        answer: Vec<std::net::Ipv4Addr>,
+        /// What the answer stands for ("ClusterIP of Service shop/web").
+        record: Option<String>,
+    },
+    /// The ingress controller's choice of backend for an HTTP request.
+    Http {
+        host: String,
+        path: String,
+        /// Every rule that could apply, in the order the controller weighs them.
+        candidates: Vec<HttpCandidate>,
+        /// The backend chosen: "namespace/service:port", or `None` for a 404.
+        backend: Option<String>,
+        /// How the controller reaches the backend.
+        how: String,
     },
     Drop {
         reason: String,

@@ -1,17 +1,32 @@
 //! A trace request from start to verdict: resolve the names, simulate the packet and its reply,
 //! and say in Kubernetes terms what the Linux-level outcome means.
+//!
+//! An HTTP request to an ingress controller takes two connections: the client's, which ends at
+//! the controller pod, and the controller's own to the backend pod it picks. Both are simulated
+//! and joined into one trace.
 
+use std::net::SocketAddrV4;
+
+use crate::compile::cloud::lb_backends;
 use crate::compile::kube_proxy::verdict_for_rule;
 use crate::model::Cluster;
-use crate::net::NetState;
 use crate::net::route::RouteType;
-use crate::resolve::{self, Endpoints};
+use crate::net::{NetState, Role};
+use crate::resolve::{self, Endpoints, Origin, http};
 use crate::sim::netfilter::BranchChoice;
-use crate::sim::{End, Simulator, client_tuple};
-use crate::trace::{DeliveredTo, Reply, Step, Trace, Verdict};
+use crate::sim::{Client, End, Journey, Simulator, client_tuple};
+use crate::trace::{DeliveredTo, Hop, Reply, Step, Trace, Tuple, Verdict};
 
 pub fn trace(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, choice: BranchChoice) -> Result<Trace, String> {
     let ends = resolve::resolve(c, state, q)?;
+    let choice = match choice {
+        BranchChoice::First if !ends.pins.is_empty() => BranchChoice::Pinned(ends.pins.clone()),
+        BranchChoice::Pinned(mut pins) => {
+            pins.extend(ends.pins.iter().copied());
+            BranchChoice::Pinned(pins)
+        }
+        other => other,
+    };
     Ok(run(c, state, q, &ends, choice))
 }
 
@@ -27,81 +42,235 @@ pub fn branch_count(t: &Trace) -> usize {
         .unwrap_or(1)
 }
 
+fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
+    match origin {
+        Origin::Socket(host) => sim.request(*host, tuple),
+        Origin::Outside { host, iif } => sim.arrive(*host, iif, tuple),
+    }
+}
+
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
-    let mut sim = Simulator::new(state, choice);
-    let sent = client_tuple(ends.protocol, ends.src_ip, ends.dst);
-    let journey = sim.request(ends.src_host, sent);
     let mut trace = Trace {
         from: q.from.to_owned(),
         to: q.to.to_owned(),
         notes: ends.notes.clone(),
+        resolution: ends.dns.iter().cloned().collect(),
         verdict: Verdict::Delivered,
         reason: String::new(),
         delivered_to: None,
-        hops: journey.hops,
+        hops: Vec::new(),
         reply: None,
     };
-    let name = |host: usize| {
-        let h = &state.hosts[host];
-        match &h.role {
-            crate::net::Role::Pod { namespace, name, .. } => format!("pod {namespace}/{name}"),
-            crate::net::Role::Node { name } => format!("node {name}"),
-            crate::net::Role::Router => "the cloud router".to_owned(),
-            crate::net::Role::Internet => "the internet gateway".to_owned(),
-        }
+    let Some(dst) = ends.dst else {
+        trace.verdict = Verdict::Nxdomain;
+        trace.reason = format!("no name the resolver tried for `{}` exists in the cluster DNS", q.to);
+        return trace;
     };
-    let (verdict, reason) = match journey.end {
-        End::Delivered { host, tuple, owner } => {
-            let pod = resolve::pod_at(c, state, host, tuple.dst.port()).map(|i| &c.pods[i]);
-            trace.delivered_to = Some(DeliveredTo {
-                pod: pod.map(|p| p.name.clone()),
-                namespace: pod.map(|p| p.namespace.clone()),
-                ip: *tuple.dst.ip(),
-                port: tuple.dst.port(),
-                listener: owner.clone(),
-            });
-            let back = sim.reply(host, tuple, ends.src_host);
-            let (verdict, reason, seen) = match back.end {
-                End::Returned { tuple: seen } if seen == sent.reversed() => (
-                    Verdict::Delivered,
-                    format!(
-                        "{owner} answered, and the reply reached {} from {}, the address it dialled",
-                        ends.client, seen.src
-                    ),
-                    Some(seen),
-                ),
-                End::Returned { tuple: seen } => (
-                    Verdict::ReplyLost,
-                    format!(
-                        "the reply reaches {} from {}, but it dialled {}: the socket does not take it as an answer",
-                        ends.client, seen.src, sent.dst
-                    ),
-                    Some(seen),
-                ),
-                other => (
-                    Verdict::ReplyLost,
-                    format!("the reply never got back: {}", describe(&other, &name)),
-                    None,
-                ),
+    let describe_end = |end: &End| describe(state, end);
+    let mut sim = Simulator::new(state, choice);
+    let sent = client_tuple(ends.protocol, ends.src_ip, dst);
+    let first = start(&mut sim, &ends.origin, sent);
+    trace.hops = first.hops;
+    explain_load_balancer(c, ends, &mut trace.hops);
+    let End::Delivered { host, tuple, owner } = first.end else {
+        (trace.verdict, trace.reason) = (verdict_of(state, &first.end), describe_end(&first.end));
+        return trace;
+    };
+    let client = match ends.origin {
+        Origin::Socket(h) => Client::Socket(h),
+        Origin::Outside { .. } => Client::Beyond,
+    };
+
+    // Behind an ingress controller, a second connection: controller pod to backend pod.
+    let mut inner = None;
+    let (last_host, last_tuple, last_owner) = match &ends.http {
+        None => (host, tuple, owner),
+        Some(req) => {
+            let (step, backend) = http::route(c, req.controller, &req.host, &req.path);
+            push_step(&mut trace.hops, step);
+            let Some(b) = backend else {
+                trace.verdict = Verdict::NotFound;
+                trace.reason = format!(
+                    "{owner} found no rule for http://{}{} and answers 404 Not Found",
+                    req.host, req.path
+                );
+                return trace;
             };
-            trace.reply = Some(Reply {
-                seen_by_client: seen,
-                hops: back.hops,
-            });
-            (verdict, reason)
+            let backend_name = http::backend_name(c, b);
+            let sp = &c.services[b.service].ports[b.port];
+            let Some(e) = q
+                .endpoint
+                .and_then(|ip| sp.endpoints.iter().find(|e| e.ip == ip))
+                .or_else(|| sp.endpoints.first())
+            else {
+                trace.verdict = Verdict::NoEndpoints;
+                trace.reason =
+                    format!("{backend_name} has no endpoints, so the controller answers 503 Service Unavailable");
+                return trace;
+            };
+            push_step(
+                &mut trace.hops,
+                Step::Note {
+                    text: format!(
+                        "the controller dials {}:{}, the endpoint of {backend_name} in pod {}",
+                        e.ip,
+                        e.port,
+                        c.pods[e.pod].qualified_name()
+                    ),
+                },
+            );
+            let dialled = client_tuple(sp.protocol, *tuple.dst.ip(), SocketAddrV4::new(e.ip, e.port));
+            let second = sim.request(host, dialled);
+            trace.hops.extend(second.hops);
+            let End::Delivered {
+                host: h2,
+                tuple: t2,
+                owner: o2,
+            } = second.end
+            else {
+                (trace.verdict, trace.reason) = (verdict_of(state, &second.end), describe_end(&second.end));
+                return trace;
+            };
+            inner = Some((host, dialled, owner.clone()));
+            (h2, t2, o2)
         }
-        other => (verdict_of(&other), describe(&other, &name)),
     };
+
+    let pod = resolve::pod_at(c, state, last_host, last_tuple.dst.port()).map(|i| &c.pods[i]);
+    trace.delivered_to = Some(DeliveredTo {
+        pod: pod.map(|p| p.name.clone()),
+        namespace: pod.map(|p| p.namespace.clone()),
+        ip: *last_tuple.dst.ip(),
+        port: last_tuple.dst.port(),
+        listener: last_owner.clone(),
+    });
+    if matches!(ends.origin, Origin::Outside { .. }) && inner.is_none() {
+        let text = if last_tuple.src.ip() == sent.src.ip() {
+            format!("the server sees the client's own address, {}", sent.src.ip())
+        } else {
+            format!(
+                "the server sees the connection coming from {}, not from the client {}: its source was rewritten on the way",
+                last_tuple.src.ip(),
+                sent.src.ip()
+            )
+        };
+        push_step(&mut trace.hops, Step::Note { text });
+    }
+
+    let mut reply_hops = Vec::new();
+    if let Some((controller, dialled, controller_owner)) = &inner {
+        let back = sim.reply(last_host, last_tuple, Client::Socket(*controller));
+        reply_hops.extend(back.hops);
+        if let Err((verdict, reason)) = answered(&back.end, *dialled, controller_owner, &describe_end) {
+            trace.verdict = verdict;
+            trace.reason = reason;
+            trace.reply = Some(Reply {
+                seen_by_client: None,
+                hops: reply_hops,
+            });
+            return trace;
+        }
+    }
+    let back = sim.reply(host, tuple, client);
+    reply_hops.extend(back.hops);
+    let (verdict, reason, seen) = match answered(&back.end, sent, &ends.client, &describe_end) {
+        Ok(seen) => (
+            Verdict::Delivered,
+            format!(
+                "{last_owner} answered, and the reply reached {} from {}, the address it dialled",
+                ends.client, seen.src
+            ),
+            Some(seen),
+        ),
+        Err((verdict, reason)) => (verdict, reason, returned(&back.end)),
+    };
+    trace.reply = Some(Reply {
+        seen_by_client: seen,
+        hops: reply_hops,
+    });
     trace.verdict = verdict;
     trace.reason = reason;
     trace
 }
 
-fn verdict_of(end: &End) -> Verdict {
+fn returned(end: &End) -> Option<Tuple> {
+    match end {
+        End::Returned { tuple } => Some(*tuple),
+        _ => None,
+    }
+}
+
+/// Whether a reply reached the client as the answer to `sent`.
+fn answered(
+    end: &End,
+    sent: Tuple,
+    client: &str,
+    describe: &dyn Fn(&End) -> String,
+) -> Result<Tuple, (Verdict, String)> {
+    match end {
+        End::Returned { tuple } if *tuple == sent.reversed() => Ok(*tuple),
+        End::Returned { tuple } => Err((
+            Verdict::ReplyLost,
+            format!(
+                "the reply reaches {client} from {}, but it dialled {}: the socket does not take it as an answer",
+                tuple.src, sent.dst
+            ),
+        )),
+        other => Err((
+            Verdict::ReplyLost,
+            format!("the reply never got back to {client}: {}", describe(other)),
+        )),
+    }
+}
+
+fn push_step(hops: &mut [Hop], step: Step) {
+    if let Some(hop) = hops.last_mut() {
+        hop.steps.push(step);
+    }
+}
+
+/// At the load balancer's hop, the health checks behind its choice of node.
+fn explain_load_balancer(c: &Cluster, ends: &Endpoints, hops: &mut [Hop]) {
+    let Some(si) = ends.load_balancer else { return };
+    let service = &c.services[si];
+    let Some(lb_ip) = service.load_balancer_ip else { return };
+    let Some(hop) = hops
+        .iter_mut()
+        .find(|h| h.place.kind == "load_balancer" && *h.packet.dst.ip() == lb_ip)
+    else {
+        return;
+    };
+    let mut notes = vec![Step::Note {
+        text: format!(
+            "{lb_ip} belongs to service {} (externalTrafficPolicy {}); the load balancer health-checks every node:",
+            service.qualified_name(),
+            service.external_traffic_policy
+        ),
+    }];
+    for b in lb_backends(c, service) {
+        notes.push(Step::Note {
+            text: format!(
+                "  {}: {}, {}",
+                c.nodes[b.node].name,
+                if b.healthy { "in rotation" } else { "out of rotation" },
+                b.why
+            ),
+        });
+    }
+    hop.steps.splice(0..0, notes);
+}
+
+fn is_internet(state: &NetState, host: usize) -> bool {
+    state.hosts[host].role == Role::Internet
+}
+
+fn verdict_of(state: &NetState, end: &End) -> Verdict {
     match end {
         End::Delivered { .. } | End::Returned { .. } => Verdict::Delivered,
         End::LeftCluster => Verdict::LeftCluster,
         End::NoRoute { .. } => Verdict::NoRoute,
+        // The internet's blackholes for private ranges mean: nobody out there routes them.
+        End::Route { host, .. } if is_internet(state, *host) => Verdict::NoRoute,
         End::Route { kind, .. } => match kind {
             RouteType::Unreachable => Verdict::Unreachable,
             RouteType::Prohibit => Verdict::Prohibited,
@@ -118,12 +287,23 @@ fn verdict_of(end: &End) -> Verdict {
     }
 }
 
-fn describe(end: &End, name: &dyn Fn(usize) -> String) -> String {
+fn describe(state: &NetState, end: &End) -> String {
+    let name = |host: usize| match &state.hosts[host].role {
+        Role::Pod { namespace, name, .. } => format!("pod {namespace}/{name}"),
+        Role::Node { name } => format!("node {name}"),
+        Role::Router => "the cloud router".to_owned(),
+        Role::LoadBalancer => "the cloud load balancer".to_owned(),
+        Role::Internet => "the internet gateway".to_owned(),
+    };
     match end {
         End::Delivered { owner, .. } => format!("delivered to {owner}"),
         End::Returned { tuple } => format!("the reply came back from {}", tuple.src),
         End::LeftCluster => "the packet left through the cloud router towards the internet".into(),
         End::NoRoute { host } => format!("{} has no route for the destination", name(*host)),
+        End::Route { host, route, .. } if is_internet(state, *host) => format!(
+            "{} matched `{route}`: private addresses are not routed on the internet; pod addresses and ClusterIPs mean something only inside the cluster",
+            name(*host)
+        ),
         End::Route { host, route, .. } => format!("{} matched `{route}`", name(*host)),
         End::NoNeighbor { host, next_hop } => {
             format!("{} finds no host answering for next hop {next_hop}", name(*host))

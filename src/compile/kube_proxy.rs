@@ -582,6 +582,8 @@ fn external_rules(
 pub fn verdict_for_rule(rule: &str) -> Option<crate::trace::Verdict> {
     if rule.contains(" has no endpoints\"") {
         Some(crate::trace::Verdict::NoEndpoints)
+    } else if rule.contains(" has no local endpoints\"") {
+        Some(crate::trace::Verdict::NoLocalEndpoints)
     } else {
         None
     }

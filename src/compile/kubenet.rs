@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::names::host_veth;
-use super::{INTERNET, ROUTER, pod_host_name};
+use super::pod_host_name;
 use crate::model::{Cluster, HairpinMode, RouteKind};
 use crate::net::iptables::{Match, Rule, Table, Target};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType};
@@ -17,7 +17,7 @@ pub const BRIDGE: &str = "cbr0";
 pub const NODE_NETWORK: &str = "node-network";
 const MASQ_CHAIN: &str = "IP-MASQ-AGENT";
 
-fn net(ip: Ipv4Addr, len: u8) -> Ipv4Net {
+pub(super) fn net(ip: Ipv4Addr, len: u8) -> Ipv4Net {
     Ipv4Net::new(ip, len).expect("prefix lengths here come from validated networks")
 }
 
@@ -44,7 +44,7 @@ fn empty_filter() -> Table {
     Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"])
 }
 
-fn host(name: String, role: Role) -> Host {
+pub(super) fn host(name: String, role: Role) -> Host {
     Host {
         name,
         role,
@@ -208,80 +208,8 @@ pub fn compile(cluster: &Cluster) -> NetState {
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
     }
 
-    let router_index = state.hosts.len();
-    state.hosts.push(router(cluster, router_index + 1));
-    state.hosts.push(internet(router_index));
+    super::cloud::attach(cluster, &mut state);
     state
-}
-
-/// The cloud network's router: the nodes' gateway, with one route per node podCIDR.
-fn router(cluster: &Cluster, internet: usize) -> Host {
-    let mut h = host(ROUTER.into(), Role::Router);
-    let addr = net(cluster.gateway, cluster.node_network.prefix_len());
-    let (connected, local) = Route::connected(addr, "eth0");
-    h.interfaces = vec![
-        Interface::new(
-            "eth0",
-            Link::Segment {
-                segment: NODE_NETWORK.into(),
-            },
-            vec![addr],
-        ),
-        Interface::new(
-            "uplink",
-            Link::Veth {
-                peer_host: internet,
-                peer_if: "eth0".into(),
-            },
-            Vec::new(),
-        ),
-    ];
-    let mut main = vec![
-        Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),
-        connected,
-    ];
-    for node in &cluster.nodes {
-        let mut r = Route::unicast(node.pod_cidr, Some(node.ip), "eth0")
-            .with_origin(format!("cloud route for {}'s podCIDR", node.name));
-        r.proto = RouteProto::Static;
-        main.push(r);
-    }
-    h.tables = RouteTable::local_and_main(local, main);
-    h.ip_forward = true;
-    h
-}
-
-/// The world beyond the cloud router. Private addresses are not routed there, so a packet for
-/// one (a ClusterIP nobody translated, say) ends at a blackhole instead of leaving.
-fn internet(router: usize) -> Host {
-    let mut h = host(INTERNET.into(), Role::Internet);
-    h.interfaces = vec![
-        Interface::new(
-            "eth0",
-            Link::Veth {
-                peer_host: router,
-                peer_if: "uplink".into(),
-            },
-            Vec::new(),
-        ),
-        Interface::new("world", Link::Uplink, Vec::new()),
-    ];
-    let mut main = vec![Route::unicast(Ipv4Net::default(), None, "world").with_origin("the public internet")];
-    for private in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"] {
-        main.push(Route {
-            kind: RouteType::Blackhole,
-            dev: None,
-            scope: crate::net::route::Scope::Global,
-            ..Route::unicast(private.parse().expect("literal CIDR"), None, "world")
-                .with_origin("private addresses are not routed on the internet")
-        });
-    }
-    h.tables = vec![RouteTable {
-        name: "main".into(),
-        routes: main,
-    }];
-    h.ip_forward = true;
-    h
 }
 
 /// ip-masq-agent's rules: pod traffic to anything outside the non-masquerade ranges leaves with

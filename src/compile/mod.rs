@@ -4,6 +4,8 @@
 //! Each CNI model and each kube-proxy mode is a module of its own; this one only puts them
 //! together in a fixed order, so the same cluster always compiles to the same state.
 
+pub mod cloud;
+pub mod dns;
 pub mod kube_proxy;
 pub mod kubenet;
 pub mod names;
@@ -13,6 +15,7 @@ use crate::net::NetState;
 
 /// Names of the hosts that are not nodes or pods.
 pub const ROUTER: &str = "router";
+pub const LOAD_BALANCER: &str = "cloud-lb";
 pub const INTERNET: &str = "internet";
 
 pub fn compile(cluster: &Cluster) -> NetState {

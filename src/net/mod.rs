@@ -73,6 +73,7 @@ pub enum Role {
         name: String,
     },
     Router,
+    LoadBalancer,
     Internet,
 }
 
@@ -82,6 +83,7 @@ impl Role {
             Role::Pod { .. } => "pod",
             Role::Node { .. } => "node",
             Role::Router => "router",
+            Role::LoadBalancer => "load_balancer",
             Role::Internet => "internet",
         }
     }

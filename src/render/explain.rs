@@ -6,6 +6,7 @@ use std::fmt::Write;
 use ipnet::Ipv4Net;
 
 use super::style::{Style, indent};
+use crate::compile::cloud::lb_backends;
 use crate::compile::kube_proxy::port_chains;
 use crate::compile::{ROUTER, kubenet};
 use crate::model::{Cluster, Service, ServiceType, TargetPort, TrafficPolicy};
@@ -59,6 +60,9 @@ pub fn render(cluster: &Cluster, state: &NetState, filter: &Filter, style: Style
     }
     if whole && let Some(router) = state.hosts.iter().find(|h| h.name == ROUTER) {
         cloud_router(&mut out, router, style);
+    }
+    if whole && let Some(lb) = state.hosts.iter().find(|h| h.role == Role::LoadBalancer) {
+        load_balancer(&mut out, cluster, lb, style);
     }
     if whole {
         shared_rules(&mut out, cluster, state, style);
@@ -262,6 +266,44 @@ fn cloud_router(out: &mut String, router: &Host, style: Style) {
         style.dim("(the nodes' gateway; one route per node podCIDR)")
     );
     routes(out, router, style);
+    out.push('\n');
+}
+
+fn load_balancer(out: &mut String, c: &Cluster, lb: &Host, style: Style) {
+    let _ = writeln!(
+        out,
+        "{} {}",
+        style.heading("Cloud load balancer"),
+        style.dim(
+            "(between the cloud router and the internet; sends each load-balancer address on to a node's NodePort)"
+        )
+    );
+    let mut t = style.table(&["address", "service", "policy", "node", "health check"]);
+    for s in c.services.iter().filter(|s| s.load_balancer_ip.is_some()) {
+        let ip = s.load_balancer_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        for (i, b) in lb_backends(c, s).iter().enumerate() {
+            let first = i == 0;
+            t.add_row(vec![
+                if first { ip.clone() } else { String::new() },
+                if first { s.qualified_name() } else { String::new() },
+                if first {
+                    s.external_traffic_policy.to_string()
+                } else {
+                    String::new()
+                },
+                c.nodes[b.node].name.clone(),
+                if b.healthy { b.why.clone() } else { style.bad(&b.why) },
+            ]);
+        }
+    }
+    let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
+    routes(out, lb, style);
+    let _ = writeln!(out, "  Rules {}", style.dim("(iptables-save)"));
+    for table in [&lb.nat, &lb.filter] {
+        for line in table.save().lines() {
+            let _ = writeln!(out, "    {}", style.code(line));
+        }
+    }
     out.push('\n');
 }
 

@@ -29,6 +29,13 @@ pub fn text(t: &Trace, style: Style) -> String {
         let _ = writeln!(out, "  {}", style.dim(n));
     }
     out.push('\n');
+    if !t.resolution.is_empty() {
+        let _ = writeln!(out, "{}", style.heading("Name resolution"));
+        for s in &t.resolution {
+            step(&mut out, s, style);
+        }
+        out.push('\n');
+    }
     let mut previous = None;
     let mut number = 0;
     hops(&mut out, &t.hops, &mut number, &mut previous, style);
@@ -140,7 +147,7 @@ fn step(out: &mut String, s: &Step, style: Style) {
             }
         }
         Step::LoadBalance { chain, branches, how } => {
-            let _ = writeln!(out, "    {chain} picks an endpoint at random:");
+            let _ = writeln!(out, "    {chain} picks a branch at random:");
             for b in branches {
                 let chosen = if b.chosen {
                     style.strong("  <- this trace")
@@ -185,6 +192,71 @@ fn step(out: &mut String, s: &Step, style: Style) {
         }
         Step::Note { text } => {
             let _ = writeln!(out, "    {}", style.dim(text));
+        }
+        Step::Dns {
+            name,
+            search,
+            ndots,
+            queries,
+            answer,
+            record,
+        } => {
+            let _ = writeln!(
+                out,
+                "    resolve {}  {}",
+                style.strong(name),
+                style.dim(&format!("(search {}; ndots:{ndots})", search.join(" ")))
+            );
+            for q in queries {
+                let answer = match &q.answer {
+                    None => style.dim("NXDOMAIN"),
+                    Some(a) if a.is_empty() => style.dim("no addresses"),
+                    Some(a) => style.good(&a.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")),
+                };
+                let _ = writeln!(out, "      {} -> {answer}", q.name);
+            }
+            match (answer.first(), record) {
+                (Some(first), Some(what)) => {
+                    let _ = writeln!(out, "      answer: {first} ({what})");
+                }
+                _ => {
+                    let _ = writeln!(out, "      {}", style.bad("no name exists: NXDOMAIN"));
+                }
+            }
+        }
+        Step::Http {
+            host,
+            path,
+            candidates,
+            backend,
+            how,
+        } => {
+            let _ = writeln!(
+                out,
+                "    HTTP request for host {} path {}",
+                style.strong(host),
+                style.strong(path)
+            );
+            for c in candidates {
+                let rule = match (&c.path, &c.path_type) {
+                    (Some(p), Some(t)) => format!("{} {p} ({t}) -> {}", c.host, c.backend),
+                    _ => format!("{} -> {}", c.host, c.backend),
+                };
+                let mark = if c.chosen {
+                    style.strong("  <- chosen")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(out, "      {} {}: {}{mark}", c.ingress, style.code(&rule), c.why);
+            }
+            match backend {
+                Some(b) => {
+                    let _ = writeln!(out, "      backend {}: {how}", style.strong(b));
+                }
+                None => {
+                    let _ = writeln!(out, "      {}", style.bad(how));
+                }
+            }
         }
     }
 }

@@ -45,6 +45,12 @@ impl Simulator<'_> {
                     via: dev.to_owned(),
                     detail: "out to the world beyond the cluster".into(),
                 });
+                if self.client == Some(super::Client::Beyond) {
+                    self.step(Step::Deliver {
+                        listener: "the client's socket, out in the world".into(),
+                    });
+                    return Next::End(End::Returned { tuple });
+                }
                 Next::End(End::LeftCluster)
             }
             Link::Loopback => Next::Receive {

@@ -73,6 +73,15 @@ pub enum End {
     },
 }
 
+/// Who is waiting for a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// A socket in this host.
+    Socket(usize),
+    /// Somewhere beyond an uplink: the reply has arrived once it leaves through one.
+    Beyond,
+}
+
 pub struct Journey {
     pub hops: Vec<Hop>,
     pub end: End,
@@ -91,7 +100,7 @@ pub struct Simulator<'a> {
     choice: BranchChoice,
     hops: Vec<Hop>,
     /// The client, while a reply travels back to it.
-    client: Option<usize>,
+    client: Option<Client>,
 }
 
 const TTL: u8 = 64;
@@ -129,19 +138,35 @@ impl<'a> Simulator<'a> {
     /// Sends `tuple` from a socket on `host` and follows it to its end.
     pub fn request(&mut self, host: usize, tuple: Tuple) -> Journey {
         self.client = None;
-        self.walk(host, tuple)
+        self.hops.clear();
+        let first = self.send(host, tuple);
+        self.walk(first)
+    }
+
+    /// Follows `tuple` from the moment it arrives on interface `iif` of `host`, as a packet
+    /// from beyond an uplink does.
+    pub fn arrive(&mut self, host: usize, iif: &str, tuple: Tuple) -> Journey {
+        self.client = None;
+        self.hops.clear();
+        self.walk(Next::Receive {
+            host,
+            iif: iif.to_owned(),
+            next_hop: *tuple.dst.ip(),
+            tuple,
+        })
     }
 
     /// Answers a delivered request: the server on `host` replies to what it saw, and the reply
     /// is followed back to `client`.
-    pub fn reply(&mut self, host: usize, seen: Tuple, client: usize) -> Journey {
+    pub fn reply(&mut self, host: usize, seen: Tuple, client: Client) -> Journey {
         self.client = Some(client);
-        self.walk(host, seen.reversed())
+        self.hops.clear();
+        let first = self.send(host, seen.reversed());
+        self.walk(first)
     }
 
-    fn walk(&mut self, host: usize, tuple: Tuple) -> Journey {
-        self.hops.clear();
-        let mut next = self.send(host, tuple);
+    fn walk(&mut self, first: Next) -> Journey {
+        let mut next = first;
         let mut ttl = TTL;
         let mut seen: Vec<(usize, String, Tuple)> = Vec::new();
         loop {
@@ -195,18 +220,7 @@ impl<'a> Simulator<'a> {
     }
 
     fn place(&self, i: usize) -> Place {
-        let h = self.host(i);
-        let (kind, name, node) = match &h.role {
-            Role::Pod { namespace, name, node } => ("pod", format!("{namespace}/{name}"), Some(node.clone())),
-            Role::Node { name } => ("node", name.clone(), Some(name.clone())),
-            Role::Router => ("router", "cloud router".to_owned(), None),
-            Role::Internet => ("internet", "internet gateway".to_owned(), None),
-        };
-        Place {
-            kind: kind.to_owned(),
-            name,
-            node,
-        }
+        place(self.state, i)
     }
 
     fn begin_hop(&mut self, host: usize, iif: Option<&str>, tuple: Tuple) {
@@ -268,7 +282,7 @@ impl<'a> Simulator<'a> {
             let mut walk = Walk {
                 host: h,
                 hook,
-                choice: self.choice,
+                choice: &self.choice,
                 steps: &mut steps,
             };
             match walk.run(table, pkt) {
@@ -452,7 +466,7 @@ impl<'a> Simulator<'a> {
             Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
         }
         if let Some(client) = self.client {
-            if client == host {
+            if client == Client::Socket(host) {
                 self.step(Step::Deliver {
                     listener: "the client's socket".into(),
                 });
@@ -478,6 +492,23 @@ impl<'a> Simulator<'a> {
             }
             None => Next::End(End::NoListener { host, tuple: pkt.tuple }),
         }
+    }
+}
+
+/// How a host is named in a trace.
+pub fn place(state: &NetState, i: usize) -> Place {
+    let h = &state.hosts[i];
+    let (kind, name, node) = match &h.role {
+        Role::Pod { namespace, name, node } => ("pod", format!("{namespace}/{name}"), Some(node.clone())),
+        Role::Node { name } => ("node", name.clone(), Some(name.clone())),
+        Role::Router => ("router", "cloud router".to_owned(), None),
+        Role::LoadBalancer => ("load_balancer", "cloud load balancer".to_owned(), None),
+        Role::Internet => ("internet", "internet gateway".to_owned(), None),
+    };
+    Place {
+        kind: kind.to_owned(),
+        name,
+        node,
     }
 }
 

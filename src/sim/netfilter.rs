@@ -10,14 +10,16 @@ use crate::net::route::RouteType;
 use crate::trace::{Branch, Step, Tuple};
 
 /// Which branch a run of `statistic --mode random` rules takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BranchChoice {
     /// The first, in rule order.
     First,
     /// The n-th (0-based), for walking every branch in turn.
     Nth(usize),
-    /// The branch that ends in a DNAT to this address.
-    DnatTo(Ipv4Addr),
+    /// At each decision, the branch that ends in a DNAT to one of these addresses; the first
+    /// branch where none does. One trace may meet several decisions (a load balancer picking a
+    /// node, then a Service picking an endpoint), each pinned by its own address.
+    Pinned(Vec<Ipv4Addr>),
 }
 
 /// What the packet looks like to the rules, and what they may change.
@@ -40,7 +42,7 @@ pub enum Verdict {
 pub struct Walk<'a> {
     pub host: &'a Host,
     pub hook: &'a str,
-    pub choice: BranchChoice,
+    pub choice: &'a BranchChoice,
     pub steps: &'a mut Vec<Step>,
 }
 
@@ -92,6 +94,7 @@ impl Walk<'_> {
                 None => self.matches(rule, pkt),
             };
             if !matched {
+                self.record_recent_miss(table, name, rule, pkt);
                 continue;
             }
             let line = rule.save_line(name);
@@ -160,6 +163,37 @@ impl Walk<'_> {
         Flow::Continue
     }
 
+    /// A `recent --rcheck` rule that did not match is worth showing: it is why a client with
+    /// affinity is not (yet) sent back to the endpoint it had.
+    fn record_recent_miss(&mut self, table: &Table, chain: &str, rule: &Rule, pkt: &Packet) {
+        let Some((list, seconds)) = rule.matches.iter().find_map(|m| match m {
+            Match::Recent {
+                name,
+                check: RecentCheck::Rcheck { seconds },
+            } => Some((name, *seconds)),
+            _ => None,
+        }) else {
+            return;
+        };
+        let others_match = rule
+            .matches
+            .iter()
+            .filter(|m| !matches!(m, Match::Recent { .. }))
+            .all(|m| self.matches(&Rule::new(vec![m.clone()], Target::Return), pkt));
+        if others_match {
+            self.steps.push(Step::Netfilter {
+                hook: self.hook.to_owned(),
+                table: table.name.clone(),
+                chain: chain.to_owned(),
+                rule: Some(rule.save_line(chain)),
+                action: format!(
+                    "no match: {} is not in the recent list {list} from the last {seconds} s (this is its first connection)",
+                    pkt.tuple.src.ip()
+                ),
+            });
+        }
+    }
+
     fn nat_step(&mut self, kind: &str, before: Tuple, after: Tuple) {
         self.steps.push(Step::Nat {
             nat: kind.to_owned(),
@@ -199,8 +233,9 @@ impl Walk<'_> {
             }
         }
         let (index, how) = match self.choice {
-            BranchChoice::First => (0, "the first branch, in the order kube-proxy wrote them".to_owned()),
+            BranchChoice::First => (0, "the first branch, in rule order".to_owned()),
             BranchChoice::Nth(n) => {
+                let n = *n;
                 let taken = n.min(branches.len().saturating_sub(1));
                 if taken == n {
                     (taken, format!("branch {}, as asked", n + 1))
@@ -215,18 +250,31 @@ impl Walk<'_> {
                     )
                 }
             }
-            BranchChoice::DnatTo(ip) => {
-                let found = rules[..branches.len()].iter().position(|r| match &r.target {
-                    Target::Jump(c) => table.chain(c).is_some_and(|c| {
-                        c.rules
-                            .iter()
-                            .any(|r| matches!(r.target, Target::Dnat(to) if *to.ip() == ip))
-                    }),
-                    _ => false,
-                });
+            BranchChoice::Pinned(ips) => {
+                let leads_to = |r: &Rule| {
+                    ips.iter().copied().find(|ip| match &r.target {
+                        Target::Dnat(to) => to.ip() == ip,
+                        Target::Jump(c) => table.chain(c).is_some_and(|c| {
+                            c.rules
+                                .iter()
+                                .any(|r| matches!(r.target, Target::Dnat(to) if to.ip() == ip))
+                        }),
+                        _ => false,
+                    })
+                };
+                let found = rules[..branches.len()]
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, r)| leads_to(r).map(|ip| (i, ip)));
                 match found {
-                    Some(i) => (i, format!("the branch that leads to {ip}, as asked")),
-                    None => (0, format!("no branch leads to {ip}; the first is followed")),
+                    Some((i, ip)) => (i, format!("the branch that leads to {ip}, as asked")),
+                    None => {
+                        let asked: Vec<String> = ips.iter().map(Ipv4Addr::to_string).collect();
+                        (
+                            0,
+                            format!("no branch leads to {}; the first is followed", asked.join(" or ")),
+                        )
+                    }
                 }
             }
         };

@@ -40,7 +40,7 @@ fn walk(state: &NetState, table: &Table, pkt: &mut Packet, choice: BranchChoice)
     let v = Walk {
         host: &state.hosts[0],
         hook: "PREROUTING",
-        choice,
+        choice: &choice,
         steps: &mut steps,
     }
     .run(table, pkt);
@@ -142,7 +142,12 @@ fn statistic_branches_report_their_shares_and_follow_the_choice() {
         );
     }
     let mut p = packet(tuple("10.0.1.2:40000", "10.3.241.152:80"));
-    let (_, steps) = walk(&state, &t, &mut p, BranchChoice::DnatTo(Ipv4Addr::new(10, 0, 0, 3)));
+    let (_, steps) = walk(
+        &state,
+        &t,
+        &mut p,
+        BranchChoice::Pinned(vec![Ipv4Addr::new(10, 0, 0, 3)]),
+    );
     assert_eq!(*p.tuple.dst.ip(), Ipv4Addr::new(10, 0, 0, 3));
     let Some(Step::LoadBalance { branches, .. }) = steps.first() else {
         panic!("{steps:#?}")
@@ -157,7 +162,7 @@ fn conntrack_reverses_the_dnat_for_the_reply() {
     let state = demo_state();
     let client = state.host_named("default/pod-a").unwrap();
     let web1 = Ipv4Addr::new(10, 0, 2, 2);
-    let mut sim = Simulator::new(&state, BranchChoice::DnatTo(web1));
+    let mut sim = Simulator::new(&state, BranchChoice::Pinned(vec![web1]));
     let sent = client_tuple(
         Protocol::Tcp,
         Ipv4Addr::new(10, 0, 1, 2),
@@ -176,7 +181,7 @@ fn conntrack_reverses_the_dnat_for_the_reply() {
         seen.src, sent.src,
         "pod-to-ClusterIP traffic keeps the client's address"
     );
-    let back = sim.reply(host, seen, client);
+    let back = sim.reply(host, seen, Client::Socket(client));
     assert_eq!(back.end, End::Returned { tuple: sent.reversed() });
     let undnat = back
         .hops

@@ -1,0 +1,299 @@
+//! The cloud around the nodes: the router that is every node's gateway (with one route per
+//! podCIDR), the load balancer in front of LoadBalancer Services, and the internet gateway.
+//!
+//! Every packet between the cluster and the internet passes router → load balancer → internet
+//! gateway, so the load balancer's connection tracking sees replies too and can give them back
+//! the load-balancer address the client dialled.
+
+use std::net::SocketAddrV4;
+
+use ipnet::Ipv4Net;
+
+use super::kubenet::{NODE_NETWORK, host, net};
+use super::names::{service_chain_suffix, service_port_name};
+use super::{INTERNET, LOAD_BALANCER, ROUTER};
+use crate::model::{Cluster, Service, ServiceType, TrafficPolicy};
+use crate::net::iptables::{Match, Rule, Target, host as host_net, stored_probability};
+use crate::net::route::{Route, RouteProto, RouteTable, RouteType, Scope};
+use crate::net::{Host, Interface, Link, NetState, Role};
+
+/// A node as the load balancer's health check sees it.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Index into `Cluster::nodes`.
+    pub node: usize,
+    pub healthy: bool,
+    /// Why, in words: what the health check asks and what it gets.
+    pub why: String,
+}
+
+/// The nodes a cloud load balancer considers for `service`. Under `externalTrafficPolicy:
+/// Cluster` it checks kube-proxy's own health endpoint, which answers on every node; under
+/// `Local` it checks `healthCheckNodePort`, where kube-proxy answers 200 only on nodes that run
+/// an endpoint of the Service.
+pub fn lb_backends(cluster: &Cluster, service: &Service) -> Vec<Backend> {
+    let mut order: Vec<usize> = (0..cluster.nodes.len()).collect();
+    order.sort_by(|&a, &b| cluster.nodes[a].name.cmp(&cluster.nodes[b].name));
+    order
+        .into_iter()
+        .map(|node| {
+            let n = &cluster.nodes[node];
+            match service.external_traffic_policy {
+                TrafficPolicy::Cluster => Backend {
+                    node,
+                    healthy: true,
+                    why: format!(
+                        "http://{}:10256/healthz answers 200: with externalTrafficPolicy Cluster every node forwards",
+                        n.ip
+                    ),
+                },
+                TrafficPolicy::Local => {
+                    let local = service
+                        .ports
+                        .iter()
+                        .flat_map(|p| &p.endpoints)
+                        .filter(|e| cluster.pods[e.pod].node == node)
+                        .map(|e| e.pod)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len();
+                    let url = match service.health_check_node_port {
+                        Some(port) => format!("http://{}:{port}/healthz", n.ip),
+                        None => format!("the healthCheckNodePort of {}", n.name),
+                    };
+                    if local > 0 {
+                        Backend {
+                            node,
+                            healthy: true,
+                            why: format!(
+                                "{url} answers 200: {local} local endpoint{}",
+                                if local == 1 { "" } else { "s" }
+                            ),
+                        }
+                    } else {
+                        Backend {
+                            node,
+                            healthy: false,
+                            why: format!("{url} answers 503: no local endpoint, so the node is taken out of rotation"),
+                        }
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// The iptables chain in which the load balancer picks a node for one Service port.
+pub fn lb_chain(port_name: &str, protocol: crate::net::Protocol) -> String {
+    format!("CLOUD-LB-{}", service_chain_suffix(port_name, protocol))
+}
+
+fn load_balanced(cluster: &Cluster) -> impl Iterator<Item = &Service> {
+    cluster
+        .services
+        .iter()
+        .filter(|s| s.kind == ServiceType::LoadBalancer && s.load_balancer_ip.is_some())
+}
+
+/// Adds the router, the load balancer (when a Service has a load-balancer address) and the
+/// internet gateway, in that order, after the nodes and pods.
+pub fn attach(cluster: &Cluster, state: &mut NetState) {
+    let router = state.hosts.len();
+    let with_lb = load_balanced(cluster).next().is_some();
+    let lb = router + 1;
+    let internet = if with_lb { router + 2 } else { router + 1 };
+    let (up_host, up_if) = if with_lb { (lb, "eth0") } else { (internet, "eth0") };
+    state.hosts.push(router_host(cluster, up_host, up_if));
+    if with_lb {
+        state.hosts.push(load_balancer(cluster, router, internet));
+    }
+    let (down_host, down_if) = if with_lb { (lb, "uplink") } else { (router, "uplink") };
+    state.hosts.push(internet_host(cluster, down_host, down_if));
+}
+
+fn veth(name: &str, peer_host: usize, peer_if: &str) -> Interface {
+    Interface::new(
+        name,
+        Link::Veth {
+            peer_host,
+            peer_if: peer_if.into(),
+        },
+        Vec::new(),
+    )
+}
+
+/// The cloud network's router: the nodes' gateway, with one route per node podCIDR.
+fn router_host(cluster: &Cluster, up_host: usize, up_if: &str) -> Host {
+    let mut h = host(ROUTER.into(), Role::Router);
+    let addr = net(cluster.gateway, cluster.node_network.prefix_len());
+    let (connected, local) = Route::connected(addr, "eth0");
+    h.interfaces = vec![
+        Interface::new(
+            "eth0",
+            Link::Segment {
+                segment: NODE_NETWORK.into(),
+            },
+            vec![addr],
+        ),
+        veth("uplink", up_host, up_if),
+    ];
+    let mut main = vec![
+        Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),
+        connected,
+    ];
+    for node in &cluster.nodes {
+        let mut r = Route::unicast(node.pod_cidr, Some(node.ip), "eth0")
+            .with_origin(format!("cloud route for {}'s podCIDR", node.name));
+        r.proto = RouteProto::Static;
+        main.push(r);
+    }
+    h.tables = RouteTable::local_and_main(local, main);
+    h.ip_forward = true;
+    h
+}
+
+/// The cloud load balancer: it takes connections for the load-balancer addresses, picks a node
+/// that passes its health check, and sends them on to that node's NodePort. It keeps the
+/// client's address as the source, so `externalTrafficPolicy: Local` can preserve it.
+fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
+    let mut h = host(LOAD_BALANCER.into(), Role::LoadBalancer);
+    h.interfaces = vec![veth("eth0", router, "uplink"), veth("uplink", internet, "eth0")];
+    let main = vec![
+        Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the internet"),
+        Route::unicast(cluster.node_network, None, "eth0").with_origin("the nodes, behind the cloud router"),
+    ];
+    h.tables = vec![RouteTable {
+        name: "main".into(),
+        routes: main,
+    }];
+    h.ip_forward = true;
+    for service in load_balanced(cluster) {
+        let lb_ip = service.load_balancer_ip.expect("filtered on its presence");
+        let backends: Vec<Backend> = lb_backends(cluster, service)
+            .into_iter()
+            .filter(|b| b.healthy)
+            .collect();
+        for port in &service.ports {
+            let Some(node_port) = port.node_port else { continue };
+            let name = service_port_name(service, port);
+            let chain = lb_chain(&name, port.protocol);
+            let entry = |source: Option<Ipv4Net>| {
+                let mut m = vec![Match::Destination {
+                    net: host_net(lb_ip),
+                    negated: false,
+                }];
+                if let Some(s) = source {
+                    m.push(Match::Source { net: s, negated: false });
+                }
+                m.push(Match::Protocol(port.protocol));
+                m.push(Match::Comment(format!("{name} loadbalancer IP")));
+                m.push(Match::DestinationPort {
+                    protocol: port.protocol,
+                    port: Some(port.port),
+                });
+                Rule::new(m, Target::Jump(chain.clone()))
+            };
+            // loadBalancerSourceRanges become the cloud's firewall: only those sources get in.
+            if service.load_balancer_source_ranges.is_empty() {
+                h.nat.append("PREROUTING", entry(None));
+            } else {
+                for range in &service.load_balancer_source_ranges {
+                    h.nat.append("PREROUTING", entry(Some(*range)));
+                }
+            }
+            h.nat.ensure(&chain);
+            let n = backends.len();
+            for (k, b) in backends.iter().enumerate() {
+                let node = &cluster.nodes[b.node];
+                let mut m = vec![Match::Comment(format!("{} passes the health check", node.name))];
+                if k + 1 < n {
+                    m.push(Match::Statistic {
+                        stored: stored_probability(1.0 / (n - k) as f64),
+                    });
+                }
+                h.nat.append(
+                    &chain,
+                    Rule::new(m, Target::Dnat(SocketAddrV4::new(node.ip, node_port))),
+                );
+            }
+        }
+        // Whatever the load balancer did not translate (a port it does not serve, a source
+        // outside the allowed ranges, no healthy node) must not be forwarded as addressed.
+        h.filter.append(
+            "FORWARD",
+            Rule::new(
+                vec![
+                    Match::Destination {
+                        net: host_net(lb_ip),
+                        negated: false,
+                    },
+                    Match::Comment(refusal(service)),
+                ],
+                Target::Drop,
+            ),
+        );
+    }
+    h
+}
+
+/// Why the load balancer would leave a packet for its address untranslated.
+fn refusal(service: &Service) -> String {
+    let ports: Vec<String> = service
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.port, p.protocol))
+        .collect();
+    let mut text = format!(
+        "{} load balancer: serves only {} on nodes that pass its health check",
+        service.qualified_name(),
+        ports.join(", ")
+    );
+    if !service.load_balancer_source_ranges.is_empty() {
+        let ranges: Vec<String> = service
+            .load_balancer_source_ranges
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        text += &format!(", to sources in {} (loadBalancerSourceRanges)", ranges.join(", "));
+    }
+    text
+}
+
+/// The world beyond the cloud. Private addresses are not routed there, so a packet for one (a
+/// ClusterIP nobody translated, say) ends at a blackhole instead of leaving. Clients out there
+/// reach the load-balancer addresses and, as through the nodes' external addresses, the nodes.
+fn internet_host(cluster: &Cluster, down_host: usize, down_if: &str) -> Host {
+    let mut h = host(INTERNET.into(), Role::Internet);
+    h.interfaces = vec![
+        veth("eth0", down_host, down_if),
+        Interface::new("world", Link::Uplink, Vec::new()),
+    ];
+    let mut main = vec![Route::unicast(Ipv4Net::default(), None, "world").with_origin("the public internet")];
+    for private in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"] {
+        main.push(Route {
+            kind: RouteType::Blackhole,
+            dev: None,
+            scope: Scope::Global,
+            ..Route::unicast(private.parse().expect("literal CIDR"), None, "world")
+                .with_origin("private addresses are not routed on the internet")
+        });
+    }
+    main.push(
+        Route::unicast(cluster.node_network, None, "eth0")
+            .with_origin("the nodes, reachable from outside (as through their external addresses)"),
+    );
+    for service in load_balanced(cluster) {
+        let ip = service.load_balancer_ip.expect("filtered on its presence");
+        if !main.iter().any(|r| r.dst == host_net(ip)) {
+            main.push(
+                Route::unicast(host_net(ip), None, "eth0")
+                    .with_origin(format!("load-balancer address of {}", service.qualified_name())),
+            );
+        }
+    }
+    h.tables = vec![RouteTable {
+        name: "main".into(),
+        routes: main,
+    }];
+    h.ip_forward = true;
+    h
+}

@@ -1,0 +1,528 @@
+//! What `--from` and `--to` mean in a cluster: which network namespace sends, to which address
+//! and port, with a note for each name resolved. Kubernetes words live here, so the simulator can
+//! stay with addresses.
+
+pub mod dns;
+pub mod http;
+mod source;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::compile::cloud::lb_backends;
+use crate::model::{Cluster, Protocol, ServiceType};
+use crate::net::NetState;
+use crate::trace::Step;
+
+pub use source::INTERNET_CLIENT;
+
+/// Where the traced packet starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A socket in this host.
+    Socket(usize),
+    /// Beyond an uplink: the packet first appears arriving on `iif` of `host`.
+    Outside { host: usize, iif: String },
+}
+
+/// An HTTP request an ingress controller will route once it has the connection.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub host: String,
+    pub path: String,
+    /// Index into `Cluster::services`: the controller's Service.
+    pub controller: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub origin: Origin,
+    pub src_ip: Ipv4Addr,
+    /// `None` when the name given resolves to no address.
+    pub dst: Option<SocketAddrV4>,
+    pub protocol: Protocol,
+    pub notes: Vec<String>,
+    /// The client, for replies: the pod or node the user named, or the outside address.
+    pub client: String,
+    /// The resolver's work, when the destination was a DNS name.
+    pub dns: Option<Step>,
+    /// Addresses that pin load-balancing decisions (`--via-node`).
+    pub pins: Vec<Ipv4Addr>,
+    pub http: Option<HttpRequest>,
+    /// The Service whose load-balancer address is dialled.
+    pub load_balancer: Option<usize>,
+}
+
+pub struct Query<'a> {
+    pub from: &'a str,
+    pub container: Option<&'a str>,
+    pub to: &'a str,
+    pub port: Option<u16>,
+    pub protocol: Option<Protocol>,
+    pub namespace: &'a str,
+    /// The address of the pod `--endpoint` names.
+    pub endpoint: Option<Ipv4Addr>,
+    pub via_node: Option<&'a str>,
+}
+
+/// A mistake in `--from`/`--to`/`--port`, worded for the user.
+pub type Error = String;
+
+fn split_ns<'a>(name: &'a str, default_ns: &'a str) -> (&'a str, &'a str) {
+    name.split_once('/').unwrap_or((default_ns, name))
+}
+
+/// `NAME` in the query's namespace, or `NS/KIND/NAME` for any of the kind's spellings.
+fn kind_name<'a>(to: &'a str, default_ns: &'a str, kinds: &[&str]) -> Option<(&'a str, &'a str)> {
+    kinds.iter().find_map(|k| {
+        to.strip_prefix(&format!("{k}/"))
+            .map(|n| (default_ns, n))
+            .or_else(|| to.split_once(&format!("/{k}/")))
+    })
+}
+
+fn port_list(c: &Cluster, si: usize) -> String {
+    let list: Vec<String> = c.services[si]
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.port, p.protocol))
+        .collect();
+    list.join(", ")
+}
+
+/// The Service port asked for, or its only one; and the protocol.
+fn service_port(c: &Cluster, si: usize, q: &Query<'_>) -> Result<(u16, Protocol), Error> {
+    let s = &c.services[si];
+    let port = match q.port {
+        Some(p) => p,
+        None => match s.ports.as_slice() {
+            [only] => only.port,
+            _ => {
+                return Err(format!(
+                    "service {} has several ports; pick one with --port ({})",
+                    s.qualified_name(),
+                    port_list(c, si)
+                ));
+            }
+        },
+    };
+    let protocol = q
+        .protocol
+        .or_else(|| s.ports.iter().find(|p| p.port == port).map(|p| p.protocol))
+        .unwrap_or(Protocol::Tcp);
+    Ok((port, protocol))
+}
+
+fn cluster_ip_note(c: &Cluster, si: usize, ip: Ipv4Addr, port: u16, protocol: Protocol) -> String {
+    let s = &c.services[si];
+    match s.ports.iter().find(|p| p.port == port && p.protocol == protocol) {
+        Some(sp) => format!(
+            "svc/{} is ClusterIP {ip}; port {port}/{protocol} targets {} on {} endpoint{}",
+            s.name,
+            sp.target_port,
+            sp.endpoints.len(),
+            if sp.endpoints.len() == 1 { "" } else { "s" }
+        ),
+        None => format!(
+            "svc/{} is ClusterIP {ip}, but it does not expose port {port}/{protocol} (it exposes {}): no kube-proxy rule will match",
+            s.name,
+            port_list(c, si)
+        ),
+    }
+}
+
+pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints, Error> {
+    let mut notes = Vec::new();
+    let from = source::resolve(c, state, q, &mut notes)?;
+    let mut ends = Endpoints {
+        origin: from.origin,
+        src_ip: from.ip,
+        dst: None,
+        protocol: q.protocol.unwrap_or(Protocol::Tcp),
+        notes: Vec::new(),
+        client: from.client,
+        dns: None,
+        pins: Vec::new(),
+        http: None,
+        load_balancer: None,
+    };
+    let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes)?;
+    ends.dst = dst;
+    ends.protocol = protocol;
+    if let Some(dst) = dst
+        && ends.load_balancer.is_none()
+    {
+        ends.load_balancer = c.services.iter().position(|s| s.load_balancer_ip == Some(*dst.ip()));
+    }
+    if let Some(node) = q.via_node {
+        let ni = c
+            .node_named(node)
+            .ok_or_else(|| format!("--via-node: no node `{node}`"))?;
+        match ends.load_balancer {
+            Some(si) if dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip) => {
+                let b = lb_backends(c, &c.services[si]).into_iter().find(|b| b.node == ni);
+                if let Some(b) = b.filter(|b| !b.healthy) {
+                    return Err(format!(
+                        "--via-node {node}: the load balancer never sends there ({}); to see what the node does with such a packet, trace --from internet --to node/{node}:NODEPORT",
+                        b.why
+                    ));
+                }
+                ends.pins.push(c.nodes[ni].ip);
+            }
+            _ if ends.http.is_some() => {}
+            _ => {
+                return Err(format!(
+                    "--via-node picks the node a cloud load balancer sends to; {} is not a load-balancer address",
+                    q.to
+                ));
+            }
+        }
+    }
+    ends.notes = notes;
+    Ok(ends)
+}
+
+/// `--to`: the address and port dialled (`None` when a name resolves to nothing).
+fn destination(
+    c: &Cluster,
+    q: &Query<'_>,
+    src_pod: Option<usize>,
+    ends: &mut Endpoints,
+    notes: &mut Vec<String>,
+) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
+    let to = q.to;
+    let tcp = q.protocol.unwrap_or(Protocol::Tcp);
+    if let Some(url) = to.strip_prefix("http://").or_else(|| to.strip_prefix("https://")) {
+        let https = to.starts_with("https://");
+        let (authority, path) = match url.find('/') {
+            Some(i) => (&url[..i], &url[i..]),
+            None => (url, "/"),
+        };
+        let path = path.split(['?', '#']).next().unwrap_or("/");
+        let host = authority.split(':').next().unwrap_or(authority);
+        if host.is_empty() {
+            return Err(format!("`{to}` has no host"));
+        }
+        return ingress_request(c, q, ends, notes, host, path, https).map(|d| (Some(d), Protocol::Tcp));
+    }
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing"]) {
+        let ing = c
+            .ingresses
+            .iter()
+            .find(|i| i.namespace == ns && i.name == name)
+            .ok_or_else(|| format!("no ingress `{ns}/{name}`"))?;
+        let hosts: Vec<&str> = ing.rules.iter().filter_map(|r| r.host.as_deref()).collect();
+        let host = match hosts.iter().find(|h| !h.starts_with('*')) {
+            Some(h) => (*h).to_owned(),
+            None => match hosts.first() {
+                Some(w) => w.replacen('*', "www", 1),
+                None => "example.com".to_owned(),
+            },
+        };
+        notes.push(format!(
+            "ingress/{name} stands for http://{host}/, the first host its rules name"
+        ));
+        return ingress_request(c, q, ends, notes, &host, "/", false).map(|d| (Some(d), Protocol::Tcp));
+    }
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer"]) {
+        let si = c
+            .service_named(ns, name)
+            .ok_or_else(|| format!("no service `{ns}/{name}`"))?;
+        let s = &c.services[si];
+        let ip = s.load_balancer_ip.ok_or_else(|| {
+            format!(
+                "service {ns}/{name} has no load-balancer address (it is of type {}{})",
+                s.kind,
+                if s.kind == ServiceType::LoadBalancer {
+                    " but gives no loadBalancerIP"
+                } else {
+                    ""
+                }
+            )
+        })?;
+        let (port, protocol) = service_port(c, si, q)?;
+        match s.ports.iter().find(|p| p.port == port && p.protocol == protocol) {
+            Some(sp) => notes.push(format!(
+                "lb/{name} is {ip}, the load-balancer address of service {ns}/{name}; port {port}/{protocol} goes on to NodePort {} of a node",
+                sp.node_port.map(|n| n.to_string()).unwrap_or_else(|| "(none)".into())
+            )),
+            None => notes.push(format!(
+                "lb/{name} is {ip}, but service {ns}/{name} does not expose port {port}/{protocol} (it exposes {})",
+                port_list(c, si)
+            )),
+        }
+        ends.load_balancer = Some(si);
+        return Ok((Some(SocketAddrV4::new(ip, port)), protocol));
+    }
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["svc", "service"]) {
+        let si = c
+            .service_named(ns, name)
+            .ok_or_else(|| format!("no service `{ns}/{name}`"))?;
+        let ip = c.services[si].cluster_ip.ok_or_else(|| {
+            format!("service {ns}/{name} is headless: it has no ClusterIP; trace to one of its pods, or to its DNS name {name}.{ns}")
+        })?;
+        let (port, protocol) = service_port(c, si, q)?;
+        notes.push(cluster_ip_note(c, si, ip, port, protocol));
+        return Ok((Some(SocketAddrV4::new(ip, port)), protocol));
+    }
+    if let Some(node) = to.strip_prefix("node/") {
+        let (node, port) = split_port(node)?;
+        let i = c.node_named(node).ok_or_else(|| format!("no node `{node}`"))?;
+        let port = q
+            .port
+            .or(port)
+            .ok_or_else(|| format!("give a port for node/{node}, as node/{node}:PORT or --port"))?;
+        notes.push(format!("node/{node} is {}", c.nodes[i].ip));
+        return Ok((Some(SocketAddrV4::new(c.nodes[i].ip, port)), tcp));
+    }
+    if let Some(rest) = to.strip_prefix("localhost:").or_else(|| to.strip_prefix("127.0.0.1:")) {
+        let port: u16 = rest.parse().map_err(|_| format!("`{rest}` is not a port"))?;
+        notes.push("localhost stays inside the sender's network namespace: for a pod, its containers share it".into());
+        return Ok((
+            Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, q.port.unwrap_or(port))),
+            tcp,
+        ));
+    }
+    if let Ok(ip) = to.parse::<Ipv4Addr>() {
+        let port = q
+            .port
+            .ok_or_else(|| format!("give a port for {ip}, as {ip}:PORT or --port"))?;
+        return Ok((Some(SocketAddrV4::new(ip, port)), tcp));
+    }
+    if let Ok(addr) = to.parse::<SocketAddrV4>() {
+        return Ok((Some(SocketAddrV4::new(*addr.ip(), q.port.unwrap_or(addr.port()))), tcp));
+    }
+    let bare = to.strip_prefix("pod/");
+    let (name, port) = split_port(bare.unwrap_or(to))?;
+    let (ns, pod) = split_ns(name, q.namespace);
+    // A pod's name wins; a name that is no pod's, or has dots in it, is a DNS name.
+    let pi = c.pod_named(ns, pod);
+    if pi.is_none() && bare.is_none() && !name.contains('/') {
+        return dns_name(c, q, src_pod, ends, notes, name, port);
+    }
+    let pi = pi.ok_or_else(|| format!("no pod or service `{to}` (write svc/NAME for a Service)"))?;
+    let p = &c.pods[pi];
+    let port = match q.port.or(port) {
+        Some(port) => port,
+        None => match p.listeners().collect::<Vec<_>>().as_slice() {
+            [(_, only)] => only.port,
+            [] => {
+                return Err(format!(
+                    "pod {ns}/{pod} declares no container port; give one with --port"
+                ));
+            }
+            many => {
+                let list: Vec<String> = many
+                    .iter()
+                    .map(|(_, cp)| format!("{}/{}", cp.port, cp.protocol))
+                    .collect();
+                return Err(format!(
+                    "pod {ns}/{pod} listens on several ports; pick one with --port ({})",
+                    list.join(", ")
+                ));
+            }
+        },
+    };
+    let protocol = q
+        .protocol
+        .or_else(|| p.listeners().find(|(_, cp)| cp.port == port).map(|(_, cp)| cp.protocol))
+        .unwrap_or(Protocol::Tcp);
+    notes.push(format!("pod {ns}/{pod} is {} on node {}", p.ip, c.nodes[p.node].name));
+    Ok((Some(SocketAddrV4::new(p.ip, port)), protocol))
+}
+
+/// A name looked up by the sending pod's resolver.
+fn dns_name(
+    c: &Cluster,
+    q: &Query<'_>,
+    src_pod: Option<usize>,
+    ends: &mut Endpoints,
+    notes: &mut Vec<String>,
+    name: &str,
+    port: Option<u16>,
+) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
+    let tcp = q.protocol.unwrap_or(Protocol::Tcp);
+    let Some(pi) = src_pod.filter(|&p| !c.pods[p].host_network) else {
+        return Err(format!(
+            "`{name}` is no pod, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, an address, or trace from a pod"
+        ));
+    };
+    let records = crate::compile::dns::records(c);
+    let (mut step, record) = dns::resolve(&records, name, &c.pods[pi].namespace, &c.cluster_domain);
+    if let Some(dns) = c.service_named("kube-system", "kube-dns")
+        && let Some(ip) = c.services[dns].cluster_ip
+    {
+        notes.push(format!(
+            "the resolver asks the cluster DNS at {ip}:53 (svc kube-system/kube-dns); each query is a packet of its own"
+        ));
+    }
+    let found = record.filter(|r| !r.addrs.is_empty());
+    let Some(record) = found else {
+        ends.dns = Some(step);
+        return Ok((None, tcp));
+    };
+    let si = record.service;
+    let s = &c.services[si];
+    let q = Query {
+        port: q.port.or(port),
+        ..*q
+    };
+    let (addr, protocol, what) = if record.headless {
+        // The answer holds the pods' own addresses: the client connects to one directly.
+        let ip = q
+            .endpoint
+            .filter(|ip| record.addrs.contains(ip))
+            .unwrap_or(record.addrs[0]);
+        let endpoints: Vec<_> = s
+            .ports
+            .iter()
+            .flat_map(|p| p.endpoints.iter().map(move |e| (p, e)))
+            .collect();
+        let port = match q.port {
+            Some(p) => p,
+            None => {
+                let ports: Vec<u16> = endpoints
+                    .iter()
+                    .filter(|(_, e)| e.ip == ip)
+                    .map(|(_, e)| e.port)
+                    .collect();
+                match ports.as_slice() {
+                    [only] => *only,
+                    _ => {
+                        return Err(format!("{} has several ports; pick one with --port", record.name));
+                    }
+                }
+            }
+        };
+        let protocol = q
+            .protocol
+            .or_else(|| {
+                endpoints
+                    .iter()
+                    .find(|(_, e)| e.ip == ip && e.port == port)
+                    .map(|(p, _)| p.protocol)
+            })
+            .unwrap_or(Protocol::Tcp);
+        notes.push(format!(
+            "service {} is headless: DNS answers with its pods' own addresses and the client connects to one ({ip}) directly, with no kube-proxy rule involved",
+            s.qualified_name()
+        ));
+        (
+            ip,
+            (port, protocol),
+            format!("pod addresses of headless Service {}", s.qualified_name()),
+        )
+    } else {
+        let ip = record.addrs[0];
+        let (port, protocol) = service_port(c, si, &q)?;
+        notes.push(cluster_ip_note(c, si, ip, port, protocol));
+        (
+            ip,
+            (port, protocol),
+            format!("ClusterIP of Service {}", s.qualified_name()),
+        )
+    };
+    if let Step::Dns { record: r, .. } = &mut step {
+        *r = Some(what);
+    }
+    ends.dns = Some(step);
+    Ok((Some(SocketAddrV4::new(addr, protocol.0)), protocol.1))
+}
+
+/// An HTTP request to an ingress controller: the host is taken to resolve to the controller
+/// Service's load-balancer address, or else to a node's NodePort.
+fn ingress_request(
+    c: &Cluster,
+    q: &Query<'_>,
+    ends: &mut Endpoints,
+    notes: &mut Vec<String>,
+    host: &str,
+    path: &str,
+    https: bool,
+) -> Result<SocketAddrV4, Error> {
+    let mut ingresses: Vec<_> = c.ingresses.iter().collect();
+    if ingresses.is_empty() {
+        return Err("the scenario has no Ingress to route an HTTP request".into());
+    }
+    ingresses.sort_by_key(|i| (i.namespace.clone(), i.name.clone()));
+    let named = ingresses.iter().find(|i| {
+        i.rules
+            .iter()
+            .any(|r| r.host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(host)))
+    });
+    let controller = named.unwrap_or(&ingresses[0]).controller;
+    let s = &c.services[controller];
+    let want = if https { 443 } else { 80 };
+    let scheme = if https { "https" } else { "http" };
+    let sp = s
+        .ports
+        .iter()
+        .find(|p| p.port == want)
+        .or_else(|| s.ports.iter().find(|p| p.name.as_deref() == Some(scheme)))
+        .or_else(|| s.ports.first())
+        .ok_or_else(|| format!("ingress controller service {} has no ports", s.qualified_name()))?;
+    ends.http = Some(HttpRequest {
+        host: host.to_owned(),
+        path: path.to_owned(),
+        controller,
+    });
+    if https {
+        notes.push("TLS is not modelled: the request is routed as if it were plain HTTP on port 443".into());
+    }
+    if let Some(ip) = s.load_balancer_ip {
+        ends.load_balancer = Some(controller);
+        notes.push(format!(
+            "{host} is taken to resolve to {ip}, the load-balancer address of the ingress controller's service {}",
+            s.qualified_name()
+        ));
+        return Ok(SocketAddrV4::new(ip, sp.port));
+    }
+    if let Some(node_port) = sp.node_port {
+        let mut order: Vec<usize> = (0..c.nodes.len()).collect();
+        order.sort_by(|&a, &b| c.nodes[a].name.cmp(&c.nodes[b].name));
+        let node = match q.via_node {
+            Some(n) => c.node_named(n).ok_or_else(|| format!("--via-node: no node `{n}`"))?,
+            None => order[0],
+        };
+        let n = &c.nodes[node];
+        notes.push(format!(
+            "the ingress controller's service {} has no load-balancer address: {host} is taken to resolve to node {} ({}), where NodePort {node_port} leads to the controller",
+            s.qualified_name(),
+            n.name,
+            n.ip
+        ));
+        return Ok(SocketAddrV4::new(n.ip, node_port));
+    }
+    let ip = s.cluster_ip.ok_or_else(|| {
+        format!(
+            "ingress controller service {} is headless: nothing to connect to",
+            s.qualified_name()
+        )
+    })?;
+    notes.push(format!(
+        "the ingress controller's service {} is only reachable at its ClusterIP {ip}, from inside the cluster",
+        s.qualified_name()
+    ));
+    Ok(SocketAddrV4::new(ip, sp.port))
+}
+
+fn split_port(text: &str) -> Result<(&str, Option<u16>), Error> {
+    match text.rsplit_once(':') {
+        Some((name, port)) => Ok((name, Some(port.parse().map_err(|_| format!("`{port}` is not a port"))?))),
+        None => Ok((text, None)),
+    }
+}
+
+/// The pod whose address and port the packet was finally delivered to, if any.
+pub fn pod_at(c: &Cluster, state: &NetState, host: usize, port: u16) -> Option<usize> {
+    let h = &state.hosts[host];
+    match &h.role {
+        crate::net::Role::Pod { namespace, name, .. } => c.pod_named(namespace, name),
+        crate::net::Role::Node { name } => {
+            let node = c.node_named(name)?;
+            c.pods
+                .iter()
+                .position(|p| p.node == node && p.host_network && p.listeners().any(|(_, cp)| cp.port == port))
+        }
+        _ => None,
+    }
+}
