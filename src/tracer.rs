@@ -298,7 +298,7 @@ fn describe(state: &NetState, end: &End) -> String {
     match end {
         End::Delivered { owner, .. } => format!("delivered to {owner}"),
         End::Returned { tuple } => format!("the reply came back from {}", tuple.src),
-        End::LeftCluster => "the packet left through the cloud router towards the internet".into(),
+        End::LeftCluster => "the packet left the cloud for the internet".into(),
         End::NoRoute { host } => format!("{} has no route for the destination", name(*host)),
         End::Route { host, route, .. } if is_internet(state, *host) => format!(
             "{} matched `{route}`: private addresses are not routed on the internet; pod addresses and ClusterIPs mean something only inside the cluster",

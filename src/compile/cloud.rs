@@ -297,3 +297,68 @@ fn internet_host(cluster: &Cluster, down_host: usize, down_if: &str) -> Host {
     h.ip_forward = true;
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{Source, parse};
+
+    fn outside_in() -> Cluster {
+        let source = Source {
+            name: "outside-in".into(),
+            text: include_str!("../../scenarios/outside-in.yaml").into(),
+        };
+        let (spec, problems) = parse(&source).unwrap();
+        assert!(problems.is_empty());
+        crate::model::build(&spec).unwrap_or_else(|e| panic!("{e:#?}")).cluster
+    }
+
+    #[test]
+    fn local_policy_takes_nodes_without_an_endpoint_out_of_rotation() {
+        let c = outside_in();
+        let health = |svc: &str| -> Vec<(String, bool)> {
+            let s = &c.services[c.service_named("shop", svc).unwrap()];
+            lb_backends(&c, s)
+                .into_iter()
+                .map(|b| (c.nodes[b.node].name.clone(), b.healthy))
+                .collect()
+        };
+        let names = |v: &[(String, bool)]| v.iter().filter(|x| x.1).map(|x| x.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&health("web")), ["node-1", "node-2", "node-3"]);
+        assert_eq!(names(&health("web-local")), ["node-1", "node-2"]);
+    }
+
+    #[test]
+    fn the_load_balancer_sits_between_router_and_internet_and_drops_what_it_does_not_translate() {
+        let c = outside_in();
+        let state = crate::compile::compile(&c);
+        let lb = &state.hosts[state.host_named(LOAD_BALANCER).unwrap()];
+        let peers: Vec<&str> = lb
+            .interfaces
+            .iter()
+            .filter_map(|i| match &i.link {
+                Link::Veth { peer_host, .. } => Some(state.hosts[*peer_host].name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(peers, [ROUTER, INTERNET]);
+        let web_local = c.service_named("shop", "web-local").unwrap();
+        let chain = lb_chain("shop/web-local:http", crate::net::Protocol::Tcp);
+        let rules = &lb.nat.chain(&chain).unwrap().rules;
+        assert_eq!(rules.len(), 2, "one DNAT per healthy node");
+        assert_eq!(
+            rules[1].target,
+            Target::Dnat("10.100.0.3:30081".parse().unwrap()),
+            "{:?}",
+            c.services[web_local].name
+        );
+        assert!(
+            lb.filter
+                .chain("FORWARD")
+                .unwrap()
+                .rules
+                .iter()
+                .all(|r| r.target == Target::Drop)
+        );
+    }
+}
