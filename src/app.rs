@@ -205,23 +205,28 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         via_node: via_node.as_deref(),
     };
     let choice = match endpoint_ip {
-        Some(ip) => BranchChoice::Pinned(vec![ip]),
-        None => BranchChoice::First,
+        Some(ip) => BranchChoice::pinned(vec![ip]),
+        None => BranchChoice::default(),
     };
-    let first = match crate::tracer::trace(c, &state, &query, choice) {
+    let first = match crate::tracer::trace(c, &state, &query, choice.clone()) {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
     let mut traces = vec![];
-    if *all_endpoints {
-        for n in 0..crate::tracer::branch_count(&first) {
-            match crate::tracer::trace(c, &state, &query, BranchChoice::Nth(n)) {
-                Ok(t) => traces.push(t),
-                Err(e) => return usage(e),
+    match crate::tracer::endpoint_decision(&first).filter(|_| *all_endpoints) {
+        Some((decision, branches)) => {
+            for n in 0..branches {
+                let each = BranchChoice {
+                    nth: Some((decision, n)),
+                    ..choice.clone()
+                };
+                match crate::tracer::trace(c, &state, &query, each) {
+                    Ok(t) => traces.push(t),
+                    Err(e) => return usage(e),
+                }
             }
         }
-    } else {
-        traces.push(first);
+        None => traces.push(first),
     }
     let code = if traces.iter().all(|t| t.verdict.is_success()) {
         EXIT_OK
@@ -268,7 +273,7 @@ fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome 
             endpoint: None,
             via_node: None,
         };
-        let got = match crate::tracer::trace(c, &state, &query, BranchChoice::First) {
+        let got = match crate::tracer::trace(c, &state, &query, BranchChoice::default()) {
             Ok(t) => t.verdict.name().to_owned(),
             Err(e) => format!("error: {e}"),
         };

@@ -85,7 +85,7 @@ impl Verdict {
     pub fn meaning(self) -> &'static str {
         match self {
             Verdict::Delivered => "the packet reached a listening socket, and the reply came back to the client",
-            Verdict::LeftCluster => "the packet left the cluster through the cloud router's default route",
+            Verdict::LeftCluster => "the packet left for the internet",
             Verdict::NoRoute => "no route matched the destination (the sender gets 'Network is unreachable')",
             Verdict::Blackhole => "a blackhole route swallowed the packet without a word",
             Verdict::Unreachable => "an unreachable route refused the packet (ICMP host unreachable)",
@@ -115,7 +115,9 @@ impl Verdict {
             Verdict::LeftCluster => {
                 "if the destination should be inside the cluster, check its address against the cluster's networks"
             }
-            Verdict::NoRoute => "add a route (or a default route) on the host that dropped it",
+            Verdict::NoRoute => {
+                "add a route on the host that dropped it; from outside the cluster, use an address it exposes (a load balancer or a NodePort)"
+            }
             Verdict::Blackhole | Verdict::Unreachable | Verdict::Prohibited => {
                 "remove or narrow the route that matched, or add a more specific route for the destination"
             }
@@ -131,7 +133,7 @@ impl Verdict {
             }
             Verdict::Loop => "the extra routes on the nodes point at each other; remove one",
             Verdict::NoLocalEndpoints => {
-                "send through the load balancer, whose health checks on healthCheckNodePort skip such nodes, or use externalTrafficPolicy Cluster (the pod then sees a node's address instead of the client's)"
+                "send to a node that runs an endpoint (a cloud load balancer's health checks on healthCheckNodePort pick only those), or use externalTrafficPolicy Cluster (the pod then sees a node's address instead of the client's)"
             }
             Verdict::Nxdomain => "check the name and namespace: a Service is NAME.NAMESPACE.svc.CLUSTER-DOMAIN",
             Verdict::NotFound => "add a path for this request to an Ingress rule, or give the Ingress a defaultBackend",

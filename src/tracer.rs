@@ -19,27 +19,25 @@ use crate::trace::{DeliveredTo, Hop, Reply, Step, Trace, Tuple, Verdict};
 
 pub fn trace(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, choice: BranchChoice) -> Result<Trace, String> {
     let ends = resolve::resolve(c, state, q)?;
-    let choice = match choice {
-        BranchChoice::First if !ends.pins.is_empty() => BranchChoice::Pinned(ends.pins.clone()),
-        BranchChoice::Pinned(mut pins) => {
-            pins.extend(ends.pins.iter().copied());
-            BranchChoice::Pinned(pins)
-        }
-        other => other,
-    };
+    let mut choice = choice;
+    choice.pins.extend(ends.pins.iter().copied());
     Ok(run(c, state, q, &ends, choice))
 }
 
-/// How many ways the first load-balancing decision of this trace can go (1 if none).
-pub fn branch_count(t: &Trace) -> usize {
-    t.hops
+/// The last load-balancing decision before delivery (the one that picks the endpoint, after
+/// any load balancer picked a node): its index among the journey's decisions, and its branch
+/// count.
+pub fn endpoint_decision(t: &Trace) -> Option<(usize, usize)> {
+    let decisions: Vec<usize> = t
+        .hops
         .iter()
         .flat_map(|h| &h.steps)
-        .find_map(|s| match s {
+        .filter_map(|s| match s {
             Step::LoadBalance { branches, .. } => Some(branches.len()),
             _ => None,
         })
-        .unwrap_or(1)
+        .collect();
+    decisions.last().map(|&n| (decisions.len() - 1, n))
 }
 
 fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
@@ -50,6 +48,19 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 }
 
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
+    let mut trace = journey(c, state, q, ends, choice);
+    if let Some(ip) = q.endpoint
+        && !trace.hops.is_empty()
+        && !endpoint_followed(&trace.hops, ip)
+    {
+        trace.notes.push(format!(
+            "--endpoint {ip}: no load-balancing decision on the way leads there, so it changed nothing"
+        ));
+    }
+    trace
+}
+
+fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = Trace {
         from: q.from.to_owned(),
         to: q.to.to_owned(),
@@ -80,6 +91,18 @@ fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, 
         Origin::Socket(h) => Client::Socket(h),
         Origin::Outside { .. } => Client::Beyond,
     };
+    if matches!(ends.origin, Origin::Outside { .. }) {
+        let text = if tuple.src.ip() == sent.src.ip() {
+            format!("the server sees the client's own address, {}", sent.src.ip())
+        } else {
+            format!(
+                "the server sees the connection coming from {}, not from the client {}: its source was rewritten on the way",
+                tuple.src.ip(),
+                sent.src.ip()
+            )
+        };
+        push_step(&mut trace.hops, Step::Note { text });
+    }
 
     // Behind an ingress controller, a second connection: controller pod to backend pod.
     let mut inner = None;
@@ -144,17 +167,16 @@ fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, 
         port: last_tuple.dst.port(),
         listener: last_owner.clone(),
     });
-    if matches!(ends.origin, Origin::Outside { .. }) && inner.is_none() {
-        let text = if last_tuple.src.ip() == sent.src.ip() {
-            format!("the server sees the client's own address, {}", sent.src.ip())
-        } else {
-            format!(
-                "the server sees the connection coming from {}, not from the client {}: its source was rewritten on the way",
-                last_tuple.src.ip(),
-                sent.src.ip()
-            )
-        };
-        push_step(&mut trace.hops, Step::Note { text });
+    if inner.is_some() {
+        push_step(
+            &mut trace.hops,
+            Step::Note {
+                text: format!(
+                    "the backend sees the connection coming from the controller pod, {}; the client's address reaches it only in the X-Forwarded-For header",
+                    last_tuple.src.ip()
+                ),
+            },
+        );
     }
 
     let mut reply_hops = Vec::new();
@@ -191,6 +213,17 @@ fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, 
     trace.verdict = verdict;
     trace.reason = reason;
     trace
+}
+
+/// Whether some load-balancing decision, or the ingress controller, followed `--endpoint`.
+fn endpoint_followed(hops: &[Hop], ip: std::net::Ipv4Addr) -> bool {
+    let pinned = format!("the branch that leads to {ip},");
+    let dialled = format!("the controller dials {ip}:");
+    hops.iter().flat_map(|h| &h.steps).any(|s| match s {
+        Step::LoadBalance { how, .. } => how.starts_with(&pinned),
+        Step::Note { text } => text.starts_with(&dialled),
+        _ => false,
+    })
 }
 
 fn returned(end: &End) -> Option<Tuple> {

@@ -9,6 +9,7 @@ use std::net::SocketAddrV4;
 
 use ipnet::Ipv4Net;
 
+use super::kube_proxy::HEALTHZ_PORT;
 use super::kubenet::{NODE_NETWORK, host, net};
 use super::names::{service_chain_suffix, service_port_name};
 use super::{INTERNET, LOAD_BALANCER, ROUTER};
@@ -43,7 +44,7 @@ pub fn lb_backends(cluster: &Cluster, service: &Service) -> Vec<Backend> {
                     node,
                     healthy: true,
                     why: format!(
-                        "http://{}:10256/healthz answers 200: with externalTrafficPolicy Cluster every node forwards",
+                        "http://{}:{HEALTHZ_PORT}/healthz answers 200: with externalTrafficPolicy Cluster every node forwards",
                         n.ip
                     ),
                 },

@@ -188,6 +188,22 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
         if service.cluster_ip.is_none() {
             continue; // Headless: DNS hands out pod IPs, kube-proxy has nothing to do.
         }
+        if let Some(port) = health_check_port(service) {
+            filter.append(
+                NODEPORTS,
+                Rule::new(
+                    vec![
+                        comment(format!("{} health check node port", service.qualified_name())),
+                        Match::Protocol(crate::net::Protocol::Tcp),
+                        Match::DestinationPort {
+                            protocol: crate::net::Protocol::Tcp,
+                            port: Some(port),
+                        },
+                    ],
+                    Target::Accept,
+                ),
+            );
+        }
         for port in &service.ports {
             service_port_rules(cluster, node, service, port, &mut nat, &mut filter);
         }
@@ -575,6 +591,40 @@ fn external_rules(
             }
         }
     }
+}
+
+/// The port on which kube-proxy answers a load balancer's health checks for `service`: only
+/// Services with `externalTrafficPolicy: Local` have one.
+pub fn health_check_port(service: &Service) -> Option<u16> {
+    (service.external_traffic_policy == TrafficPolicy::Local && service.kind != ServiceType::ClusterIP)
+        .then_some(service.health_check_node_port)
+        .flatten()
+}
+
+/// kube-proxy's health server, which a cloud load balancer asks under `externalTrafficPolicy:
+/// Cluster`.
+pub const HEALTHZ_PORT: u16 = 10256;
+
+/// The sockets kube-proxy itself listens on, in the node's network namespace.
+pub fn listeners(cluster: &Cluster) -> Vec<crate::net::Listener> {
+    let mut list = vec![crate::net::Listener {
+        port: HEALTHZ_PORT,
+        protocol: crate::net::Protocol::Tcp,
+        owner: "kube-proxy's health server (/healthz)".into(),
+    }];
+    for service in &cluster.services {
+        if let Some(port) = health_check_port(service) {
+            list.push(crate::net::Listener {
+                port,
+                protocol: crate::net::Protocol::Tcp,
+                owner: format!(
+                    "kube-proxy's health check for {} (healthCheckNodePort)",
+                    service.qualified_name()
+                ),
+            });
+        }
+    }
+    list
 }
 
 /// What a kube-proxy rule that dropped or rejected a packet means, read from the comment it

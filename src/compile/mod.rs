@@ -27,6 +27,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
             let (nat, filter) = kube_proxy::tables(cluster, node);
             host.nat = nat;
             host.filter = filter;
+            host.listeners.extend(kube_proxy::listeners(cluster));
         }
     }
     state

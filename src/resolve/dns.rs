@@ -35,12 +35,14 @@ pub fn resolve<'r>(records: &'r [Record], name: &str, namespace: &str, domain: &
     let mut queries = Vec::new();
     let mut found = None;
     for candidate in candidates(name, &search) {
-        let record = records.iter().find(|r| r.name.eq_ignore_ascii_case(&candidate));
+        // A headless Service without endpoints has no records at all: the name does not exist.
+        let record = records
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(&candidate) && !r.addrs.is_empty());
         queries.push(DnsQuery {
             name: candidate,
             answer: record.map(|r| r.addrs.clone()),
         });
-        // The resolver stops at the first name that exists, even one without addresses.
         if record.is_some() {
             found = record;
             break;

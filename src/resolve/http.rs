@@ -31,6 +31,11 @@ fn host_match(rule: Option<&str>, host: &str) -> Option<HostMatch> {
     (!label.is_empty() && !label.contains('.')).then_some(HostMatch::Wildcard)
 }
 
+/// How well a rule's host matches `host` (higher is better), or `None`.
+pub fn host_rank(rule: Option<&str>, host: &str) -> Option<u8> {
+    host_match(rule, host).map(|m| m as u8)
+}
+
 /// Element-wise prefix match: `/foo` matches `/foo`, `/foo/` and `/foo/bar`, not `/foobar`.
 fn prefix_matches(rule: &str, path: &str) -> bool {
     let elements = |p: &str| {

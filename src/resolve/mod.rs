@@ -146,12 +146,24 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
         load_balancer: None,
     };
     let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes)?;
+    if matches!(ends.origin, Origin::Outside { .. }) && dst.is_some_and(|d| d.ip().is_loopback()) {
+        return Err("localhost of a client on the internet is its own machine, which is not modelled".into());
+    }
     ends.dst = dst;
     ends.protocol = protocol;
     if let Some(dst) = dst
         && ends.load_balancer.is_none()
     {
         ends.load_balancer = c.services.iter().position(|s| s.load_balancer_ip == Some(*dst.ip()));
+    }
+    // Under the Local policy only the endpoint's own node can deliver to it: pin the load
+    // balancer there too.
+    if let (Some(si), Some(ip), None) = (ends.load_balancer, q.endpoint, q.via_node)
+        && dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip)
+        && c.services[si].external_traffic_policy == crate::model::TrafficPolicy::Local
+        && let Some(pod) = c.pods.iter().find(|p| p.ip == ip)
+    {
+        ends.pins.push(c.nodes[pod.node].ip);
     }
     if let Some(node) = q.via_node {
         let ni = c
@@ -191,18 +203,9 @@ fn destination(
 ) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
     let to = q.to;
     let tcp = q.protocol.unwrap_or(Protocol::Tcp);
-    if let Some(url) = to.strip_prefix("http://").or_else(|| to.strip_prefix("https://")) {
-        let https = to.starts_with("https://");
-        let (authority, path) = match url.find('/') {
-            Some(i) => (&url[..i], &url[i..]),
-            None => (url, "/"),
-        };
-        let path = path.split(['?', '#']).next().unwrap_or("/");
-        let host = authority.split(':').next().unwrap_or(authority);
-        if host.is_empty() {
-            return Err(format!("`{to}` has no host"));
-        }
-        return ingress_request(c, q, ends, notes, host, path, https).map(|d| (Some(d), Protocol::Tcp));
+    if let Some((scheme, rest)) = to.split_once("://") {
+        let (host, path, https) = parse_url(scheme, rest, q.port)?;
+        return ingress_request(c, q, ends, notes, &host, &path, https, None).map(|d| (Some(d), Protocol::Tcp));
     }
     if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing"]) {
         let ing = c
@@ -210,18 +213,22 @@ fn destination(
             .iter()
             .find(|i| i.namespace == ns && i.name == name)
             .ok_or_else(|| format!("no ingress `{ns}/{name}`"))?;
-        let hosts: Vec<&str> = ing.rules.iter().filter_map(|r| r.host.as_deref()).collect();
-        let host = match hosts.iter().find(|h| !h.starts_with('*')) {
-            Some(h) => (*h).to_owned(),
-            None => match hosts.first() {
-                Some(w) => w.replacen('*', "www", 1),
-                None => "example.com".to_owned(),
-            },
+        // The first path of the first rule, with a wildcard host given a label to match.
+        let (host, path) = match ing.rules.first() {
+            Some(rule) => (
+                match rule.host.as_deref() {
+                    Some(h) => h.replacen('*', "www", 1),
+                    None => "example.com".to_owned(),
+                },
+                rule.paths.first().map(|p| p.path.clone()).unwrap_or_else(|| "/".into()),
+            ),
+            None => ("example.com".to_owned(), "/".to_owned()),
         };
         notes.push(format!(
-            "ingress/{name} stands for http://{host}/, the first host its rules name"
+            "ingress/{name} stands for http://{host}{path}, the first path of its first rule"
         ));
-        return ingress_request(c, q, ends, notes, &host, "/", false).map(|d| (Some(d), Protocol::Tcp));
+        return ingress_request(c, q, ends, notes, &host, &path, false, Some(ing.controller))
+            .map(|d| (Some(d), Protocol::Tcp));
     }
     if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer"]) {
         let si = c
@@ -346,6 +353,9 @@ fn dns_name(
             "`{name}` is no pod, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, an address, or trace from a pod"
         ));
     };
+    if name.trim_matches('.').is_empty() {
+        return Err(format!("`{}` is not a name to resolve", q.to));
+    }
     let records = crate::compile::dns::records(c);
     let (mut step, record) = dns::resolve(&records, name, &c.pods[pi].namespace, &c.cluster_domain);
     if let Some(dns) = c.service_named("kube-system", "kube-dns")
@@ -355,8 +365,14 @@ fn dns_name(
             "the resolver asks the cluster DNS at {ip}:53 (svc kube-system/kube-dns); each query is a packet of its own"
         ));
     }
-    let found = record.filter(|r| !r.addrs.is_empty());
-    let Some(record) = found else {
+    let Some(record) = record else {
+        let absolute = name.trim_end_matches('.').to_ascii_lowercase();
+        let in_cluster = absolute == c.cluster_domain || absolute.ends_with(&format!(".{}", c.cluster_domain));
+        if absolute.contains('.') && !in_cluster {
+            return Err(format!(
+                "`{name}` is not a cluster name: the cluster DNS would forward it upstream, which is not modelled; trace to its address instead"
+            ));
+        }
         ends.dns = Some(step);
         return Ok((None, tcp));
     };
@@ -438,18 +454,24 @@ fn ingress_request(
     host: &str,
     path: &str,
     https: bool,
+    wanted_controller: Option<usize>,
 ) -> Result<SocketAddrV4, Error> {
     let mut ingresses: Vec<_> = c.ingresses.iter().collect();
     if ingresses.is_empty() {
         return Err("the scenario has no Ingress to route an HTTP request".into());
     }
     ingresses.sort_by_key(|i| (i.namespace.clone(), i.name.clone()));
-    let named = ingresses.iter().find(|i| {
-        i.rules
+    // The controller whose Ingresses match the host best; else the first Ingress's.
+    let controller = match wanted_controller {
+        Some(c) => c,
+        None => ingresses
             .iter()
-            .any(|r| r.host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(host)))
-    });
-    let controller = named.unwrap_or(&ingresses[0]).controller;
+            .flat_map(|i| i.rules.iter().map(move |r| (i, r)))
+            .filter_map(|(i, r)| http::host_rank(r.host.as_deref(), host).map(|m| (m, i.controller)))
+            .max_by_key(|(m, _)| *m)
+            .map(|(_, c)| c)
+            .unwrap_or(ingresses[0].controller),
+    };
     let s = &c.services[controller];
     let want = if https { 443 } else { 80 };
     let scheme = if https { "https" } else { "http" };
@@ -477,11 +499,17 @@ fn ingress_request(
         return Ok(SocketAddrV4::new(ip, sp.port));
     }
     if let Some(node_port) = sp.node_port {
-        let mut order: Vec<usize> = (0..c.nodes.len()).collect();
-        order.sort_by(|&a, &b| c.nodes[a].name.cmp(&c.nodes[b].name));
+        // The first node by name that would deliver: under the Local policy, one that runs a
+        // controller pod.
+        let backends = lb_backends(c, s);
         let node = match q.via_node {
             Some(n) => c.node_named(n).ok_or_else(|| format!("--via-node: no node `{n}`"))?,
-            None => order[0],
+            None => backends
+                .iter()
+                .find(|b| b.healthy)
+                .or(backends.first())
+                .map(|b| b.node)
+                .ok_or("the cluster has no nodes")?,
         };
         let n = &c.nodes[node];
         notes.push(format!(
@@ -503,6 +531,47 @@ fn ingress_request(
         s.qualified_name()
     ));
     Ok(SocketAddrV4::new(ip, sp.port))
+}
+
+/// `SCHEME://HOST[:PORT][/PATH][?QUERY][#FRAGMENT]`, for http and https to the default ports.
+fn parse_url(scheme: &str, rest: &str, port: Option<u16>) -> Result<(String, String, bool), Error> {
+    let https = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => {
+            return Err(format!(
+                "`{scheme}://` is not HTTP: write http://HOST/PATH or https://HOST/PATH"
+            ));
+        }
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, explicit) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?)),
+        None => (authority, None),
+    };
+    let default = if https { 443 } else { 80 };
+    if let Some(p) = explicit.or(port).filter(|&p| p != default) {
+        return Err(format!(
+            "the ingress controller is reached on port {default} for {scheme}; port {p} is not modelled"
+        ));
+    }
+    let valid_label =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
+        return Err(format!(
+            "`{host}` is not a host name: write http://shop.example.com/PATH"
+        ));
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(format!(
+            "`{path}` has `.` or `..` segments: write the path the server would see"
+        ));
+    }
+    Ok((host.to_ascii_lowercase(), path.to_owned(), https))
 }
 
 fn split_port(text: &str) -> Result<(&str, Option<u16>), Error> {

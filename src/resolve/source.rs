@@ -32,6 +32,23 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
                 .parse::<Ipv4Addr>()
                 .map_err(|_| format!("`{text}` is not an IPv4 address: write external:203.0.113.7"))?,
         };
+        if ip.is_private()
+            || ip.is_loopback()
+            || ip.is_unspecified()
+            || ip.is_link_local()
+            || ip.is_multicast()
+            || ip.is_broadcast()
+            || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
+        {
+            return Err(format!(
+                "external:{ip} is not an address a client on the internet can have: pick a public one, such as 203.0.113.7"
+            ));
+        }
+        if c.services.iter().any(|s| s.load_balancer_ip == Some(ip)) {
+            return Err(format!(
+                "external:{ip} is a load-balancer address of the cluster: pick the client's own address"
+            ));
+        }
         for (what, net) in [
             ("node network", c.node_network),
             ("pod network", c.pod_network),

@@ -98,6 +98,8 @@ pub struct Simulator<'a> {
     state: &'a NetState,
     conntrack: Vec<Vec<Entry>>,
     choice: BranchChoice,
+    /// Load-balancing decisions met so far, so `BranchChoice::nth` can name one.
+    decisions: usize,
     hops: Vec<Hop>,
     /// The client, while a reply travels back to it.
     client: Option<Client>,
@@ -130,6 +132,7 @@ impl<'a> Simulator<'a> {
             state,
             conntrack: vec![Vec::new(); state.hosts.len()],
             choice,
+            decisions: 0,
             hops: Vec::new(),
             client: None,
         }
@@ -283,6 +286,7 @@ impl<'a> Simulator<'a> {
                 host: h,
                 hook,
                 choice: &self.choice,
+                decisions: &mut self.decisions,
                 steps: &mut steps,
             };
             match walk.run(table, pkt) {

@@ -9,17 +9,22 @@ use crate::net::iptables::{CtState, Match, RecentCheck, Rule, Table, Target, pro
 use crate::net::route::RouteType;
 use crate::trace::{Branch, Step, Tuple};
 
-/// Which branch a run of `statistic --mode random` rules takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BranchChoice {
-    /// The first, in rule order.
-    First,
-    /// The n-th (0-based), for walking every branch in turn.
-    Nth(usize),
-    /// At each decision, the branch that ends in a DNAT to one of these addresses; the first
-    /// branch where none does. One trace may meet several decisions (a load balancer picking a
-    /// node, then a Service picking an endpoint), each pinned by its own address.
-    Pinned(Vec<Ipv4Addr>),
+/// Which branch each run of `statistic --mode random` rules takes. One trace may meet several
+/// such decisions (a load balancer picking a node, then a Service picking an endpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BranchChoice {
+    /// At any decision, the branch that ends in a DNAT to one of these addresses, if one does.
+    pub pins: Vec<Ipv4Addr>,
+    /// `Some((k, n))`: at the k-th decision (0-based, counted over the whole journey) take
+    /// branch n, for walking every branch in turn. Decisions no pin or `nth` settles take the
+    /// first branch.
+    pub nth: Option<(usize, usize)>,
+}
+
+impl BranchChoice {
+    pub fn pinned(pins: Vec<Ipv4Addr>) -> BranchChoice {
+        BranchChoice { pins, nth: None }
+    }
 }
 
 /// What the packet looks like to the rules, and what they may change.
@@ -43,6 +48,8 @@ pub struct Walk<'a> {
     pub host: &'a Host,
     pub hook: &'a str,
     pub choice: &'a BranchChoice,
+    /// How many decisions the journey has met so far.
+    pub decisions: &'a mut usize,
     pub steps: &'a mut Vec<Step>,
 }
 
@@ -232,10 +239,26 @@ impl Walk<'_> {
                 break;
             }
         }
-        let (index, how) = match self.choice {
-            BranchChoice::First => (0, "the first branch, in rule order".to_owned()),
-            BranchChoice::Nth(n) => {
-                let n = *n;
+        let decision = *self.decisions;
+        *self.decisions += 1;
+        let leads_to = |r: &Rule| {
+            self.choice.pins.iter().copied().find(|ip| match &r.target {
+                Target::Dnat(to) => to.ip() == ip,
+                Target::Jump(c) => table.chain(c).is_some_and(|c| {
+                    c.rules
+                        .iter()
+                        .any(|r| matches!(r.target, Target::Dnat(to) if to.ip() == ip))
+                }),
+                _ => false,
+            })
+        };
+        let pinned = rules[..branches.len()]
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| leads_to(r).map(|ip| (i, ip)));
+        let (index, how) = match (pinned, self.choice.nth) {
+            (Some((i, ip)), _) => (i, format!("the branch that leads to {ip}, as asked")),
+            (None, Some((k, n))) if k == decision => {
                 let taken = n.min(branches.len().saturating_sub(1));
                 if taken == n {
                     (taken, format!("branch {}, as asked", n + 1))
@@ -250,33 +273,7 @@ impl Walk<'_> {
                     )
                 }
             }
-            BranchChoice::Pinned(ips) => {
-                let leads_to = |r: &Rule| {
-                    ips.iter().copied().find(|ip| match &r.target {
-                        Target::Dnat(to) => to.ip() == ip,
-                        Target::Jump(c) => table.chain(c).is_some_and(|c| {
-                            c.rules
-                                .iter()
-                                .any(|r| matches!(r.target, Target::Dnat(to) if to.ip() == ip))
-                        }),
-                        _ => false,
-                    })
-                };
-                let found = rules[..branches.len()]
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, r)| leads_to(r).map(|ip| (i, ip)));
-                match found {
-                    Some((i, ip)) => (i, format!("the branch that leads to {ip}, as asked")),
-                    None => {
-                        let asked: Vec<String> = ips.iter().map(Ipv4Addr::to_string).collect();
-                        (
-                            0,
-                            format!("no branch leads to {}; the first is followed", asked.join(" or ")),
-                        )
-                    }
-                }
-            }
+            _ => (0, "the first branch, in rule order".to_owned()),
         };
         if let Some(b) = branches.get_mut(index) {
             b.chosen = true;

@@ -41,6 +41,7 @@ fn walk(state: &NetState, table: &Table, pkt: &mut Packet, choice: BranchChoice)
         host: &state.hosts[0],
         hook: "PREROUTING",
         choice: &choice,
+        decisions: &mut 0,
         steps: &mut steps,
     }
     .run(table, pkt);
@@ -89,16 +90,22 @@ fn rules_match_on_negated_source_port_mark_and_local_address() {
     // From outside the pod network, to node-1's own address on the right port: marked, dropped.
     let mut outside = packet(tuple("192.0.2.7:5000", "10.100.0.2:30080"));
     assert!(matches!(
-        walk(&state, &t, &mut outside, BranchChoice::First).0,
+        walk(&state, &t, &mut outside, BranchChoice::default()).0,
         Verdict::Drop(_)
     ));
     assert_eq!(outside.mark, 0x4000);
     // From a pod: not marked, so the drop rule does not match.
     let mut from_pod = packet(tuple("10.0.1.2:5000", "10.100.0.2:30080"));
-    assert_eq!(walk(&state, &t, &mut from_pod, BranchChoice::First).0, Verdict::Accept);
+    assert_eq!(
+        walk(&state, &t, &mut from_pod, BranchChoice::default()).0,
+        Verdict::Accept
+    );
     // Another node's address is not local to node-1.
     let mut elsewhere = packet(tuple("192.0.2.7:5000", "10.100.0.3:30080"));
-    assert_eq!(walk(&state, &t, &mut elsewhere, BranchChoice::First).0, Verdict::Accept);
+    assert_eq!(
+        walk(&state, &t, &mut elsewhere, BranchChoice::default()).0,
+        Verdict::Accept
+    );
 }
 
 #[test]
@@ -116,7 +123,7 @@ fn a_user_chain_returns_to_its_caller() {
     t.append("A", Rule::new(vec![], Target::Return));
     t.append("A", Rule::new(vec![], Target::Drop));
     let mut p = packet(tuple("10.0.1.2:40000", "10.3.241.152:80"));
-    let (v, _) = walk(&state, &t, &mut p, BranchChoice::First);
+    let (v, _) = walk(&state, &t, &mut p, BranchChoice::default());
     assert_eq!(v, Verdict::Accept);
     assert_eq!(p.tuple.dst, "10.0.2.2:8080".parse().unwrap());
 }
@@ -146,7 +153,7 @@ fn statistic_branches_report_their_shares_and_follow_the_choice() {
         &state,
         &t,
         &mut p,
-        BranchChoice::Pinned(vec![Ipv4Addr::new(10, 0, 0, 3)]),
+        BranchChoice::pinned(vec![Ipv4Addr::new(10, 0, 0, 3)]),
     );
     assert_eq!(*p.tuple.dst.ip(), Ipv4Addr::new(10, 0, 0, 3));
     let Some(Step::LoadBalance { branches, .. }) = steps.first() else {
@@ -162,7 +169,7 @@ fn conntrack_reverses_the_dnat_for_the_reply() {
     let state = demo_state();
     let client = state.host_named("default/pod-a").unwrap();
     let web1 = Ipv4Addr::new(10, 0, 2, 2);
-    let mut sim = Simulator::new(&state, BranchChoice::Pinned(vec![web1]));
+    let mut sim = Simulator::new(&state, BranchChoice::pinned(vec![web1]));
     let sent = client_tuple(
         Protocol::Tcp,
         Ipv4Addr::new(10, 0, 1, 2),
@@ -195,7 +202,7 @@ fn conntrack_reverses_the_dnat_for_the_reply() {
 fn masquerade_uses_the_outgoing_interface_address() {
     let state = demo_state();
     let client = state.host_named("default/pod-a").unwrap();
-    let mut sim = Simulator::new(&state, BranchChoice::First);
+    let mut sim = Simulator::new(&state, BranchChoice::default());
     let sent = client_tuple(Protocol::Udp, Ipv4Addr::new(10, 0, 1, 2), "8.8.8.8:53".parse().unwrap());
     let j = sim.request(client, sent);
     assert_eq!(j.end, End::LeftCluster);
