@@ -205,7 +205,19 @@ fn destination(
     let tcp = q.protocol.unwrap_or(Protocol::Tcp);
     if let Some((scheme, rest)) = to.split_once("://") {
         let (host, path, https) = parse_url(scheme, rest, q.port)?;
-        return ingress_request(c, q, ends, notes, &host, &path, https, None).map(|d| (Some(d), Protocol::Tcp));
+        return ingress_request(
+            c,
+            q,
+            ends,
+            notes,
+            HttpAsk {
+                host: &host,
+                path: &path,
+                https,
+                controller: None,
+            },
+        )
+        .map(|d| (Some(d), Protocol::Tcp));
     }
     if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing"]) {
         let ing = c
@@ -227,8 +239,19 @@ fn destination(
         notes.push(format!(
             "ingress/{name} stands for http://{host}{path}, the first path of its first rule"
         ));
-        return ingress_request(c, q, ends, notes, &host, &path, false, Some(ing.controller))
-            .map(|d| (Some(d), Protocol::Tcp));
+        return ingress_request(
+            c,
+            q,
+            ends,
+            notes,
+            HttpAsk {
+                host: &host,
+                path: &path,
+                https: false,
+                controller: Some(ing.controller),
+            },
+        )
+        .map(|d| (Some(d), Protocol::Tcp));
     }
     if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer"]) {
         let si = c
@@ -446,16 +469,28 @@ fn dns_name(
 
 /// An HTTP request to an ingress controller: the host is taken to resolve to the controller
 /// Service's load-balancer address, or else to a node's NodePort.
+/// What `--to` asked of an ingress controller.
+struct HttpAsk<'a> {
+    host: &'a str,
+    path: &'a str,
+    https: bool,
+    /// The controller of the Ingress named, when one was.
+    controller: Option<usize>,
+}
+
 fn ingress_request(
     c: &Cluster,
     q: &Query<'_>,
     ends: &mut Endpoints,
     notes: &mut Vec<String>,
-    host: &str,
-    path: &str,
-    https: bool,
-    wanted_controller: Option<usize>,
+    ask: HttpAsk<'_>,
 ) -> Result<SocketAddrV4, Error> {
+    let HttpAsk {
+        host,
+        path,
+        https,
+        controller: wanted_controller,
+    } = ask;
     let mut ingresses: Vec<_> = c.ingresses.iter().collect();
     if ingresses.is_empty() {
         return Err("the scenario has no Ingress to route an HTTP request".into());
