@@ -217,46 +217,69 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
                 );
             }
         }
-        // Whatever the load balancer did not translate (a port it does not serve, a source
-        // outside the allowed ranges, no healthy node) must not be forwarded as addressed.
+        // Whatever the load balancer did not translate must not be forwarded as addressed: first
+        // sources outside loadBalancerSourceRanges, then ports it does not serve (or serves with
+        // no healthy node).
+        let to_lb = || Match::Destination {
+            net: host_net(lb_ip),
+            negated: false,
+        };
+        if !service.load_balancer_source_ranges.is_empty() {
+            let fw = format!(
+                "CLOUD-FW-{}",
+                service_chain_suffix(&service.qualified_name(), crate::net::Protocol::Tcp)
+            );
+            h.filter
+                .append("FORWARD", Rule::new(vec![to_lb()], Target::Jump(fw.clone())));
+            for range in &service.load_balancer_source_ranges {
+                h.filter.append(
+                    &fw,
+                    Rule::new(
+                        vec![Match::Source {
+                            net: *range,
+                            negated: false,
+                        }],
+                        Target::Return,
+                    ),
+                );
+            }
+            let ranges: Vec<String> = service
+                .load_balancer_source_ranges
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            h.filter.append(
+                &fw,
+                Rule::new(
+                    vec![Match::Comment(format!(
+                        "{} load balancer: the source is not in loadBalancerSourceRanges ({})",
+                        service.qualified_name(),
+                        ranges.join(", ")
+                    ))],
+                    Target::Drop,
+                ),
+            );
+        }
         h.filter.append(
             "FORWARD",
-            Rule::new(
-                vec![
-                    Match::Destination {
-                        net: host_net(lb_ip),
-                        negated: false,
-                    },
-                    Match::Comment(refusal(service)),
-                ],
-                Target::Drop,
-            ),
+            Rule::new(vec![to_lb(), Match::Comment(refusal(service))], Target::Drop),
         );
     }
     h
 }
 
-/// Why the load balancer would leave a packet for its address untranslated.
+/// Why the load balancer would leave a packet from an allowed source untranslated.
 fn refusal(service: &Service) -> String {
     let ports: Vec<String> = service
         .ports
         .iter()
         .map(|p| format!("{}/{}", p.port, p.protocol))
         .collect();
-    let mut text = format!(
-        "{} load balancer: serves only {} on nodes that pass its health check",
+    format!(
+        "{} load balancer: serves only {}, and only while some node passes its health check",
         service.qualified_name(),
         ports.join(", ")
-    );
-    if !service.load_balancer_source_ranges.is_empty() {
-        let ranges: Vec<String> = service
-            .load_balancer_source_ranges
-            .iter()
-            .map(|r| r.to_string())
-            .collect();
-        text += &format!(", to sources in {} (loadBalancerSourceRanges)", ranges.join(", "));
-    }
-    text
+    )
 }
 
 /// The world beyond the cloud. Private addresses are not routed there, so a packet for one (a
@@ -347,19 +370,14 @@ mod tests {
         let chain = lb_chain("shop/web-local:http", crate::net::Protocol::Tcp);
         let rules = &lb.nat.chain(&chain).unwrap().rules;
         assert_eq!(rules.len(), 2, "one DNAT per healthy node");
-        assert_eq!(
-            rules[1].target,
-            Target::Dnat("10.100.0.3:30081".parse().unwrap()),
-            "{:?}",
-            c.services[web_local].name
-        );
+        assert_eq!(rules[1].target, Target::Dnat("10.100.0.3:30081".parse().unwrap()));
+        assert!(c.services[web_local].load_balancer_source_ranges.is_empty());
+        let forward = &lb.filter.chain("FORWARD").unwrap().rules;
         assert!(
-            lb.filter
-                .chain("FORWARD")
-                .unwrap()
-                .rules
+            forward
                 .iter()
-                .all(|r| r.target == Target::Drop)
+                .all(|r| matches!(r.target, Target::Drop | Target::Jump(_))),
+            "only drops, and jumps to source-range checks"
         );
     }
 }
