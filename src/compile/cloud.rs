@@ -205,7 +205,11 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
             let n = backends.len();
             for (k, b) in backends.iter().enumerate() {
                 let node = &cluster.nodes[b.node];
-                let mut m = vec![Match::Comment(format!("{} passes the health check", node.name))];
+                // iptables refuses a DNAT to a port without a protocol to go with it.
+                let mut m = vec![
+                    Match::Protocol(port.protocol),
+                    Match::Comment(format!("{} passes the health check", node.name)),
+                ];
                 if k + 1 < n {
                     m.push(Match::Statistic {
                         stored: stored_probability(1.0 / (n - k) as f64),
