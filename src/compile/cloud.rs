@@ -152,20 +152,26 @@ fn router_host(cluster: &Cluster, up_host: usize, up_if: &str) -> Host {
     h
 }
 
-/// The cloud load balancer: it takes connections for the load-balancer addresses, picks a node
-/// that passes its health check, and sends them on to that node's NodePort. It keeps the
-/// client's address as the source, so `externalTrafficPolicy: Local` can preserve it.
+/// The cloud load balancer: it owns the load-balancer addresses, takes connections for them,
+/// picks a node that passes its health check, and sends them on to that node's NodePort. It
+/// keeps the client's address as the source, so `externalTrafficPolicy: Local` can preserve it.
 fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
     let mut h = host(LOAD_BALANCER.into(), Role::LoadBalancer);
-    h.interfaces = vec![veth("eth0", router, "uplink"), veth("uplink", internet, "eth0")];
+    let mut outside = veth("uplink", internet, "eth0");
+    let mut local = Vec::new();
+    for ip in load_balanced(cluster).filter_map(|s| s.load_balancer_ip) {
+        let addr = net(ip, 32);
+        if !outside.addrs.contains(&addr) {
+            outside.addrs.push(addr);
+            local.extend(Route::connected(addr, "uplink").1);
+        }
+    }
+    h.interfaces = vec![veth("eth0", router, "uplink"), outside];
     let main = vec![
         Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the internet"),
         Route::unicast(cluster.node_network, None, "eth0").with_origin("the nodes, behind the cloud router"),
     ];
-    h.tables = vec![RouteTable {
-        name: "main".into(),
-        routes: main,
-    }];
+    h.tables = RouteTable::local_and_main(local, main);
     h.ip_forward = true;
     for service in load_balanced(cluster) {
         let lb_ip = service.load_balancer_ip.expect("filtered on its presence");
@@ -221,9 +227,9 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
                 );
             }
         }
-        // Whatever the load balancer did not translate must not be forwarded as addressed: first
-        // sources outside loadBalancerSourceRanges, then ports it does not serve (or serves with
-        // no healthy node).
+        // Whatever the load balancer did not translate stays addressed to the load balancer
+        // itself: refuse it there, first sources outside loadBalancerSourceRanges, then ports it
+        // does not serve (or serves with no healthy node).
         let to_lb = || Match::Destination {
             net: host_net(lb_ip),
             negated: false,
@@ -234,7 +240,7 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
                 service_chain_suffix(&service.qualified_name(), crate::net::Protocol::Tcp)
             );
             h.filter
-                .append("FORWARD", Rule::new(vec![to_lb()], Target::Jump(fw.clone())));
+                .append("INPUT", Rule::new(vec![to_lb()], Target::Jump(fw.clone())));
             for range in &service.load_balancer_source_ranges {
                 h.filter.append(
                     &fw,
@@ -265,7 +271,7 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
             );
         }
         h.filter.append(
-            "FORWARD",
+            "INPUT",
             Rule::new(vec![to_lb(), Match::Comment(refusal(service))], Target::Drop),
         );
     }
@@ -376,7 +382,7 @@ mod tests {
         assert_eq!(rules.len(), 2, "one DNAT per healthy node");
         assert_eq!(rules[1].target, Target::Dnat("10.100.0.3:30081".parse().unwrap()));
         assert!(c.services[web_local].load_balancer_source_ranges.is_empty());
-        let forward = &lb.filter.chain("FORWARD").unwrap().rules;
+        let forward = &lb.filter.chain("INPUT").unwrap().rules;
         assert!(
             forward
                 .iter()
