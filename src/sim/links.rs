@@ -91,10 +91,9 @@ impl Simulator<'_> {
                 let Some(port) = port else {
                     return Next::End(End::NoNeighbor { host, next_hop });
                 };
-                if came_in == Some(port.name.as_str())
-                    && !port.hairpin
-                    && !h.interface(dev).is_some_and(|b| b.promiscuous)
-                {
+                // Only the port's hairpin flag lets a frame out where it came in: the kernel's
+                // bridge checks nothing else (a promiscuous bridge only sees more frames itself).
+                if came_in == Some(port.name.as_str()) && !port.hairpin {
                     return Next::End(End::HairpinRefused {
                         host,
                         port: port.name.clone(),
