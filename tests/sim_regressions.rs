@@ -5,7 +5,7 @@ use k8snet::compile::compile;
 use k8snet::input::{self, Source};
 use k8snet::resolve::Query;
 use k8snet::sim::netfilter::BranchChoice;
-use k8snet::trace::{Trace, Verdict};
+use k8snet::trace::{Step, Trace, Verdict};
 
 /// The demo with one line of its cluster block changed.
 fn demo_trace(cluster_setting: &str, from: &str, endpoint: &str) -> Trace {
@@ -40,4 +40,23 @@ fn a_promiscuous_bridge_does_not_hairpin() {
     assert_eq!(t.verdict, Verdict::DroppedByBridge, "{}", t.reason);
     let t = demo_trace("  hairpinMode: hairpin-veth", "web-2", "web-2");
     assert_eq!(t.verdict, Verdict::Delivered, "{}", t.reason);
+}
+
+/// The bridge picks the outgoing port before its FORWARD and POSTROUTING hooks run, so a frame
+/// it may not send back where it came from meets neither: no MASQUERADE, and no conntrack
+/// entry (the kernel discards a connection that was never confirmed).
+#[test]
+fn a_frame_refused_for_hairpin_meets_no_forward_or_postrouting_hook() {
+    let t = demo_trace("  hairpinMode: none", "web-2", "web-2");
+    assert_eq!(t.verdict, Verdict::DroppedByBridge, "{}", t.reason);
+    let node = t.hops.last().expect("a hop");
+    assert_eq!(node.place.kind, "node");
+    for step in &node.steps {
+        match step {
+            Step::Netfilter { hook, .. } => assert_eq!(hook, "PREROUTING", "{step:?}"),
+            Step::Nat { nat, .. } => assert_eq!(nat, "DNAT", "{step:?}"),
+            Step::Note { text } => assert!(!text.starts_with("conntrack remembers"), "{text}"),
+            _ => {}
+        }
+    }
 }
