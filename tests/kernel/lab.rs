@@ -32,6 +32,7 @@ const TOOLS: &[&str] = &[
     "socat",
     "timeout",
     "ss",
+    "kill",
 ];
 
 /// With `K8SNET_KERNEL_TESTS=1` a missing prerequisite fails the test; otherwise the tests run
