@@ -7,29 +7,53 @@ use k8snet::resolve::Query;
 use k8snet::sim::netfilter::BranchChoice;
 use k8snet::trace::{Step, Trace, Verdict};
 
+/// Traces `from` to `to` in a scenario's text, following the branch to `endpoint` if given.
+fn trace_in(text: &str, from: &str, to: &str, endpoint: Option<&str>) -> Trace {
+    let source = Source {
+        name: "scenario".into(),
+        text: text.into(),
+    };
+    let (spec, diags) = input::parse(&source).expect("the scenario parses");
+    assert!(diags.is_empty(), "{diags:?}");
+    let cluster = k8snet::model::build(&spec).expect("the scenario is valid").cluster;
+    let state = compile(&cluster);
+    let choice = match endpoint {
+        Some(pod) => {
+            BranchChoice::DnatTo(cluster.pods[cluster.pod_named("default", pod).expect("the endpoint exists")].ip)
+        }
+        None => BranchChoice::First,
+    };
+    let q = Query {
+        from,
+        container: None,
+        to,
+        port: None,
+        protocol: None,
+        namespace: "default",
+    };
+    k8snet::tracer::trace(&cluster, &state, &q, choice).expect("the trace resolves")
+}
+
 /// The demo with one line of its cluster block changed.
 fn demo_trace(cluster_setting: &str, from: &str, endpoint: &str) -> Trace {
     let demo = include_str!("../scenarios/demo.yaml");
     let marker = "  kubeProxy: iptables\n";
     assert!(demo.contains(marker));
-    let source = Source {
-        name: "demo".into(),
-        text: demo.replacen(marker, &format!("{marker}{cluster_setting}\n"), 1),
-    };
-    let (spec, diags) = input::parse(&source).expect("the demo parses");
-    assert!(diags.is_empty(), "{diags:?}");
-    let cluster = k8snet::model::build(&spec).expect("the demo is valid").cluster;
-    let state = compile(&cluster);
-    let ip = cluster.pods[cluster.pod_named("default", endpoint).expect("the endpoint exists")].ip;
-    let q = Query {
-        from,
-        container: None,
-        to: "svc/web",
-        port: None,
-        protocol: None,
-        namespace: "default",
-    };
-    k8snet::tracer::trace(&cluster, &state, &q, BranchChoice::DnatTo(ip)).expect("the trace resolves")
+    let text = demo.replacen(marker, &format!("{marker}{cluster_setting}\n"), 1);
+    trace_in(&text, from, "svc/web", Some(endpoint))
+}
+
+const DATAPATH: &str = include_str!("../scenarios/datapath.yaml");
+
+fn tables_walked(t: &Trace) -> Vec<(String, String)> {
+    t.hops
+        .iter()
+        .flat_map(|h| &h.steps)
+        .filter_map(|s| match s {
+            Step::Netfilter { hook, table, .. } => Some((hook.clone(), table.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A promiscuous bridge receives every frame, but the kernel still sends none back out of the
@@ -59,4 +83,19 @@ fn a_frame_refused_for_hairpin_meets_no_forward_or_postrouting_hook() {
             _ => {}
         }
     }
+}
+
+/// A route that refuses fails the sending socket's own lookup, before any netfilter hook; and
+/// after a DNAT in nat OUTPUT the kernel routes again at once, so a packet the new route
+/// refuses never meets filter OUTPUT. (node-3 blackholes node-1's podCIDR, where echo-1 is.)
+#[test]
+fn a_route_that_refuses_stops_a_sent_packet_before_filter_output() {
+    let direct = trace_in(DATAPATH, "node/node-3", "pod/echo-1", None);
+    assert_eq!(direct.verdict, Verdict::Blackhole, "{}", direct.reason);
+    assert_eq!(tables_walked(&direct), vec![], "no hook runs for a packet never built");
+    let through = trace_in(DATAPATH, "node/node-3", "svc/echo", Some("echo-1"));
+    assert_eq!(through.verdict, Verdict::Blackhole, "{}", through.reason);
+    let walked = tables_walked(&through);
+    assert!(walked.contains(&("OUTPUT".into(), "nat".into())), "{walked:?}");
+    assert!(!walked.iter().any(|(_, table)| table == "filter"), "{walked:?}");
 }
