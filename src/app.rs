@@ -114,6 +114,17 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
         Command::Check { file, scenario } => {
             check_command(file.as_deref().or(scenario.scenario.as_deref()), style, err_color)
         }
+        Command::Materialize {
+            file,
+            scenario,
+            prefix,
+            teardown,
+        } => materialize_command(
+            file.as_deref().or(scenario.scenario.as_deref()),
+            prefix,
+            *teardown,
+            err_color,
+        ),
         Command::Explain {
             file,
             scenario,
@@ -293,6 +304,36 @@ fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome 
         stdout: format!("{table}\n{} passed, {failed} failed\n", total - failed),
         stderr: String::new(),
         code: if failed == 0 { EXIT_OK } else { EXIT_DROPPED },
+    }
+}
+
+/// Writes the build (or teardown) script; the scenario's warnings still go to stderr.
+fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, err_color: bool) -> Outcome {
+    use render::materialize;
+    if let Err(e) = materialize::validate_prefix(prefix) {
+        return usage(e);
+    }
+    let loaded = match load(path, err_color) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let state = crate::compile::compile(&loaded.cluster);
+    let script = if teardown {
+        materialize::teardown(&state, prefix, &loaded.source.name)
+    } else {
+        materialize::build(&state, prefix, &loaded.source.name)
+    };
+    match script {
+        Ok(stdout) => Outcome {
+            stdout,
+            stderr: if loaded.warnings.is_empty() {
+                String::new()
+            } else {
+                render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+            },
+            code: EXIT_OK,
+        },
+        Err(e) => usage(format!("cannot materialize {}: {e}", loaded.source.name)),
     }
 }
 

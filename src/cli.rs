@@ -58,6 +58,20 @@ pub enum Command {
         #[command(flatten)]
         scenario: ScenarioArgs,
     },
+    /// Print a shell script that builds the cluster's network for real, in network namespaces.
+    Materialize {
+        /// The scenario file (same as -f).
+        #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Start of every namespace's name (lowercase letters, digits and `-`).
+        #[arg(long, value_name = "NAME", default_value = crate::render::materialize::DEFAULT_PREFIX)]
+        prefix: String,
+        /// Print the script that removes what the build script made instead.
+        #[arg(long)]
+        teardown: bool,
+    },
     /// Trace one packet from a pod, container, node or internet client to a Service, load balancer, Ingress, pod, node, DNS name or address, and its reply.
     Trace {
         #[command(flatten)]

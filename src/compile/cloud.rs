@@ -184,13 +184,15 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
             let name = service_port_name(service, port);
             let chain = lb_chain(&name, port.protocol);
             let entry = |source: Option<Ipv4Net>| {
-                let mut m = vec![Match::Destination {
-                    net: host_net(lb_ip),
-                    negated: false,
-                }];
+                // In the order iptables-save prints them: source, then destination.
+                let mut m = Vec::new();
                 if let Some(s) = source {
                     m.push(Match::Source { net: s, negated: false });
                 }
+                m.push(Match::Destination {
+                    net: host_net(lb_ip),
+                    negated: false,
+                });
                 m.push(Match::Protocol(port.protocol));
                 m.push(Match::Comment(format!("{name} loadbalancer IP")));
                 m.push(Match::DestinationPort {

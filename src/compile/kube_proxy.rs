@@ -193,8 +193,8 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
                 NODEPORTS,
                 Rule::new(
                     vec![
-                        comment(format!("{} health check node port", service.qualified_name())),
                         Match::Protocol(crate::net::Protocol::Tcp),
+                        comment(format!("{} health check node port", service.qualified_name())),
                         Match::DestinationPort {
                             protocol: crate::net::Protocol::Tcp,
                             port: Some(port),

@@ -54,7 +54,8 @@ pub enum KubeProxyMode {
 pub enum HairpinMode {
     /// hairpin_mode on each pod's bridge port (the kubelet's default).
     HairpinVeth,
-    /// The bridge is promiscuous and accepts frames back out of the port they came in on.
+    /// The bridge is put in promiscuous mode, which does not by itself let a frame back out of
+    /// the port it came in on.
     PromiscuousBridge,
     None,
 }

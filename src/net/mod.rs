@@ -142,7 +142,9 @@ pub struct Interface {
     pub master: Option<String>,
     /// A bridge port in hairpin mode sends frames back out the port they came in on.
     pub hairpin: bool,
-    /// A promiscuous bridge accepts frames back out the port they came in on too.
+    /// A bridge in promiscuous mode (kubelet's `promiscuous-bridge` hairpin mode). It receives
+    /// every frame itself, but sends none back out of the port it came in on: only a port's
+    /// hairpin flag does that.
     pub promiscuous: bool,
 }
 

@@ -178,7 +178,7 @@ fn interfaces(out: &mut String, host: &Host, style: Style) {
             attached = format!("port of {master}{}", if i.hairpin { ", hairpin on" } else { "" });
         }
         if i.promiscuous {
-            attached.push_str("; promiscuous (hairpin traffic accepted)");
+            attached.push_str("; promiscuous");
         }
         t.add_row(vec![
             i.name.clone(),

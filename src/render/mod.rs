@@ -3,5 +3,6 @@
 
 pub mod diagnostics;
 pub mod explain;
+pub mod materialize;
 pub mod style;
 pub mod trace;

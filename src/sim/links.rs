@@ -4,13 +4,13 @@
 use std::net::Ipv4Addr;
 
 use super::{Direction, End, Next, Simulator};
-use crate::net::Link;
 use crate::net::iptables::CtState;
 use crate::net::route::{self, RouteType};
+use crate::net::{Interface, Link};
 use crate::sim::netfilter::Packet;
 use crate::trace::{Step, Tuple};
 
-impl Simulator<'_> {
+impl<'a> Simulator<'a> {
     /// Puts a packet on the wire of `dev`, finding the interface that owns `next_hop`.
     pub(super) fn transmit(
         &mut self,
@@ -88,23 +88,11 @@ impl Simulator<'_> {
                 }
             }
             Link::Bridge => {
-                // The bridge delivers the frame to the port behind which next_hop lives.
-                let port = h.interfaces.iter().find(|p| {
-                    p.master.as_deref() == Some(dev)
-                        && matches!(&p.link, Link::Veth { peer_host, peer_if }
-                            if self.host(*peer_host).interface(peer_if).is_some_and(|i| i.owns(next_hop)))
-                });
-                let Some(port) = port else {
+                let Some(port) = self.bridge_port(host, dev, next_hop) else {
                     return Next::End(End::NoNeighbor { host, next_hop });
                 };
-                if came_in == Some(port.name.as_str())
-                    && !port.hairpin
-                    && !h.interface(dev).is_some_and(|b| b.promiscuous)
-                {
-                    return Next::End(End::HairpinRefused {
-                        host,
-                        port: port.name.clone(),
-                    });
+                if let Some(end) = hairpin_refused(host, port, came_in) {
+                    return Next::End(end);
                 }
                 if came_in == Some(port.name.as_str()) {
                     self.step(Step::Note {
@@ -206,8 +194,19 @@ impl Simulator<'_> {
         (self.bridged(host, pkt, dir, tuple, &bridge, iif, &r), false)
     }
 
+    /// The port of `bridge` behind which `next_hop` lives.
+    fn bridge_port(&self, host: usize, bridge: &str, next_hop: Ipv4Addr) -> Option<&'a Interface> {
+        self.host(host).interfaces.iter().find(|p| {
+            p.master.as_deref() == Some(bridge)
+                && matches!(&p.link, Link::Veth { peer_host, peer_if }
+                    if self.host(*peer_host).interface(peer_if).is_some_and(|i| i.owns(next_hop)))
+        })
+    }
+
     /// A frame that stays on the bridge: FORWARD and POSTROUTING through bridge netfilter,
-    /// then out of the port that leads to the destination.
+    /// then out of the port that leads to the destination. The bridge decides the port before
+    /// those hooks, so a frame it may not send back where it came from never meets them (nor
+    /// gets a conntrack entry).
     #[allow(clippy::too_many_arguments)]
     fn bridged(
         &mut self,
@@ -219,10 +218,26 @@ impl Simulator<'_> {
         iif: &str,
         r: &route::Route,
     ) -> Next {
+        let next_hop = r.via.unwrap_or(*pkt.tuple.dst.ip());
+        if let Some(end) = self
+            .bridge_port(host, bridge, next_hop)
+            .and_then(|port| hairpin_refused(host, port, Some(iif)))
+        {
+            return Next::End(end);
+        }
         pkt.oif = Some(bridge.to_owned());
         if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
             return Next::End(end);
         }
         self.out(host, pkt, dir, orig, r, Some(iif))
     }
+}
+
+/// Only the port's hairpin flag lets a frame out where it came in: the kernel's bridge checks
+/// nothing else (a promiscuous bridge only sees more frames itself).
+fn hairpin_refused(host: usize, port: &Interface, came_in: Option<&str>) -> Option<End> {
+    (came_in == Some(port.name.as_str()) && !port.hairpin).then(|| End::HairpinRefused {
+        host,
+        port: port.name.clone(),
+    })
 }

@@ -361,10 +361,16 @@ impl<'a> Simulator<'a> {
                 CtState::Established
             },
         };
+        // A route that refuses fails the socket's own lookup: no packet is ever built.
+        if let Some(end) = blocked(host, &r) {
+            return Next::End(end);
+        }
         if let Direction::Reply(e) = dir {
             self.unnat(host, e, &mut pkt, true);
         }
-        if let Err(end) = self.hook(host, "OUTPUT", &mut pkt, dir == Direction::New, true) {
+        // The nat table's OUTPUT hook routes a packet whose destination it changed again at
+        // once, before the filter table's OUTPUT hook (priority -100, then 0).
+        if let Err(end) = self.hook(host, "OUTPUT", &mut pkt, dir == Direction::New, false) {
             return Next::End(end);
         }
         let r = if pkt.tuple.dst != tuple.dst {
@@ -378,6 +384,13 @@ impl<'a> Simulator<'a> {
         } else {
             r
         };
+        if let Some(end) = blocked(host, &r) {
+            return Next::End(end);
+        }
+        pkt.oif = r.dev.clone();
+        if let Err(end) = self.hook(host, "OUTPUT", &mut pkt, false, true) {
+            return Next::End(end);
+        }
         if r.kind == RouteType::Local {
             return self.local_in(host, pkt, dir, tuple);
         }

@@ -1,0 +1,603 @@
+//! `k8snet materialize`: the compiled network state written out as a POSIX shell script that
+//! builds it for real, one network namespace per host, and the script that removes it again.
+//!
+//! The writer knows only Linux objects: it walks hosts, interfaces, links, routes and netfilter
+//! tables, so any host the compiler produces is built the same way. Nothing it writes touches
+//! the root namespace: even the shared node network becomes a bridge in a namespace of its own,
+//! and the way out to the world is a bridge without ports, where packets end.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha256};
+
+use crate::net::iptables::{Policy, Table};
+use crate::net::route::{Route, RouteProto, RouteType, Scope};
+use crate::net::{Host, Link, NetState};
+
+pub const DEFAULT_PREFIX: &str = "k8snet-";
+/// Long enough for a scenario's name and a counter; short enough that namespace names stay
+/// readable in `ip netns list`.
+pub const MAX_PREFIX: usize = 20;
+/// The longest namespace name written out in full; longer ones are shortened with a hash.
+const MAX_NETNS: usize = 64;
+/// The kernel's limit on interface names (IFNAMSIZ, 16, including the terminating NUL).
+pub const MAX_IFNAME: usize = 15;
+/// The bridge that stands for a shared layer-2 segment, alone in its namespace.
+pub const SEGMENT_BRIDGE: &str = "br0";
+
+/// Checks `--prefix`: lowercase letters, digits and `-`, at most [`MAX_PREFIX`] characters.
+pub fn validate_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() || prefix.len() > MAX_PREFIX {
+        return Err(format!(
+            "--prefix must be 1 to {MAX_PREFIX} characters long, not {}",
+            prefix.len()
+        ));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "--prefix may hold only lowercase letters, digits and `-`, not {c:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `name` with every byte outside `[a-z0-9.-]` escaped, so that different names stay
+/// different: `/` (pod hosts are `namespace/pod`) becomes `:`, anything else `_` and two hex
+/// digits. The output never holds `+` or `~`, which the callers use as markers.
+fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' => out.push(b as char),
+            b'/' => out.push(':'),
+            _ => {
+                let _ = write!(out, "_{b:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// Keeps a namespace name readable: one too long keeps its start and gains a hash of the whole,
+/// after a `~` that no escaped name contains.
+fn bounded(prefix: &str, body: String, whole: &str) -> String {
+    let name = format!("{prefix}{body}");
+    if name.len() <= MAX_NETNS {
+        return name;
+    }
+    let hash = hex(&Sha256::digest(whole.as_bytes())[..8]);
+    let keep = MAX_NETNS - hash.len() - 1;
+    // Escaped names are ASCII, so any byte index is a character boundary.
+    format!("{}~{hash}", &name[..keep])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The network namespace that holds the host named `host`. Distinct hosts get distinct names.
+pub fn netns_name(prefix: &str, host: &str) -> String {
+    bounded(prefix, escape(host), host)
+}
+
+/// The namespace holding the bridge that stands for a layer-2 segment. The `+` keeps it apart
+/// from every host's namespace.
+pub fn segment_netns_name(prefix: &str, segment: &str) -> String {
+    bounded(
+        prefix,
+        format!("segment+{}", escape(segment)),
+        &format!("segment+{segment}"),
+    )
+}
+
+/// The segment bridge's port for interface `iface` of host `host`: the segment namespace holds
+/// one per host, so the name is a hash that fits the kernel's limit, like a CNI plugin's veth.
+pub fn segment_port_name(host: &str, iface: &str) -> String {
+    format!(
+        "seg{}",
+        &hex(&Sha256::digest(format!("{host}/{iface}").as_bytes()))[..12]
+    )
+}
+
+/// Quotes one word for a POSIX shell: inside single quotes nothing is special, and a single
+/// quote itself is closed, escaped and reopened.
+pub fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The kernel's rule for interface names (`dev_valid_name`).
+pub fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IFNAME
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// A namespace the script creates: a host, or a segment's bridge.
+struct Namespace {
+    name: String,
+    label: String,
+}
+
+/// Every namespace of `state`, hosts first, then one per segment, with the names checked.
+fn namespaces(state: &NetState, prefix: &str) -> Result<(Vec<Namespace>, Vec<String>), String> {
+    validate_prefix(prefix)?;
+    let mut all: Vec<Namespace> = state
+        .hosts
+        .iter()
+        .map(|h| Namespace {
+            name: netns_name(prefix, &h.name),
+            label: h.name.clone(),
+        })
+        .collect();
+    let segments = segments(state);
+    all.extend(segments.iter().map(|s| Namespace {
+        name: segment_netns_name(prefix, s),
+        label: format!("the {s} segment"),
+    }));
+    let mut seen = BTreeSet::new();
+    for ns in &all {
+        if !seen.insert(&ns.name) {
+            return Err(format!("two namespaces would be named {}", ns.name));
+        }
+    }
+    Ok((all, segments))
+}
+
+fn segments(state: &NetState) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for i in state.hosts.iter().flat_map(|h| &h.interfaces) {
+        if let Link::Segment { segment } = &i.link
+            && !names.contains(segment)
+        {
+            names.push(segment.clone());
+        }
+    }
+    names
+}
+
+/// Checks what the kernel would refuse, so the script fails here rather than half-way.
+fn check(state: &NetState) -> Result<(), String> {
+    for (hi, h) in state.hosts.iter().enumerate() {
+        for i in &h.interfaces {
+            if !valid_ifname(&i.name) {
+                return Err(format!(
+                    "interface `{}` of {} is not a name Linux accepts (at most {MAX_IFNAME} characters, no `/`, `:` or spaces)",
+                    i.name, h.name
+                ));
+            }
+            if let Link::Veth { peer_host, peer_if } = &i.link {
+                let back = state.hosts.get(*peer_host).and_then(|p| p.interface(peer_if));
+                if !matches!(back.map(|b| &b.link), Some(Link::Veth { peer_host: p, peer_if: q }) if *p == hi && *q == i.name)
+                {
+                    return Err(format!(
+                        "the veth {} of {} names a peer that does not name it back",
+                        i.name, h.name
+                    ));
+                }
+            }
+            if let Some(m) = &i.master
+                && !matches!(h.interface(m).map(|b| &b.link), Some(Link::Bridge))
+            {
+                return Err(format!(
+                    "{} of {} is a port of `{m}`, which is not a bridge",
+                    i.name, h.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The script that builds `state` under `prefix`. `source` names the scenario in its header.
+pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, String> {
+    let (all, segments) = namespaces(state, prefix)?;
+    check(state)?;
+    let ns = |i: usize| quote(&all[i].name);
+    let seg_ns = |s: &str| quote(&segment_netns_name(prefix, s));
+    let mut out = String::new();
+    let w = &mut out;
+    header(w, source, all.len(), prefix);
+
+    section(w, "Namespaces, each with its sysctls pinned.");
+    for (i, n) in all.iter().enumerate() {
+        let host = state.hosts.get(i);
+        let _ = writeln!(
+            w,
+            "netns {} {} {}  # {}",
+            ns(i),
+            u8::from(host.is_some_and(|h| h.ip_forward)),
+            u8::from(host.is_some_and(|h| h.bridge_nf_call_iptables)),
+            n.label
+        );
+    }
+
+    section(
+        w,
+        "Links. Each veth pair is made once, directly between its two namespaces.",
+    );
+    for (hi, h) in state.hosts.iter().enumerate() {
+        for i in &h.interfaces {
+            let name = quote(&i.name);
+            match &i.link {
+                Link::Loopback => {}
+                Link::Veth { peer_host, peer_if } => {
+                    // One pair, two ends: the end listed first makes it.
+                    if (*peer_host, peer_if.as_str()) > (hi, i.name.as_str()) {
+                        let _ = writeln!(
+                            w,
+                            "ip -n {} link add {name} type veth peer name {} netns {}",
+                            ns(hi),
+                            quote(peer_if),
+                            ns(*peer_host)
+                        );
+                    }
+                }
+                Link::Bridge => {
+                    let _ = writeln!(w, "ip -n {} link add {name} type bridge", ns(hi));
+                }
+                Link::Segment { segment } => {
+                    let _ = writeln!(
+                        w,
+                        "ip -n {} link add {name} type veth peer name {} netns {}",
+                        ns(hi),
+                        quote(&segment_port_name(&h.name, &i.name)),
+                        seg_ns(segment)
+                    );
+                }
+                Link::Uplink => {
+                    let _ = writeln!(
+                        w,
+                        "ip -n {} link add {name} type bridge  # the world: no ports, so nothing sent here goes further",
+                        ns(hi)
+                    );
+                }
+            }
+        }
+    }
+    for s in &segments {
+        let _ = writeln!(w, "ip -n {} link add {} type bridge", seg_ns(s), quote(SEGMENT_BRIDGE));
+        for h in &state.hosts {
+            for i in h
+                .interfaces
+                .iter()
+                .filter(|i| matches!(&i.link, Link::Segment { segment } if segment == s))
+            {
+                let port = quote(&segment_port_name(&h.name, &i.name));
+                let _ = writeln!(
+                    w,
+                    "ip -n {} link set {port} master {} up",
+                    seg_ns(s),
+                    quote(SEGMENT_BRIDGE)
+                );
+            }
+        }
+        let _ = writeln!(w, "ip -n {} link set {} up", seg_ns(s), quote(SEGMENT_BRIDGE));
+    }
+
+    section(w, "Bridge ports, addresses, and every interface up.");
+    for (hi, h) in state.hosts.iter().enumerate() {
+        let _ = writeln!(w, "# {}", h.name);
+        for i in &h.interfaces {
+            let name = quote(&i.name);
+            if let Some(master) = &i.master {
+                let _ = writeln!(w, "ip -n {} link set {name} master {}", ns(hi), quote(master));
+                let _ = writeln!(
+                    w,
+                    "ip -n {} link set {name} type bridge_slave hairpin {}",
+                    ns(hi),
+                    on_off(i.hairpin)
+                );
+            }
+            if i.link == Link::Bridge {
+                let _ = writeln!(w, "ip -n {} link set {name} promisc {}", ns(hi), on_off(i.promiscuous));
+            }
+            for a in &i.addrs {
+                // The kernel gives lo its 127.0.0.1/8 when lo comes up.
+                if i.link == Link::Loopback && a.to_string() == "127.0.0.1/8" {
+                    continue;
+                }
+                let _ = writeln!(w, "ip -n {} addr add {a} dev {name}", ns(hi));
+            }
+            let _ = writeln!(w, "ip -n {} link set {name} up", ns(hi));
+        }
+    }
+
+    section(
+        w,
+        "Routes the kernel does not make by itself (it makes those of the addresses). `append` keeps\n\
+         the listed order among routes of equal prefix and metric, as the first one added wins.",
+    );
+    for (hi, h) in state.hosts.iter().enumerate() {
+        for table in &h.tables {
+            for r in table.routes.iter().filter(|r| r.proto != RouteProto::Kernel) {
+                let _ = writeln!(
+                    w,
+                    "ip -n {} route append {}",
+                    ns(hi),
+                    route_words(h, &table.name, r).join(" ")
+                );
+            }
+        }
+    }
+
+    let loaded: Vec<(usize, &Host)> = state
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !is_empty(&h.nat) || !is_empty(&h.filter))
+        .collect();
+    if !loaded.is_empty() {
+        section(w, "Netfilter rules, exactly as `k8snet explain` shows them.");
+    }
+    for (hi, h) in loaded {
+        let mut rules = String::new();
+        for t in [&h.nat, &h.filter] {
+            if !is_empty(t) {
+                rules.push_str(&t.save());
+            }
+        }
+        let mut end = "RULES".to_owned();
+        while rules.lines().any(|l| l == end) {
+            end.push('_');
+        }
+        let _ = writeln!(w, "ip netns exec {} iptables-restore <<'{end}'\n{rules}{end}", ns(hi));
+    }
+    Ok(out)
+}
+
+/// The script that removes every namespace [`build`] creates; their interfaces go with them.
+pub fn teardown(state: &NetState, prefix: &str, source: &str) -> Result<String, String> {
+    let (all, _) = namespaces(state, prefix)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "#!/bin/sh\n# Removes what `k8snet materialize` built from {source} under the prefix {prefix}:\n\
+         # {} network namespaces, and with them every interface, route and rule inside.\nset -eu",
+        all.len()
+    );
+    for n in &all {
+        let _ = writeln!(out, "ip netns del {} 2>/dev/null || true", quote(&n.name));
+    }
+    Ok(out)
+}
+
+/// Sysctls set in every namespace, because their inherited values change what the kernel does:
+/// reverse-path filtering drops pod traffic a node forwards back out of its bridge, ICMP
+/// redirects teach a sender a shortcut past the node's NAT, and rate-limited ICMP errors turn a
+/// refused connection into a silent one.
+const PINNED: &[&str] = &[
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+    "net.ipv4.conf.lo.rp_filter=0",
+    "net.ipv4.conf.all.accept_local=0",
+    "net.ipv4.conf.default.accept_local=0",
+    "net.ipv4.conf.all.accept_redirects=0",
+    "net.ipv4.conf.default.accept_redirects=0",
+    "net.ipv4.conf.all.send_redirects=0",
+    "net.ipv4.conf.default.send_redirects=0",
+    "net.ipv4.conf.all.proxy_arp=0",
+    "net.ipv4.conf.default.proxy_arp=0",
+    "net.ipv4.conf.all.arp_ignore=0",
+    "net.ipv4.conf.default.arp_ignore=0",
+    "net.ipv4.conf.all.arp_announce=0",
+    "net.ipv4.conf.default.arp_announce=0",
+    "net.ipv4.icmp_ratelimit=0",
+];
+
+fn header(w: &mut String, source: &str, count: usize, prefix: &str) {
+    let _ = writeln!(
+        w,
+        "#!/bin/sh\n\
+         # Builds the network of {source} for real: {count} network namespaces named {prefix}*.\n\
+         # Run it as root; it never changes the root namespace. Remove it with the script that\n\
+         # `k8snet materialize --teardown` prints.\n\
+         set -eu\n\
+         \n\
+         # netns NAME IP_FORWARD BRIDGE_NF_CALL_IPTABLES: a new namespace inherits IPv4 sysctls from\n\
+         # the root namespace, so pin them before any interface exists (a new interface copies the\n\
+         # namespace's `default` values). net.bridge.bridge-nf-call-iptables exists only while the\n\
+         # br_netfilter module is loaded; without it bridged frames never meet iptables, as with 0.\n\
+         netns() {{\n\
+         \x20 ip netns add \"$1\"\n\
+         \x20 ip netns exec \"$1\" sysctl -qw \\\n\
+         {pins}\
+         \x20   net.ipv4.ip_forward=\"$2\"\n\
+         \x20 if ip netns exec \"$1\" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then\n\
+         \x20   ip netns exec \"$1\" sysctl -qw net.bridge.bridge-nf-call-iptables=\"$3\"\n\
+         \x20 elif [ \"$3\" = 1 ]; then\n\
+         \x20   echo \"$1 needs bridge netfilter: load the br_netfilter module\" >&2\n\
+         \x20   exit 1\n\
+         \x20 fi\n\
+         }}",
+        pins = PINNED.iter().map(|p| format!("    {p} \\\n")).collect::<String>()
+    );
+}
+
+fn section(w: &mut String, title: &str) {
+    w.push('\n');
+    for line in title.lines() {
+        let _ = writeln!(w, "# {line}");
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// A table holds something to load: a rule, a user chain, or a policy other than ACCEPT.
+fn is_empty(t: &Table) -> bool {
+    t.chains
+        .iter()
+        .all(|c| c.rules.is_empty() && c.policy == Some(Policy::Accept))
+}
+
+/// `ip route append` arguments for `r`, with the names in them quoted. The scope is written only where it differs from the
+/// one `ip` would pick, and a gateway outside every subnet of its device gets `onlink`, so the
+/// kernel takes the route (and, like the simulator, finds no neighbour behind it).
+fn route_words(h: &Host, table: &str, r: &Route) -> Vec<String> {
+    let mut t: Vec<String> = Vec::new();
+    let kind = match r.kind {
+        RouteType::Unicast => None,
+        RouteType::Local => Some("local"),
+        RouteType::Broadcast => Some("broadcast"),
+        RouteType::Blackhole => Some("blackhole"),
+        RouteType::Unreachable => Some("unreachable"),
+        RouteType::Prohibit => Some("prohibit"),
+    };
+    t.extend(kind.map(str::to_owned));
+    t.push(if r.dst.prefix_len() == 0 {
+        "default".to_owned()
+    } else {
+        r.dst.to_string()
+    });
+    if let Some(via) = r.via {
+        t.extend(["via".to_owned(), via.to_string()]);
+    }
+    if let Some(dev) = &r.dev {
+        t.extend(["dev".to_owned(), quote(dev)]);
+    }
+    if let (Some(via), Some(dev)) = (r.via, &r.dev)
+        && !h
+            .interface(dev)
+            .is_some_and(|i| i.addrs.iter().any(|a| a.trunc().contains(&via)))
+    {
+        t.push("onlink".into());
+    }
+    if table != "main" {
+        t.extend(["table".to_owned(), quote(table)]);
+    }
+    if r.proto == RouteProto::Static {
+        t.extend(["proto".to_owned(), "static".to_owned()]);
+    }
+    let default_scope = match r.kind {
+        RouteType::Local => Scope::Host,
+        RouteType::Broadcast => Scope::Link,
+        RouteType::Unicast if r.via.is_none() => Scope::Link,
+        _ => Scope::Global,
+    };
+    if r.scope != default_scope {
+        let s = match r.scope {
+            Scope::Global => "global",
+            Scope::Link => "link",
+            Scope::Host => "host",
+        };
+        t.extend(["scope".to_owned(), s.to_owned()]);
+    }
+    if let Some(src) = r.src {
+        t.extend(["src".to_owned(), src.to_string()]);
+    }
+    if r.metric != 0 {
+        t.extend(["metric".to_owned(), r.metric.to_string()]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_a_hostile_word_one_inert_word() {
+        assert_eq!(quote("cbr0"), "'cbr0'");
+        assert_eq!(quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(quote("a'b"), r"'a'\''b'");
+        assert_eq!(quote("'; reboot; '"), r"''\''; reboot; '\'''");
+        // The shell itself reads each quoted word back unchanged.
+        for word in ["$(reboot)", "`reboot`", "a'b", "'; reboot #", "x\ny", "\\'\""] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", quote(word)))
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), word);
+        }
+    }
+
+    /// Names reach the script only from a validated cluster, and validation refuses anything
+    /// but DNS names: a pod, namespace or node named like a command never gets that far.
+    #[test]
+    fn hostile_names_are_refused_before_any_script_is_written() {
+        let demo = include_str!("../../scenarios/demo.yaml");
+        for (from, to) in [
+            ("name: pod-a", "name: $(reboot)"),
+            ("name: pod-a", "name: \"a'; reboot; '\""),
+            ("    namespace: default ", "    namespace: \"`reboot`\" "),
+            ("name: node-1", "name: \"node-1 && reboot\""),
+        ] {
+            assert!(demo.contains(from), "the demo has no {from:?}");
+            let source = crate::input::Source {
+                name: "hostile.yaml".into(),
+                text: demo.replacen(from, to, 1),
+            };
+            let (spec, mut diags) = crate::input::parse(&source).expect("the YAML itself is fine");
+            if let Err(more) = crate::model::build(&spec) {
+                diags.extend(more);
+            }
+            assert!(
+                diags.iter().any(|d| d.message.contains("is not a valid")),
+                "{to} was not refused as a name: {diags:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn namespace_names_are_distinct_for_distinct_hosts() {
+        let names = [
+            "default/pod-a",
+            "default:pod-a",
+            "default_3apod-a",
+            "default.pod-a",
+            "node-1",
+            "router",
+            "internet",
+            "a/b-c",
+            "a-b/c",
+        ];
+        let mut seen = BTreeSet::new();
+        for n in names {
+            assert!(seen.insert(netns_name("k8snet-", n)), "{n} collides");
+        }
+        assert!(seen.insert(segment_netns_name("k8snet-", "node-network")));
+        assert!(seen.insert(netns_name("k8snet-", "segment+node-network")));
+        assert_eq!(netns_name("k8snet-", "default/pod-a"), "k8snet-default:pod-a");
+    }
+
+    #[test]
+    fn long_names_are_shortened_and_stay_distinct() {
+        let a = format!("ns/{}", "p".repeat(200));
+        let b = format!("ns/{}q", "p".repeat(199));
+        let (na, nb) = (netns_name("k8snet-", &a), netns_name("k8snet-", &b));
+        assert!(na.len() <= MAX_NETNS && nb.len() <= MAX_NETNS);
+        assert_ne!(na, nb);
+        assert!(na.starts_with("k8snet-ns:ppp"));
+    }
+
+    #[test]
+    fn prefixes_are_short_and_plain() {
+        assert!(validate_prefix("k8snet-").is_ok());
+        assert!(validate_prefix("lab2-").is_ok());
+        assert!(validate_prefix("").is_err());
+        assert!(validate_prefix("$(reboot)").is_err());
+        assert!(validate_prefix("Upper").is_err());
+        assert!(validate_prefix(&"a".repeat(MAX_PREFIX + 1)).is_err());
+    }
+
+    #[test]
+    fn interface_names_follow_the_kernel() {
+        assert!(valid_ifname("veth1a2b3c4d"));
+        assert!(valid_ifname(&segment_port_name(
+            "default/some-very-long-pod-name",
+            "eth0"
+        )));
+        assert!(!valid_ifname("a-name-of-16-chr"));
+        assert!(!valid_ifname("a/b"));
+        assert!(!valid_ifname(".."));
+        assert!(!valid_ifname(""));
+    }
+}

@@ -1,0 +1,353 @@
+//! The kernel as referee. Every scenario in `scenarios/` and a set of generated clusters are
+//! built for real in network namespaces with the script `k8snet materialize` writes; then every
+//! claim a trace makes is put to the kernel: each route lookup (`ip route get`), the routing
+//! tables and rules as loaded, who answers a real connection (socat), and conntrack's NAT.
+//!
+//! Needs root and iproute2, iptables, conntrack and socat. Without root these tests skip with a
+//! message; with `K8SNET_KERNEL_TESTS=1` a missing prerequisite fails them instead.
+
+#[path = "kernel/compare.rs"]
+mod compare;
+#[path = "kernel/generate.rs"]
+mod generate;
+#[path = "kernel/lab.rs"]
+mod lab;
+#[path = "kernel/run.rs"]
+mod run;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use k8snet::input::{self, Source};
+use k8snet::model::Cluster;
+use k8snet::net::NetState;
+use k8snet::sim::netfilter::BranchChoice;
+use k8snet::trace::Step;
+
+use compare::Tally;
+use run::FlowSpec;
+
+/// Generated clusters, and flows tried in each: together at least the 200 generated flows
+/// the suite promises.
+const GENERATED: usize = 20;
+const FLOWS_EACH: usize = 12;
+const SEED: u64 = 0x6b38_736e_6574;
+/// Labs built at once; CI machines have two cores.
+const WORKERS: usize = 2;
+
+/// Written past the test harness's capture, so the line shows in every run's output.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn cluster_of(source: &Source) -> Cluster {
+    let (spec, diags) = input::parse(source).unwrap_or_else(|d| panic!("{}: {d:?}", source.name));
+    assert!(diags.is_empty(), "{}: {diags:?}", source.name);
+    k8snet::model::build(&spec)
+        .unwrap_or_else(|d| panic!("{}: {d:?}", source.name))
+        .cluster
+}
+
+/// The decision that picks a flow's endpoint (its index among the journey's decisions) and how
+/// many branches it has.
+fn endpoint_decision(c: &Cluster, state: &NetState, f: &FlowSpec) -> Option<(usize, usize)> {
+    let q = k8snet::resolve::Query {
+        from: &f.from,
+        container: None,
+        to: &f.to,
+        port: f.port,
+        protocol: f.protocol,
+        namespace: "default",
+        endpoint: None,
+        via_node: None,
+    };
+    k8snet::tracer::trace(c, state, &q, BranchChoice::default())
+        .ok()
+        .and_then(|t| k8snet::tracer::endpoint_decision(&t))
+}
+
+/// A scenario's own `traces:`, then more: every Service port from a pod and from a node,
+/// every listening port from another pod, a port nobody listens on, and an address outside.
+/// Each flow through a Service is tried once per endpoint branch.
+fn scenario_flows(c: &Cluster, state: &NetState) -> Vec<FlowSpec> {
+    let mut specs: Vec<FlowSpec> = c
+        .traces
+        .iter()
+        .map(|t| FlowSpec {
+            port: t.port,
+            protocol: t.protocol,
+            ..FlowSpec::new(&t.from, &t.to)
+        })
+        .collect();
+    let clients: Vec<String> = c
+        .pods
+        .iter()
+        .filter(|p| !p.host_network)
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
+    for (i, s) in c.services.iter().enumerate() {
+        if s.cluster_ip.is_none() {
+            continue;
+        }
+        for p in &s.ports {
+            let from = [
+                clients[i % clients.len()].clone(),
+                format!("node/{}", c.nodes[i % c.nodes.len()].name),
+            ];
+            for from in from {
+                specs.push(FlowSpec {
+                    port: Some(p.port),
+                    protocol: Some(p.protocol),
+                    ..FlowSpec::new(&from, &format!("{}/svc/{}", s.namespace, s.name))
+                });
+            }
+        }
+    }
+    for (i, p) in c.pods.iter().enumerate().filter(|(_, p)| !p.host_network) {
+        let from = &clients[(i + 1) % clients.len()];
+        for (_, port) in p.listeners() {
+            specs.push(FlowSpec {
+                port: Some(port.port),
+                protocol: Some(port.protocol),
+                ..FlowSpec::new(from, &format!("pod/{}/{}", p.namespace, p.name))
+            });
+        }
+        specs.push(FlowSpec {
+            port: Some(7777),
+            ..FlowSpec::new(from, &format!("pod/{}/{}", p.namespace, p.name))
+        });
+    }
+    specs.push(FlowSpec::new(&clients[0], "203.0.113.7:80"));
+    specs
+        .into_iter()
+        .flat_map(|f| {
+            let decision = endpoint_decision(c, state, &f);
+            let n = decision.map_or(1, |(_, n)| n);
+            (0..n).map(move |b| FlowSpec {
+                choice: match decision {
+                    Some((k, n)) if n > 1 => BranchChoice {
+                        nth: Some((k, b)),
+                        ..f.choice.clone()
+                    },
+                    _ => f.choice.clone(),
+                },
+                ..f.clone()
+            })
+        })
+        .collect()
+}
+
+struct Job {
+    name: String,
+    source: Source,
+    /// The generator's flows; a scenario's are derived from it when its lab runs.
+    generated: Option<Vec<FlowSpec>>,
+}
+
+struct Totals {
+    tally: Tally,
+    scenario_flows: usize,
+    generated_flows: usize,
+    labs: usize,
+}
+
+fn run_job(job: &Job) -> (Tally, usize) {
+    let c = cluster_of(&job.source);
+    let state = k8snet::compile::compile(&c);
+    let specs = match &job.generated {
+        Some(flows) => flows.clone(),
+        None => scenario_flows(&c, &state),
+    };
+    let flows = run::trace_flows(&job.name, &c, &state, &specs);
+    let report = run::run(&job.name, &state, &flows);
+    (report.tally, report.flows)
+}
+
+#[test]
+fn kernel_agrees_with_the_simulator() {
+    if let lab::Gate::Skip(why) = lab::gate() {
+        say(&why);
+        return;
+    }
+    let started = Instant::now();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir("scenarios")
+        .expect("scenarios/ is there")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).expect("the scenario reads");
+        jobs.push(Job {
+            source: Source {
+                name: name.clone(),
+                text,
+            },
+            name,
+            generated: None,
+        });
+    }
+    let dump = std::env::var_os("K8SNET_KERNEL_DUMP");
+    for g in generate::scenarios(SEED, GENERATED, FLOWS_EACH) {
+        // To replay a disagreement by hand: the generated scenarios as files.
+        if let Some(dir) = &dump {
+            let file = Path::new(dir).join(format!("{}.yaml", g.name));
+            std::fs::write(&file, &g.yaml).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+        jobs.push(Job {
+            source: Source {
+                name: g.name.clone(),
+                text: g.yaml,
+            },
+            name: g.name,
+            generated: Some(g.flows),
+        });
+    }
+
+    // To look at one lab alone: K8SNET_KERNEL_ONLY=gen-12 (or a scenario's path).
+    if let Ok(only) = std::env::var("K8SNET_KERNEL_ONLY") {
+        jobs.retain(|j| j.name == only);
+    }
+    let queue = Mutex::new(jobs.iter());
+    let totals = Mutex::new(Totals {
+        tally: Tally::default(),
+        scenario_flows: 0,
+        generated_flows: 0,
+        labs: 0,
+    });
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                loop {
+                    let Some(job) = queue.lock().expect("queue").next() else {
+                        break;
+                    };
+                    let (tally, flows) = run_job(job);
+                    let mut t = totals.lock().expect("totals");
+                    t.tally.absorb(tally);
+                    t.labs += 1;
+                    if job.generated.is_some() {
+                        t.generated_flows += flows;
+                    } else {
+                        t.scenario_flows += flows;
+                    }
+                }
+            });
+        }
+    });
+    let t = totals.into_inner().expect("totals");
+    let agreed = t.tally.checks - t.tally.failures.len();
+    say(&format!(
+        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated; {:.1} s)",
+        t.tally.checks,
+        t.tally.breakdown(),
+        t.labs,
+        t.scenario_flows,
+        t.generated_flows,
+        started.elapsed().as_secs_f64()
+    ));
+    let left = lab::namespaces_with(&format!("kt{}-", std::process::id()));
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    assert!(
+        t.tally.failures.is_empty(),
+        "the kernel disagrees with {} of {} checks:\n{}",
+        t.tally.failures.len(),
+        t.tally.checks,
+        t.tally.failures.join("\n")
+    );
+    if std::env::var_os("K8SNET_KERNEL_ONLY").is_none() {
+        assert!(t.generated_flows >= 200, "only {} generated flows", t.generated_flows);
+    }
+}
+
+/// The route a lookup would pick if the simulator chose the shortest prefix instead of the
+/// longest: a plausible bug, computed from the same tables.
+fn shortest_prefix(
+    tables: &[k8snet::net::route::RouteTable],
+    dst: std::net::Ipv4Addr,
+) -> Option<&k8snet::net::route::Route> {
+    tables.iter().find_map(|t| {
+        t.routes
+            .iter()
+            .filter(|r| r.dst.contains(&dst))
+            .filter(|r| r.kind != k8snet::net::route::RouteType::Broadcast || r.dst.addr() == dst)
+            .min_by_key(|r| r.dst.prefix_len())
+    })
+}
+
+/// A harness that agrees with anything proves nothing: a trace whose route choices are made
+/// wrong on purpose (shortest prefix wins) must disagree with the kernel, while the same trace
+/// unchanged agrees, in the same lab.
+#[test]
+fn the_harness_catches_a_simulator_that_picks_the_shortest_prefix() {
+    if let lab::Gate::Skip(why) = lab::gate() {
+        say(&why);
+        return;
+    }
+    let source = Source {
+        name: "scenarios/demo.yaml".into(),
+        text: std::fs::read_to_string(Path::new("scenarios/demo.yaml")).expect("the demo reads"),
+    };
+    let c = cluster_of(&source);
+    let state = k8snet::compile::compile(&c);
+    let spec = FlowSpec {
+        choice: BranchChoice::pinned(vec!["10.0.2.2".parse().expect("an address")]),
+        ..FlowSpec::new("pod-a", "svc/web")
+    };
+    let flows = run::trace_flows("demo", &c, &state, std::slice::from_ref(&spec));
+
+    let mut wrong = flows[0].trace.clone();
+    let mut changed = 0;
+    for hop in wrong.hops.iter_mut() {
+        let host = compare::host_at(&state, &hop.place);
+        for step in &mut hop.steps {
+            if let Step::Route {
+                destination,
+                matched,
+                route_type,
+                via,
+                dev,
+                ..
+            } = step
+            {
+                let r = shortest_prefix(&state.hosts[host].tables, *destination);
+                let new_matched = r.map(|r| r.to_string());
+                changed += usize::from(new_matched != *matched);
+                *matched = new_matched;
+                *route_type = r.map(|r| format!("{:?}", r.kind).to_lowercase());
+                *via = r.and_then(|r| r.via);
+                *dev = r.and_then(|r| r.dev.clone());
+            }
+        }
+    }
+    assert!(
+        changed > 0,
+        "the demo trace has no lookup where the shortest prefix differs"
+    );
+
+    let lab = lab::Lab::build(state.clone());
+    let mut right = Tally::default();
+    run::check_routes(&lab, &flows, &mut right);
+    assert!(right.checks > 0 && right.failures.is_empty(), "{:?}", right.failures);
+    let mut caught = Tally::default();
+    let wrong_flows = [run::Flow {
+        trace: wrong,
+        label: "demo with shortest-prefix routing".into(),
+        ..flows.into_iter().next().expect("one flow")
+    }];
+    run::check_routes(&lab, &wrong_flows, &mut caught);
+    say(&format!(
+        "harness self-test: the correct trace agrees on {} lookups; the wrong one disagrees on {} of {}",
+        right.checks,
+        caught.failures.len(),
+        caught.checks
+    ));
+    assert!(
+        !caught.failures.is_empty(),
+        "the harness did not notice {changed} wrong route choices"
+    );
+}

@@ -1,0 +1,103 @@
+//! Simulator behaviours the kernel differential tests (tests/kernel.rs) found wrong, each pinned
+//! by a test named after what the kernel does. They run everywhere, without root.
+
+use k8snet::compile::compile;
+use k8snet::input::{self, Source};
+use k8snet::resolve::Query;
+use k8snet::sim::netfilter::BranchChoice;
+use k8snet::trace::{Step, Trace, Verdict};
+
+/// Traces `from` to `to` in a scenario's text, following the branch to `endpoint` if given.
+fn trace_in(text: &str, from: &str, to: &str, endpoint: Option<&str>) -> Trace {
+    let source = Source {
+        name: "scenario".into(),
+        text: text.into(),
+    };
+    let (spec, diags) = input::parse(&source).expect("the scenario parses");
+    assert!(diags.is_empty(), "{diags:?}");
+    let cluster = k8snet::model::build(&spec).expect("the scenario is valid").cluster;
+    let state = compile(&cluster);
+    let choice = match endpoint {
+        Some(pod) => BranchChoice::pinned(vec![
+            cluster.pods[cluster.pod_named("default", pod).expect("the endpoint exists")].ip,
+        ]),
+        None => BranchChoice::default(),
+    };
+    let q = Query {
+        from,
+        container: None,
+        to,
+        port: None,
+        protocol: None,
+        namespace: "default",
+        endpoint: None,
+        via_node: None,
+    };
+    k8snet::tracer::trace(&cluster, &state, &q, choice).expect("the trace resolves")
+}
+
+/// The demo with one line of its cluster block changed.
+fn demo_trace(cluster_setting: &str, from: &str, endpoint: &str) -> Trace {
+    let demo = include_str!("../scenarios/demo.yaml");
+    let marker = "  kubeProxy: iptables\n";
+    assert!(demo.contains(marker));
+    let text = demo.replacen(marker, &format!("{marker}{cluster_setting}\n"), 1);
+    trace_in(&text, from, "svc/web", Some(endpoint))
+}
+
+const DATAPATH: &str = include_str!("../scenarios/datapath.yaml");
+
+fn tables_walked(t: &Trace) -> Vec<(String, String)> {
+    t.hops
+        .iter()
+        .flat_map(|h| &h.steps)
+        .filter_map(|s| match s {
+            Step::Netfilter { hook, table, .. } => Some((hook.clone(), table.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A promiscuous bridge receives every frame, but the kernel still sends none back out of the
+/// port it came in on: a pod reaching itself through its Service needs hairpin mode.
+#[test]
+fn a_promiscuous_bridge_does_not_hairpin() {
+    let t = demo_trace("  hairpinMode: promiscuous-bridge", "web-2", "web-2");
+    assert_eq!(t.verdict, Verdict::DroppedByBridge, "{}", t.reason);
+    let t = demo_trace("  hairpinMode: hairpin-veth", "web-2", "web-2");
+    assert_eq!(t.verdict, Verdict::Delivered, "{}", t.reason);
+}
+
+/// The bridge picks the outgoing port before its FORWARD and POSTROUTING hooks run, so a frame
+/// it may not send back where it came from meets neither: no MASQUERADE, and no conntrack
+/// entry (the kernel discards a connection that was never confirmed).
+#[test]
+fn a_frame_refused_for_hairpin_meets_no_forward_or_postrouting_hook() {
+    let t = demo_trace("  hairpinMode: none", "web-2", "web-2");
+    assert_eq!(t.verdict, Verdict::DroppedByBridge, "{}", t.reason);
+    let node = t.hops.last().expect("a hop");
+    assert_eq!(node.place.kind, "node");
+    for step in &node.steps {
+        match step {
+            Step::Netfilter { hook, .. } => assert_eq!(hook, "PREROUTING", "{step:?}"),
+            Step::Nat { nat, .. } => assert_eq!(nat, "DNAT", "{step:?}"),
+            Step::Note { text } => assert!(!text.starts_with("conntrack remembers"), "{text}"),
+            _ => {}
+        }
+    }
+}
+
+/// A route that refuses fails the sending socket's own lookup, before any netfilter hook; and
+/// after a DNAT in nat OUTPUT the kernel routes again at once, so a packet the new route
+/// refuses never meets filter OUTPUT. (node-3 blackholes node-1's podCIDR, where echo-1 is.)
+#[test]
+fn a_route_that_refuses_stops_a_sent_packet_before_filter_output() {
+    let direct = trace_in(DATAPATH, "node/node-3", "pod/echo-1", None);
+    assert_eq!(direct.verdict, Verdict::Blackhole, "{}", direct.reason);
+    assert_eq!(tables_walked(&direct), vec![], "no hook runs for a packet never built");
+    let through = trace_in(DATAPATH, "node/node-3", "svc/echo", Some("echo-1"));
+    assert_eq!(through.verdict, Verdict::Blackhole, "{}", through.reason);
+    let walked = tables_walked(&through);
+    assert!(walked.contains(&("OUTPUT".into(), "nat".into())), "{walked:?}");
+    assert!(!walked.iter().any(|(_, table)| table == "filter"), "{walked:?}");
+}
