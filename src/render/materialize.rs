@@ -304,6 +304,18 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
                 }
                 let _ = writeln!(w, "ip -n {} addr add {a} dev {name}", ns(hi));
             }
+            // A route through a veth end with no subnet on it makes the sender ask ARP for the
+            // destination itself; the far end answers for what it routes elsewhere only with
+            // proxy ARP. (The simulator has no ARP: it hands the packet to the peer.)
+            let no_subnet = i.addrs.iter().all(|a| a.prefix_len() == 32);
+            if matches!(i.link, Link::Veth { .. }) && no_subnet && i.master.is_none() {
+                let _ = writeln!(
+                    w,
+                    "ip netns exec {} sysctl -qw {}",
+                    ns(hi),
+                    quote(&format!("net.ipv4.conf.{}.proxy_arp=1", i.name))
+                );
+            }
             let _ = writeln!(w, "ip -n {} link set {name} up", ns(hi));
         }
     }
