@@ -3,6 +3,8 @@
 
 use std::net::SocketAddrV4;
 
+mod external;
+
 use super::kubenet::masquerade_rules;
 use super::names::{endpoint_chain, service_chain_suffix, service_port_name};
 use crate::model::{Cluster, Service, ServicePort, ServiceType, TrafficPolicy};
@@ -330,7 +332,7 @@ fn service_port_rules(
     spread(service, port, &chains, &chains.svc, &all, nat);
 
     if external {
-        external_rules(
+        external::external_rules(
             cluster.pod_network,
             service,
             port,
@@ -420,179 +422,6 @@ fn spread(
     }
 }
 
-/// NodePort and load-balancer entry points, and the KUBE-EXT chain that decides masquerading.
-#[allow(clippy::too_many_arguments)]
-fn external_rules(
-    pod_network: ipnet::Ipv4Net,
-    service: &Service,
-    port: &ServicePort,
-    chains: &PortChains,
-    local_endpoints: &[usize],
-    nat: &mut Table,
-    filter: &mut Table,
-) {
-    let name = &chains.port_name;
-    let proto = port.protocol;
-    let dport = |p: u16| Match::DestinationPort {
-        protocol: proto,
-        port: Some(p),
-    };
-    if let Some(lb) = service.load_balancer_ip {
-        let entry = if service.load_balancer_source_ranges.is_empty() {
-            &chains.ext
-        } else {
-            &chains.fw
-        };
-        nat.append(
-            SERVICES,
-            Rule::new(
-                vec![
-                    Match::Destination {
-                        net: host(lb),
-                        negated: false,
-                    },
-                    Match::Protocol(proto),
-                    comment(format!("{name} loadbalancer IP")),
-                    dport(port.port),
-                ],
-                jump(entry),
-            ),
-        );
-        for range in &service.load_balancer_source_ranges {
-            nat.append(
-                &chains.fw,
-                Rule::new(
-                    vec![
-                        Match::Source {
-                            net: *range,
-                            negated: false,
-                        },
-                        comment(format!("{name} loadbalancer IP")),
-                    ],
-                    jump(&chains.ext),
-                ),
-            );
-        }
-        if !service.load_balancer_source_ranges.is_empty() {
-            filter.append(
-                EXTERNAL_SERVICES,
-                Rule::new(
-                    vec![
-                        Match::Destination {
-                            net: host(lb),
-                            negated: false,
-                        },
-                        Match::Protocol(proto),
-                        comment(format!("{name} traffic not accepted by {}", chains.fw)),
-                        dport(port.port),
-                    ],
-                    Target::Drop,
-                ),
-            );
-        }
-    }
-    if let Some(np) = port.node_port {
-        nat.append(
-            NODEPORTS,
-            Rule::new(
-                vec![Match::Protocol(proto), comment(name.clone()), dport(np)],
-                jump(&chains.ext),
-            ),
-        );
-    }
-    match service.external_traffic_policy {
-        TrafficPolicy::Cluster => {
-            nat.append(
-                &chains.ext,
-                Rule::new(
-                    vec![comment(format!("masquerade traffic for {name} external destinations"))],
-                    jump(MARK_MASQ),
-                ),
-            );
-            nat.append(&chains.ext, Rule::new(Vec::new(), jump(&chains.svc)));
-        }
-        TrafficPolicy::Local => {
-            nat.append(
-                &chains.ext,
-                Rule::new(
-                    vec![
-                        Match::Source {
-                            net: pod_network,
-                            negated: false,
-                        },
-                        comment("pod traffic for ".to_owned() + name + " external destinations"),
-                    ],
-                    jump(&chains.svc),
-                ),
-            );
-            nat.append(
-                &chains.ext,
-                Rule::new(
-                    vec![
-                        comment(format!("masquerade LOCAL traffic for {name} external destinations")),
-                        Match::AddrTypeLocal {
-                            destination: false,
-                            negated: false,
-                        },
-                    ],
-                    jump(MARK_MASQ),
-                ),
-            );
-            nat.append(
-                &chains.ext,
-                Rule::new(
-                    vec![
-                        comment(format!("route LOCAL traffic for {name} external destinations")),
-                        Match::AddrTypeLocal {
-                            destination: false,
-                            negated: false,
-                        },
-                    ],
-                    jump(&chains.svc),
-                ),
-            );
-            if local_endpoints.is_empty() {
-                if let Some(np) = port.node_port {
-                    filter.append(
-                        EXTERNAL_SERVICES,
-                        Rule::new(
-                            vec![
-                                Match::Protocol(proto),
-                                comment(format!("{name} has no local endpoints")),
-                                Match::AddrTypeLocal {
-                                    destination: true,
-                                    negated: false,
-                                },
-                                dport(np),
-                            ],
-                            Target::Drop,
-                        ),
-                    );
-                }
-                if let Some(lb) = service.load_balancer_ip {
-                    filter.append(
-                        EXTERNAL_SERVICES,
-                        Rule::new(
-                            vec![
-                                Match::Destination {
-                                    net: host(lb),
-                                    negated: false,
-                                },
-                                Match::Protocol(proto),
-                                comment(format!("{name} has no local endpoints")),
-                                dport(port.port),
-                            ],
-                            Target::Drop,
-                        ),
-                    );
-                }
-            } else {
-                nat.append(&chains.ext, Rule::new(Vec::new(), jump(&chains.svl)));
-            }
-        }
-    }
-}
-
 /// The port on which kube-proxy answers a load balancer's health checks for `service`: only
 /// Services with `externalTrafficPolicy: Local` have one.
 pub fn health_check_port(service: &Service) -> Option<u16> {
@@ -647,7 +476,7 @@ mod tests {
     fn demo() -> Cluster {
         let source = Source {
             name: "demo".into(),
-            text: include_str!("../../scenarios/demo.yaml").into(),
+            text: include_str!("../../../scenarios/demo.yaml").into(),
         };
         let (spec, problems) = parse(&source).unwrap();
         assert!(problems.is_empty());
