@@ -99,3 +99,15 @@ fn a_route_that_refuses_stops_a_sent_packet_before_filter_output() {
     assert!(walked.contains(&("OUTPUT".into(), "nat".into())), "{walked:?}");
     assert!(!walked.iter().any(|(_, table)| table == "filter"), "{walked:?}");
 }
+
+/// A packet a host sends to one of its own addresses leaves through POSTROUTING before it
+/// comes back in through the loopback device (metrics-agent runs in node-4's host network).
+#[test]
+fn a_packet_for_a_local_address_passes_postrouting() {
+    let t = trace_in(DATAPATH, "node/node-4", "node/node-4:9100", None);
+    assert_eq!(t.verdict, Verdict::Delivered, "{}", t.reason);
+    let walked = tables_walked(&t);
+    let post = walked.iter().position(|w| w.0 == "POSTROUTING");
+    let input = walked.iter().position(|w| w.0 == "INPUT");
+    assert!(post.is_some() && input.is_some() && post < input, "{walked:?}");
+}
