@@ -111,3 +111,13 @@ fn a_packet_for_a_local_address_passes_postrouting() {
     let input = walked.iter().position(|w| w.0 == "INPUT");
     assert!(post.is_some() && input.is_some() && post < input, "{walked:?}");
 }
+
+/// A pod sending to an address of its own subnet that nobody holds asks for it with ARP across
+/// its node's bridge; nobody answers, so the packet never leaves the pod.
+#[test]
+fn an_unanswered_neighbour_on_the_pod_subnet_stops_the_packet_in_the_pod() {
+    let t = trace_in(DATAPATH, "client-2", "10.244.2.200:80", None);
+    assert_eq!(t.verdict, Verdict::NoNeighbor, "{}", t.reason);
+    assert_eq!(t.hops.len(), 1, "the packet stays in the pod: {:?}", t.hops);
+    assert_eq!(t.hops[0].place.kind, "pod");
+}

@@ -26,6 +26,16 @@ impl<'a> Simulator<'a> {
         };
         match &iface.link {
             Link::Veth { peer_host, peer_if } => {
+                // Behind a bridge port, the sender's ARP for the next hop crosses the bridge:
+                // only the bridge itself or a host behind one of its ports can answer it, and
+                // unanswered, the packet is never sent.
+                let peer = self.host(*peer_host);
+                if let Some(bridge) = peer.interface(peer_if).and_then(|p| p.master.as_deref())
+                    && !peer.interface(bridge).is_some_and(|b| b.owns(next_hop))
+                    && self.bridge_port(*peer_host, bridge, next_hop).is_none()
+                {
+                    return Next::End(End::NoNeighbor { host, next_hop });
+                }
                 self.step(Step::Forward {
                     via: dev.to_owned(),
                     detail: format!(
