@@ -121,3 +121,17 @@ fn an_unanswered_neighbour_on_the_pod_subnet_stops_the_packet_in_the_pod() {
     assert_eq!(t.hops.len(), 1, "the packet stays in the pod: {:?}", t.hops);
     assert_eq!(t.hops[0].place.kind, "pod");
 }
+
+/// A route whose gateway is the node's own address sends the packet onto the node network,
+/// where nobody else answers ARP for that address: it does not come back to the node.
+#[test]
+fn a_gateway_that_is_the_senders_own_address_is_no_neighbour() {
+    let text = DATAPATH.replacen(
+        "      - {destination: 10.99.0.0/16, via: 172.20.0.14}",
+        "      - {destination: 10.99.0.0/16, via: 172.20.0.13}",
+        1,
+    );
+    assert_ne!(text, DATAPATH);
+    let t = trace_in(&text, "client-3", "10.99.1.1:80", None);
+    assert_eq!(t.verdict, Verdict::NoNeighbor, "{}", t.reason);
+}
