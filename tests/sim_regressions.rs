@@ -135,3 +135,20 @@ fn a_gateway_that_is_the_senders_own_address_is_no_neighbour() {
     let t = trace_in(&text, "client-3", "10.99.1.1:80", None);
     assert_eq!(t.verdict, Verdict::NoNeighbor, "{}", t.reason);
 }
+
+/// A promiscuous bridge that sends a frame back out after a DNAT also passes a copy up to the
+/// node, which routes it (the kernel's walk shows the copy in FORWARD); the trace says so.
+#[test]
+fn a_promiscuous_bridge_passes_a_copy_of_a_bridged_dnat_frame_up() {
+    let copy = |t: &Trace| {
+        t.hops
+            .iter()
+            .flat_map(|h| &h.steps)
+            .any(|s| matches!(s, Step::Note { text } if text.contains("passes a copy of the frame up")))
+    };
+    let t = demo_trace("  hairpinMode: promiscuous-bridge", "pod-a", "web-2");
+    assert_eq!(t.verdict, Verdict::Delivered, "{}", t.reason);
+    assert!(copy(&t));
+    assert!(copy(&demo_trace("  hairpinMode: promiscuous-bridge", "web-2", "web-2")));
+    assert!(!copy(&demo_trace("  hairpinMode: hairpin-veth", "pod-a", "web-2")));
+}

@@ -185,6 +185,13 @@ impl<'a> Simulator<'a> {
                         "the new destination is behind {bridge} itself: the frame is bridged back out, not routed"
                     ),
                 });
+                if h.interface(&bridge).is_some_and(|b| b.promiscuous) {
+                    self.step(Step::Note {
+                        text: format!(
+                            "{bridge} is promiscuous, so it also passes a copy of the frame up to the node, which routes the copy through FORWARD as a packet conntrack finds INVALID; this trace follows the bridged frame"
+                        ),
+                    });
+                }
                 let next = self.bridged(host, pkt, dir, tuple, &bridge, iif, &r);
                 return (next, false);
             }
