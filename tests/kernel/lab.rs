@@ -20,7 +20,7 @@ pub enum Gate {
 const HOW: &str = "run them as root with `sudo env \"PATH=$PATH\" K8SNET_KERNEL_TESTS=1 cargo test --test kernel`";
 
 /// The programs the harness runs: the materialized script's own (`ip`, `sysctl`,
-/// `iptables-restore`) and the probes'.
+/// `iptables-restore`) and the probes' and monitors'.
 const TOOLS: &[&str] = &[
     "sh",
     "ip",
@@ -33,6 +33,8 @@ const TOOLS: &[&str] = &[
     "timeout",
     "ss",
     "kill",
+    "xtables-monitor",
+    "stdbuf",
 ];
 
 /// With `K8SNET_KERNEL_TESTS=1` a missing prerequisite fails the test; otherwise the tests run
