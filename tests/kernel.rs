@@ -12,6 +12,8 @@ mod compare;
 mod generate;
 #[path = "kernel/lab.rs"]
 mod lab;
+#[path = "kernel/nftrace.rs"]
+mod nftrace;
 #[path = "kernel/run.rs"]
 mod run;
 
@@ -241,6 +243,9 @@ fn kernel_agrees_with_the_simulator() {
     });
     let t = totals.into_inner().expect("totals");
     let agreed = t.tally.checks - t.tally.failures.len();
+    if !nftrace::available() {
+        say("rule-by-rule walks not compared: iptables is not the nf_tables backend");
+    }
     say(&format!(
         "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated; {:.1} s)",
         t.tally.checks,
@@ -349,5 +354,72 @@ fn the_harness_catches_a_simulator_that_picks_the_shortest_prefix() {
     assert!(
         !caught.failures.is_empty(),
         "the harness did not notice {changed} wrong route choices"
+    );
+}
+
+/// The end-to-end comparisons must be able to fail too: in one lab, next to a correct trace,
+/// a copy that claims the connection was refused, one whose DNAT claims another endpoint's
+/// address, and one that leaves a rule out of the node's walk. Exactly those claims must
+/// disagree.
+#[test]
+fn the_harness_catches_a_wrong_verdict_a_wrong_dnat_and_a_missing_rule() {
+    if let lab::Gate::Skip(why) = lab::gate() {
+        say(&why);
+        return;
+    }
+    let source = Source {
+        name: "scenarios/demo.yaml".into(),
+        text: std::fs::read_to_string(Path::new("scenarios/demo.yaml")).expect("the demo reads"),
+    };
+    let c = cluster_of(&source);
+    let state = k8snet::compile::compile(&c);
+    let spec = FlowSpec {
+        choice: BranchChoice::pinned(vec!["10.0.2.2".parse().expect("an address")]),
+        ..FlowSpec::new("pod-a", "svc/web")
+    };
+    let mut flows = run::trace_flows("demo", &c, &state, &[spec.clone(), spec.clone(), spec.clone(), spec]);
+    assert_eq!(flows[0].trace.verdict, k8snet::trace::Verdict::Delivered);
+    flows[1].label = "demo, claimed refused".into();
+    flows[1].trace.verdict = k8snet::trace::Verdict::NoListener;
+    flows[2].label = "demo, claimed DNAT to web-2".into();
+    let other: std::net::Ipv4Addr = "10.0.1.3".parse().expect("an address");
+    let mut rewritten = 0;
+    for step in flows[2].trace.hops.iter_mut().flat_map(|h| h.steps.iter_mut()) {
+        if let Step::Nat { nat, after, .. } = step
+            && nat == "DNAT"
+        {
+            after.dst.set_ip(other);
+            rewritten += 1;
+        }
+    }
+    assert_eq!(rewritten, 1, "the demo trace has one DNAT");
+    flows[3].label = "demo, a rule left out".into();
+    let node = &mut flows[3].trace.hops[1];
+    let first_rule = node.steps.iter().position(|s| matches!(s, Step::Netfilter { .. }));
+    node.steps.remove(first_rule.expect("the node walks rules"));
+
+    let report = run::run("demo", &state, &flows);
+    let failures = &report.tally.failures;
+    say(&format!(
+        "harness self-test: {} of {} end-to-end checks disagree with the wrong claims",
+        failures.len(),
+        report.tally.checks
+    ));
+    let wrong = |label: &str, kind: &str| {
+        failures
+            .iter()
+            .filter(|f| f.starts_with(label) && f.contains(kind))
+            .count()
+    };
+    assert_eq!(wrong("demo, claimed refused", "who answered"), 1, "{failures:#?}");
+    assert_eq!(wrong("demo, claimed DNAT to web-2", "conntrack"), 1, "{failures:#?}");
+    // Where the kernel can show its rule-by-rule walk (the nf_tables backend), a rule left out
+    // is caught; elsewhere nothing compares walks.
+    let walks = usize::from(report.tally.by_kind.contains_key("netfilter walks"));
+    assert_eq!(wrong("demo, a rule left out", "rules walked"), walks, "{failures:#?}");
+    assert_eq!(
+        failures.len(),
+        2 + walks,
+        "only the wrong claims may disagree: {failures:#?}"
     );
 }

@@ -101,3 +101,56 @@ fn a_route_that_refuses_stops_a_sent_packet_before_filter_output() {
     assert!(walked.contains(&("OUTPUT".into(), "nat".into())), "{walked:?}");
     assert!(!walked.iter().any(|(_, table)| table == "filter"), "{walked:?}");
 }
+
+/// A packet a host sends to one of its own addresses leaves through POSTROUTING before it
+/// comes back in through the loopback device (metrics-agent runs in node-4's host network).
+#[test]
+fn a_packet_for_a_local_address_passes_postrouting() {
+    let t = trace_in(DATAPATH, "node/node-4", "node/node-4:9100", None);
+    assert_eq!(t.verdict, Verdict::Delivered, "{}", t.reason);
+    let walked = tables_walked(&t);
+    let post = walked.iter().position(|w| w.0 == "POSTROUTING");
+    let input = walked.iter().position(|w| w.0 == "INPUT");
+    assert!(post.is_some() && input.is_some() && post < input, "{walked:?}");
+}
+
+/// A pod sending to an address of its own subnet that nobody holds asks for it with ARP across
+/// its node's bridge; nobody answers, so the packet never leaves the pod.
+#[test]
+fn an_unanswered_neighbour_on_the_pod_subnet_stops_the_packet_in_the_pod() {
+    let t = trace_in(DATAPATH, "client-2", "10.244.2.200:80", None);
+    assert_eq!(t.verdict, Verdict::NoNeighbor, "{}", t.reason);
+    assert_eq!(t.hops.len(), 1, "the packet stays in the pod: {:?}", t.hops);
+    assert_eq!(t.hops[0].place.kind, "pod");
+}
+
+/// A route whose gateway is the node's own address sends the packet onto the node network,
+/// where nobody else answers ARP for that address: it does not come back to the node.
+#[test]
+fn a_gateway_that_is_the_senders_own_address_is_no_neighbour() {
+    let text = DATAPATH.replacen(
+        "      - {destination: 10.99.0.0/16, via: 172.20.0.14}",
+        "      - {destination: 10.99.0.0/16, via: 172.20.0.13}",
+        1,
+    );
+    assert_ne!(text, DATAPATH);
+    let t = trace_in(&text, "client-3", "10.99.1.1:80", None);
+    assert_eq!(t.verdict, Verdict::NoNeighbor, "{}", t.reason);
+}
+
+/// A promiscuous bridge that sends a frame back out after a DNAT also passes a copy up to the
+/// node, which routes it (the kernel's walk shows the copy in FORWARD); the trace says so.
+#[test]
+fn a_promiscuous_bridge_passes_a_copy_of_a_bridged_dnat_frame_up() {
+    let copy = |t: &Trace| {
+        t.hops
+            .iter()
+            .flat_map(|h| &h.steps)
+            .any(|s| matches!(s, Step::Note { text } if text.contains("passes a copy of the frame up")))
+    };
+    let t = demo_trace("  hairpinMode: promiscuous-bridge", "pod-a", "web-2");
+    assert_eq!(t.verdict, Verdict::Delivered, "{}", t.reason);
+    assert!(copy(&t));
+    assert!(copy(&demo_trace("  hairpinMode: promiscuous-bridge", "web-2", "web-2")));
+    assert!(!copy(&demo_trace("  hairpinMode: hairpin-veth", "pod-a", "web-2")));
+}

@@ -26,6 +26,16 @@ impl<'a> Simulator<'a> {
         };
         match &iface.link {
             Link::Veth { peer_host, peer_if } => {
+                // Behind a bridge port, the sender's ARP for the next hop crosses the bridge:
+                // only the bridge itself or a host behind one of its ports can answer it, and
+                // unanswered, the packet is never sent.
+                let peer = self.host(*peer_host);
+                if let Some(bridge) = peer.interface(peer_if).and_then(|p| p.master.as_deref())
+                    && !peer.interface(bridge).is_some_and(|b| b.owns(next_hop))
+                    && self.bridge_port(*peer_host, bridge, next_hop).is_none()
+                {
+                    return Next::End(End::NoNeighbor { host, next_hop });
+                }
                 self.step(Step::Forward {
                     via: dev.to_owned(),
                     detail: format!(
@@ -60,13 +70,23 @@ impl<'a> Simulator<'a> {
                 tuple,
             },
             Link::Segment { segment } => {
-                let target = self.state.hosts.iter().enumerate().find_map(|(i, other)| {
-                    other
-                        .interfaces
-                        .iter()
-                        .find(|o| matches!(&o.link, Link::Segment { segment: s } if s == segment) && o.owns(next_hop))
-                        .map(|o| (i, o.name.clone()))
-                });
+                // Who answers ARP for next_hop on the segment; never the sender itself, whose
+                // own broadcast does not come back to it.
+                let target = self
+                    .state
+                    .hosts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != host)
+                    .find_map(|(i, other)| {
+                        other
+                            .interfaces
+                            .iter()
+                            .find(|o| {
+                                matches!(&o.link, Link::Segment { segment: s } if s == segment) && o.owns(next_hop)
+                            })
+                            .map(|o| (i, o.name.clone()))
+                    });
                 match target {
                     Some((i, ifname)) => {
                         self.step(Step::Forward {
@@ -171,6 +191,13 @@ impl<'a> Simulator<'a> {
                         "the new destination is behind {bridge} itself: the frame is bridged back out, not routed"
                     ),
                 });
+                if h.interface(&bridge).is_some_and(|b| b.promiscuous) {
+                    self.step(Step::Note {
+                        text: format!(
+                            "{bridge} is promiscuous, so it also passes a copy of the frame up to the node, which routes the copy through FORWARD as a packet conntrack finds INVALID; this trace follows the bridged frame"
+                        ),
+                    });
+                }
                 let next = self.bridged(host, pkt, dir, tuple, &bridge, iif, &r);
                 return (next, false);
             }

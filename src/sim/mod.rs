@@ -392,9 +392,13 @@ impl<'a> Simulator<'a> {
             return Next::End(end);
         }
         if r.kind == RouteType::Local {
+            // A packet for a local address still leaves through POSTROUTING, then comes back
+            // in through the loopback device to INPUT.
+            if let Err(end) = self.hook(host, "POSTROUTING", &mut pkt, dir == Direction::New, false) {
+                return Next::End(end);
+            }
             return self.local_in(host, pkt, dir, tuple);
         }
-        pkt.oif = r.dev.clone();
         self.out(host, pkt, dir, tuple, &r, None)
     }
 

@@ -20,7 +20,7 @@ pub enum Gate {
 const HOW: &str = "run them as root with `sudo env \"PATH=$PATH\" K8SNET_KERNEL_TESTS=1 cargo test --test kernel`";
 
 /// The programs the harness runs: the materialized script's own (`ip`, `sysctl`,
-/// `iptables-restore`) and the probes'.
+/// `iptables-restore`) and the probes' and monitors'.
 const TOOLS: &[&str] = &[
     "sh",
     "ip",
@@ -33,6 +33,8 @@ const TOOLS: &[&str] = &[
     "timeout",
     "ss",
     "kill",
+    "xtables-monitor",
+    "stdbuf",
 ];
 
 /// With `K8SNET_KERNEL_TESTS=1` a missing prerequisite fails the test; otherwise the tests run
@@ -48,7 +50,10 @@ pub fn gate() -> Gate {
         missing.insert(0, "not running as root".into());
     }
     match (missing.is_empty(), forced) {
-        (true, _) => Gate::Run,
+        (true, _) => {
+            remove_stale_labs();
+            Gate::Run
+        }
         (false, true) => panic!(
             "K8SNET_KERNEL_TESTS=1, but the kernel tests cannot run: {}",
             missing.join("; ")
@@ -69,6 +74,18 @@ fn is_root() -> bool {
 fn on_path(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path).any(|dir| Path::new(&dir).join(tool).is_file())
+}
+
+/// Removes the labs of test runs that were killed before their guards could run: namespaces
+/// named like [`unique_prefix`] makes them, whose process is gone.
+pub fn remove_stale_labs() {
+    for ns in namespaces_with("kt") {
+        let pid = ns[2..].split('-').next().unwrap_or_default();
+        let ours = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && ns[2 + pid.len()..].starts_with('-');
+        if ours && !Path::new("/proc").join(pid).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
 }
 
 /// A prefix no other lab of any process uses: the process id and a counter.

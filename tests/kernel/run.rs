@@ -14,6 +14,7 @@ use k8snet::trace::{Step, Trace, Verdict};
 
 use crate::compare::{self, Outcome, RouteAnswer, RouteQuestion, Tally};
 use crate::lab::{Lab, output};
+use crate::nftrace;
 
 /// A connection to try, written as `k8snet trace` takes it.
 #[derive(Debug, Clone)]
@@ -109,8 +110,28 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
     compare::check_rules(&lab, &mut tally, name);
     check_routes(&lab, flows, &mut tally);
     lab.start_listeners(120);
-    pin_endpoints(&lab, flows);
+    let pins = pin_endpoints(&lab, flows);
+    // Hosts with rules are where a trace has netfilter steps to compare.
+    let ruled: Vec<usize> = (0..lab.state.hosts.len())
+        .filter(|&h| {
+            let host = &lab.state.hosts[h];
+            [&host.nat, &host.filter]
+                .iter()
+                .any(|t| t.chains.iter().any(|c| !c.rules.is_empty()))
+        })
+        .collect();
+    let monitors = nftrace::available().then(|| nftrace::start(&lab, &ruled));
     let outcomes = probe_all(&lab, flows);
+    if let Some(monitors) = monitors {
+        let walks = nftrace::stop(&lab, monitors);
+        if let Some(dir) = std::env::var_os("K8SNET_KERNEL_DUMP") {
+            for (h, lines) in &walks {
+                let file = std::path::Path::new(&dir).join(format!("{name}-{}.trace", lab.state.hosts[*h].name));
+                let _ = std::fs::write(file, lines.join("\n"));
+            }
+        }
+        check_walks(&lab, flows, &walks, &pins, &mut tally);
+    }
     for (f, got) in flows.iter().zip(&outcomes) {
         if f.protocol == Protocol::Sctp {
             continue;
@@ -172,8 +193,9 @@ pub fn describe(lab: &Lab, q: &RouteQuestion, label: &str) -> String {
 
 /// Forces each flow down the endpoint branch its trace took: a rule placed before the Service
 /// chain's random choice sends this client's connection (its address and port) straight to
-/// the chosen endpoint's chain, so chance cannot make a run disagree.
-fn pin_endpoints(lab: &Lab, flows: &[Flow]) {
+/// the chosen endpoint's chain, so chance cannot make a run disagree. Returns the rules added,
+/// as the kernel's rule-by-rule walk prints them.
+fn pin_endpoints(lab: &Lab, flows: &[Flow]) -> Vec<String> {
     let mut lines: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for f in flows {
         let masq_before = |i: usize| compare::masqueraded(&f.trace.hops[..i]);
@@ -219,7 +241,15 @@ fn pin_endpoints(lab: &Lab, flows: &[Flow]) {
             }
         }
     }
+    let mut added = Vec::new();
     for (host, pins) in lines {
+        added.extend(pins.iter().map(|p| {
+            // `-I CHAIN N ...` is listed as `-A CHAIN ...`.
+            let mut words: Vec<&str> = p.split(' ').collect();
+            words[0] = "-A";
+            words.remove(2);
+            format!("nat: {}", words.join(" "))
+        }));
         let input = format!("*nat\n{}\nCOMMIT\n", pins.join("\n"));
         let mut c = lab.exec(host, &["iptables-restore", "--noflush"]);
         let out = crate::lab::run_with_input(&mut c, &input);
@@ -229,6 +259,84 @@ fn pin_endpoints(lab: &Lab, flows: &[Flow]) {
             lab.netns(host),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    added
+}
+
+/// The rules the kernel walked in each namespace against the trace's netfilter steps, hop by
+/// hop of the request, for hops where the client's port is known (before any MASQUERADE). The
+/// endpoint choice is left out on both sides: the trace shows the branch it took, the kernel
+/// the pin that sent it there.
+fn check_walks(lab: &Lab, flows: &[Flow], walks: &[(usize, Vec<String>)], pins: &[String], tally: &mut Tally) {
+    for f in flows.iter().filter(|f| f.protocol != Protocol::Sctp) {
+        for (i, hop) in f.trace.hops.iter().enumerate() {
+            let host = compare::host_at(&lab.state, &hop.place);
+            let Some((_, lines)) = walks.iter().find(|(h, _)| *h == host) else {
+                continue;
+            };
+            if compare::masqueraded(&f.trace.hops[..i]) {
+                continue;
+            }
+            let branches: Vec<&str> = hop
+                .steps
+                .iter()
+                .flat_map(|s| match s {
+                    Step::LoadBalance { branches, .. } => branches.iter().map(|b| b.rule.as_str()).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            let expected: Vec<String> = hop
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    // A rule the trace shows only because it did not match (an affinity
+                    // check on a first packet) is not one the kernel's trace reports.
+                    Step::Netfilter {
+                        table,
+                        rule: Some(rule),
+                        action,
+                        ..
+                    } if !branches.contains(&rule.as_str()) && !action.starts_with("no match") => {
+                        Some(format!("{table}: {rule}"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let sport = compare::port_in_kernel(hop.packet.src.port(), f.src.port());
+            let visit = f.trace.hops[..i]
+                .iter()
+                .filter(|h| h.place == hop.place && h.packet == hop.packet)
+                .count();
+            let walk = nftrace::walked(
+                lines,
+                &hop.packet.src.ip().to_string(),
+                sport,
+                &hop.packet.dst.ip().to_string(),
+                hop.iif.is_some(),
+                visit,
+            );
+            let mut kernel: Vec<String> = walk.into_iter().filter(|r| !pins.contains(r)).collect();
+            // Where the trace says a promiscuous bridge passed a copy of the frame up, the
+            // kernel walks the copy's FORWARD rules after the frame's: the trace does not follow
+            // them, so only the frame's walk is compared, and the copy must be in the filter
+            // table alone.
+            let copied = hop
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Note { text } if text.contains("passes a copy of the frame up")));
+            if copied
+                && kernel.len() > expected.len()
+                && kernel[expected.len()..].iter().all(|r| r.starts_with("filter: "))
+            {
+                kernel.truncate(expected.len());
+            }
+            tally.check(
+                "netfilter walks",
+                format!("{}: rules walked in {}", f.label, lab.netns(host)),
+                expected,
+                kernel,
+            );
+        }
     }
 }
 
