@@ -55,17 +55,7 @@ fn cluster_of(source: &Source) -> Cluster {
 /// The decision that picks a flow's endpoint (its index among the journey's decisions) and how
 /// many branches it has.
 fn endpoint_decision(c: &Cluster, state: &NetState, f: &FlowSpec) -> Option<(usize, usize)> {
-    let q = k8snet::resolve::Query {
-        from: &f.from,
-        container: None,
-        to: &f.to,
-        port: f.port,
-        protocol: f.protocol,
-        namespace: "default",
-        endpoint: None,
-        via_node: None,
-    };
-    k8snet::tracer::trace(c, state, &q, BranchChoice::default())
+    k8snet::tracer::trace(c, state, &f.query(), BranchChoice::default())
         .ok()
         .and_then(|t| k8snet::tracer::endpoint_decision(&t))
 }

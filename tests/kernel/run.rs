@@ -27,6 +27,20 @@ pub struct FlowSpec {
 }
 
 impl FlowSpec {
+    /// The flow as `k8snet trace` would be asked for it.
+    pub fn query(&self) -> Query<'_> {
+        Query {
+            from: &self.from,
+            container: None,
+            to: &self.to,
+            port: self.port,
+            protocol: self.protocol,
+            namespace: "default",
+            endpoint: None,
+            via_node: None,
+        }
+    }
+
     pub fn new(from: &str, to: &str) -> FlowSpec {
         FlowSpec {
             from: from.to_owned(),
@@ -57,16 +71,7 @@ pub fn trace_flows(name: &str, c: &Cluster, state: &NetState, specs: &[FlowSpec]
         .iter()
         .enumerate()
         .filter_map(|(i, f)| {
-            let q = Query {
-                from: &f.from,
-                container: None,
-                to: &f.to,
-                port: f.port,
-                protocol: f.protocol,
-                namespace: "default",
-                endpoint: None,
-                via_node: None,
-            };
+            let q = f.query();
             let ends = resolve::resolve(c, state, &q).unwrap_or_else(|e| panic!("{name}: {f:?}: {e}"));
             // A client beyond the internet gateway has no socket in the lab, and a name that
             // resolves to nothing sends no packet: neither has anything to put to the kernel.
