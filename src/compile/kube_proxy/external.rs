@@ -138,43 +138,62 @@ pub(super) fn external_rules(
                 ),
             );
             if local_endpoints.is_empty() {
-                if let Some(np) = port.node_port {
-                    filter.append(
-                        EXTERNAL_SERVICES,
-                        Rule::new(
-                            vec![
-                                Match::Protocol(proto),
-                                comment(format!("{name} has no local endpoints")),
-                                Match::AddrTypeLocal {
-                                    destination: true,
-                                    negated: false,
-                                },
-                                dport(np),
-                            ],
-                            Target::Drop,
-                        ),
-                    );
-                }
-                if let Some(lb) = service.load_balancer_ip {
-                    filter.append(
-                        EXTERNAL_SERVICES,
-                        Rule::new(
-                            vec![
-                                Match::Destination {
-                                    net: host(lb),
-                                    negated: false,
-                                },
-                                Match::Protocol(proto),
-                                comment(format!("{name} has no local endpoints")),
-                                dport(port.port),
-                            ],
-                            Target::Drop,
-                        ),
-                    );
-                }
+                filter_external(service, port, name, "has no local endpoints", Target::Drop, filter);
             } else {
                 nat.append(&chains.ext, Rule::new(Vec::new(), jump(&chains.svl)));
             }
         }
+    }
+}
+
+/// The filter rules that stop traffic to a Service's load-balancer address and NodePort from
+/// going any further (kube-proxy's "external traffic filter target"), in kube-proxy's order:
+/// the load-balancer address, then the NodePort.
+pub(super) fn filter_external(
+    service: &Service,
+    port: &ServicePort,
+    name: &str,
+    why: &str,
+    target: Target,
+    filter: &mut Table,
+) {
+    let proto = port.protocol;
+    let dport = |p: u16| Match::DestinationPort {
+        protocol: proto,
+        port: Some(p),
+    };
+    if let Some(lb) = service.load_balancer_ip {
+        filter.append(
+            EXTERNAL_SERVICES,
+            Rule::new(
+                vec![
+                    Match::Destination {
+                        net: host(lb),
+                        negated: false,
+                    },
+                    Match::Protocol(proto),
+                    comment(format!("{name} {why}")),
+                    dport(port.port),
+                ],
+                target.clone(),
+            ),
+        );
+    }
+    if let Some(np) = port.node_port {
+        filter.append(
+            EXTERNAL_SERVICES,
+            Rule::new(
+                vec![
+                    Match::Protocol(proto),
+                    comment(format!("{name} {why}")),
+                    Match::AddrTypeLocal {
+                        destination: true,
+                        negated: false,
+                    },
+                    dport(np),
+                ],
+                target,
+            ),
+        );
     }
 }

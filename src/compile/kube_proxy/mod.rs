@@ -265,37 +265,7 @@ fn service_port_rules(
                 Target::Reject,
             ),
         );
-        if let Some(lb) = service.load_balancer_ip {
-            filter.append(
-                EXTERNAL_SERVICES,
-                Rule::new(
-                    vec![
-                        to_ip(lb),
-                        Match::Protocol(proto),
-                        comment(format!("{name} has no endpoints")),
-                        dport(port.port),
-                    ],
-                    Target::Reject,
-                ),
-            );
-        }
-        if let Some(np) = port.node_port {
-            filter.append(
-                EXTERNAL_SERVICES,
-                Rule::new(
-                    vec![
-                        Match::Protocol(proto),
-                        comment(format!("{name} has no endpoints")),
-                        Match::AddrTypeLocal {
-                            destination: true,
-                            negated: false,
-                        },
-                        dport(np),
-                    ],
-                    Target::Reject,
-                ),
-            );
-        }
+        external::filter_external(service, port, name, "has no endpoints", Target::Reject, filter);
         return;
     }
 
