@@ -274,15 +274,8 @@ fn shortest_prefix(
     })
 }
 
-/// A harness that agrees with anything proves nothing: a trace whose route choices are made
-/// wrong on purpose (shortest prefix wins) must disagree with the kernel, while the same trace
-/// unchanged agrees, in the same lab.
-#[test]
-fn the_harness_catches_a_simulator_that_picks_the_shortest_prefix() {
-    if let lab::Gate::Skip(why) = lab::gate() {
-        say(&why);
-        return;
-    }
+/// The demo and its pod-a → svc/web flow pinned to web-1: the self-tests' subject.
+fn demo_flow() -> (Cluster, NetState, FlowSpec) {
     let source = Source {
         name: "scenarios/demo.yaml".into(),
         text: std::fs::read_to_string(Path::new("scenarios/demo.yaml")).expect("the demo reads"),
@@ -293,6 +286,19 @@ fn the_harness_catches_a_simulator_that_picks_the_shortest_prefix() {
         choice: BranchChoice::pinned(vec!["10.0.2.2".parse().expect("an address")]),
         ..FlowSpec::new("pod-a", "svc/web")
     };
+    (c, state, spec)
+}
+
+/// A harness that agrees with anything proves nothing: a trace whose route choices are made
+/// wrong on purpose (shortest prefix wins) must disagree with the kernel, while the same trace
+/// unchanged agrees, in the same lab.
+#[test]
+fn the_harness_catches_a_simulator_that_picks_the_shortest_prefix() {
+    if let lab::Gate::Skip(why) = lab::gate() {
+        say(&why);
+        return;
+    }
+    let (c, state, spec) = demo_flow();
     let flows = run::trace_flows("demo", &c, &state, std::slice::from_ref(&spec));
 
     let mut wrong = flows[0].trace.clone();
@@ -357,16 +363,7 @@ fn the_harness_catches_a_wrong_verdict_a_wrong_dnat_and_a_missing_rule() {
         say(&why);
         return;
     }
-    let source = Source {
-        name: "scenarios/demo.yaml".into(),
-        text: std::fs::read_to_string(Path::new("scenarios/demo.yaml")).expect("the demo reads"),
-    };
-    let c = cluster_of(&source);
-    let state = k8snet::compile::compile(&c);
-    let spec = FlowSpec {
-        choice: BranchChoice::pinned(vec!["10.0.2.2".parse().expect("an address")]),
-        ..FlowSpec::new("pod-a", "svc/web")
-    };
+    let (c, state, spec) = demo_flow();
     let mut flows = run::trace_flows("demo", &c, &state, &[spec.clone(), spec.clone(), spec.clone(), spec]);
     assert_eq!(flows[0].trace.verdict, k8snet::trace::Verdict::Delivered);
     flows[1].label = "demo, claimed refused".into();
