@@ -6,3 +6,4 @@ pub mod explain;
 pub mod materialize;
 pub mod style;
 pub mod trace;
+pub mod untrusted;

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use crate::net::iptables::{Policy, Table};
 use crate::net::route::{Route, RouteProto, RouteType, Scope};
 use crate::net::{Host, Link, NetState};
+use crate::render::untrusted;
 
 pub use names::{
     DEFAULT_PREFIX, MAX_IFNAME, MAX_PREFIX, SEGMENT_BRIDGE, netns_name, quote, segment_netns_name, segment_port_name,
@@ -96,7 +97,8 @@ fn check(state: &NetState) -> Result<(), String> {
     Ok(())
 }
 
-/// The script that builds `state` under `prefix`. `source` names the scenario in its header.
+/// The script that builds `state` under `prefix`. `source` names the scenario in its header,
+/// escaped: it is a file name, and may hold anything.
 pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, String> {
     let (all, segments) = namespaces(state, prefix)?;
     check(state)?;
@@ -115,7 +117,7 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
             ns(i),
             u8::from(host.is_some_and(|h| h.ip_forward)),
             u8::from(host.is_some_and(|h| h.bridge_nf_call_iptables)),
-            n.label
+            untrusted::escape(&n.label)
         );
     }
 
@@ -184,7 +186,7 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
 
     section(w, "Bridge ports, addresses, and every interface up.");
     for (hi, h) in state.hosts.iter().enumerate() {
-        let _ = writeln!(w, "# {}", h.name);
+        let _ = writeln!(w, "# {}", untrusted::escape(&h.name));
         for i in &h.interfaces {
             let name = quote(&i.name);
             if let Some(master) = &i.master {
@@ -276,7 +278,8 @@ pub fn teardown(state: &NetState, prefix: &str, source: &str) -> Result<String, 
         out,
         "#!/bin/sh\n# Removes what `k8snet materialize` built from {source} under the prefix {prefix}:\n\
          # {} network namespaces, and with them every interface, route and rule inside.\nset -eu",
-        all.len()
+        all.len(),
+        source = untrusted::escape(source),
     );
     for n in &all {
         let _ = writeln!(out, "ip netns del {} 2>/dev/null || true", quote(&n.name));
@@ -332,7 +335,8 @@ fn header(w: &mut String, source: &str, count: usize, prefix: &str) {
          \x20   exit 1\n\
          \x20 fi\n\
          }}",
-        pins = PINNED.iter().map(|p| format!("    {p} \\\n")).collect::<String>()
+        pins = PINNED.iter().map(|p| format!("    {p} \\\n")).collect::<String>(),
+        source = untrusted::escape(source),
     );
 }
 
