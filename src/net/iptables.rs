@@ -138,7 +138,7 @@ impl fmt::Display for Match {
             Match::InInterface { name, negated } => write!(f, "{}-i {name}", not(negated)),
             Match::OutInterface { name, negated } => write!(f, "{}-o {name}", not(negated)),
             Match::Protocol(p) => write!(f, "-p {}", p.lower()),
-            Match::Comment(c) => write!(f, "-m comment --comment \"{c}\""),
+            Match::Comment(c) => write!(f, "-m comment --comment {}", save_string(c)),
             Match::DestinationPort { protocol, port } => {
                 write!(f, "-m {}", protocol.lower())?;
                 match port {
@@ -299,6 +299,36 @@ impl Table {
     }
 }
 
+/// The kernel keeps at most this many bytes of a comment (`XT_MAX_COMMENT_LEN`, 256 with the
+/// terminating NUL); `iptables-restore` refuses a longer one.
+pub const MAX_COMMENT: usize = 255;
+
+/// A comment as `iptables-save` writes it and `iptables-restore` reads it back as one word:
+/// in double quotes, with `"` and `\` escaped by a backslash. A line break would end the rule
+/// and any control character would reach a terminal that shows the rules, so each becomes a
+/// space (validation has refused names that hold one; this keeps the rule whole regardless). A
+/// comment too long for the kernel is cut at a character boundary.
+pub fn save_string(text: &str) -> String {
+    let mut end = text.len().min(MAX_COMMENT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + 2);
+    out.push('"');
+    for c in text[..end].chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// An address as a one-address network, as `-s`/`-d` take it.
 pub fn host(ip: Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(ip, 32).expect("/32 is a valid prefix")
@@ -315,6 +345,61 @@ mod tests {
         assert_eq!(p(1.0 / 3.0), "0.33333333349");
         assert_eq!(p(1.0 / 5.0), "0.20000000019");
         assert_eq!(p(1.0 / 6.0), "0.16666666651");
+    }
+
+    /// iptables-restore splits a rule line into words at spaces outside double quotes, takes a
+    /// backslash as escaping the next character, and ends the rule at a line break: a comment
+    /// from a hostile name must stay one word on one line.
+    #[test]
+    fn a_hostile_comment_stays_one_word_on_one_line() {
+        let hostile = [
+            "x\" -j ACCEPT -m comment --comment \"y",
+            "a\nCOMMIT\n*filter",
+            "back\\\" -j DROP",
+            "\u{1b}[2J",
+        ];
+        for text in hostile {
+            let line = Rule::new(vec![Match::Comment(text.into())], Target::Return).save_line("C");
+            assert!(!line.contains('\n') && !line.chars().any(char::is_control), "{line:?}");
+            let words = restore_words(&line);
+            assert_eq!(words.len(), 8, "{text:?} became {words:?}");
+            assert_eq!(words[5], text.replace(|c: char| c.is_control(), " "));
+            assert_eq!(words[6..], ["-j", "RETURN"]);
+        }
+        let long = "é".repeat(200);
+        let saved = save_string(&long);
+        assert_eq!(
+            saved.len(),
+            2 + 254,
+            "cut to whole characters within {MAX_COMMENT} bytes"
+        );
+    }
+
+    /// The word splitting of iptables-restore's `add_param_to_argv`.
+    fn restore_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted, mut escaped, mut any) = (Vec::new(), String::new(), false, false, false);
+        for c in line.chars() {
+            if escaped {
+                word.push(c);
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                quoted = !quoted;
+                any = true;
+            } else if c == ' ' && !quoted {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            } else {
+                word.push(c);
+            }
+        }
+        if any || !word.is_empty() {
+            words.push(word);
+        }
+        words
     }
 
     #[test]
