@@ -228,8 +228,9 @@ impl Decoder {
         }
     }
 
-    /// A mapping of string keys to string values, such as labels or a selector.
-    pub fn string_map(&mut self, node: &Node, what: &str) -> Vec<(String, String)> {
+    /// A mapping of string keys to string values, such as labels or a selector, each with its
+    /// place so that validation can point at a key or value the API would refuse.
+    pub fn string_map(&mut self, node: &Node, what: &str) -> Vec<(Sp<String>, Sp<String>)> {
         let entries = match &node.value {
             Value::Map(entries) => entries,
             Value::Null => return Vec::new(),
@@ -241,10 +242,10 @@ impl Decoder {
         let mut out = Vec::new();
         for (k, v) in entries {
             if let (Some(k), Some(v)) = (self.string(k, "a label key"), self.string(v, "a label value")) {
-                out.push((k.value, v.value));
+                out.push((k, v));
             }
         }
-        out.sort();
+        out.sort_by(|(a, x), (b, y)| (&a.value, &x.value).cmp(&(&b.value, &y.value)));
         out
     }
 }

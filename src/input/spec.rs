@@ -63,7 +63,7 @@ pub struct PodSpec {
     pub node: Option<Sp<String>>,
     pub ip: Option<Sp<Ipv4Addr>>,
     pub host_network: bool,
-    pub labels: Vec<(String, String)>,
+    pub labels: Vec<(Sp<String>, Sp<String>)>,
     pub containers: Vec<ContainerSpec>,
     pub span: crate::diagnostic::Span,
 }
@@ -89,7 +89,7 @@ pub struct ServiceSpec {
     pub kind: Option<Sp<String>>,
     /// `None` in the file ("clusterIP: None") is kept as the text, for headless Services.
     pub cluster_ip: Option<Sp<String>>,
-    pub selector: Option<Vec<(String, String)>>,
+    pub selector: Option<Vec<(Sp<String>, Sp<String>)>>,
     pub ports: Vec<ServicePortSpec>,
     pub load_balancer_ip: Option<Sp<Ipv4Addr>>,
     pub load_balancer_source_ranges: Vec<Sp<Ipv4Net>>,

@@ -1,6 +1,7 @@
 //! Ingresses and the trace cases a scenario pins for CI.
 
-use super::{Validator, namespace, valid_host};
+use super::{Validator, namespace, syntax};
+use crate::input::decode::Sp;
 use crate::input::spec::{self, Scenario, TargetPortSpec};
 use crate::model::*;
 
@@ -19,6 +20,11 @@ impl Validator {
             return None;
         };
         let port = b.port.as_ref()?;
+        if let TargetPortSpec::Name(n) = &port.value
+            && !self.port_name(&Sp::new(n.clone(), port.span))
+        {
+            return None;
+        }
         let found = services[si].ports.iter().position(|p| match &port.value {
             TargetPortSpec::Number(n) => p.port == *n,
             TargetPortSpec::Name(n) => p.name.as_deref() == Some(n.as_str()),
@@ -73,30 +79,33 @@ impl Validator {
                 .and_then(|b| self.backend(b, &namespace, services));
             let mut rules = Vec::new();
             for r in &ing.rules {
-                if let Some(h) = &r.host
-                    && !valid_host(&h.value)
-                {
-                    self.error(
-                        h.span,
-                        format!("`{}` is not a valid ingress host", h.value),
+                if let Some(h) = &r.host {
+                    self.syntax(
+                        h,
+                        "ingress host",
+                        syntax::ingress_host,
                         "write a DNS name such as shop.example.com, or *.example.com for a wildcard of one label",
                     );
                 }
                 let mut paths = Vec::new();
                 for p in &r.paths {
                     let Some(path) = &p.path else { continue };
-                    if !path.starts_with('/') {
-                        self.error(
-                            path.span,
-                            format!("path `{}` does not start with /", path.value),
-                            "ingress paths are absolute, for example /cart",
-                        );
-                    }
                     let path_type = match p.path_type.as_ref().map(|t| t.as_str()) {
                         Some("Exact") => PathType::Exact,
                         Some("ImplementationSpecific") => PathType::ImplementationSpecific,
                         _ => PathType::Prefix,
                     };
+                    let rule = if path_type == PathType::ImplementationSpecific {
+                        |p: &str| syntax::ingress_path(p, false)
+                    } else {
+                        |p: &str| syntax::ingress_path(p, true)
+                    };
+                    self.syntax(
+                        path,
+                        "ingress path",
+                        rule,
+                        "ingress paths are absolute and plain, for example /cart",
+                    );
                     if let Some(backend) = self.backend(&p.backend, &namespace, services) {
                         paths.push(IngressPath {
                             path: path.value.clone(),

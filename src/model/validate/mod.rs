@@ -3,6 +3,7 @@
 
 mod ingress;
 mod services;
+mod syntax;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -55,23 +56,62 @@ impl Validator {
         self.diagnostics.push(Diagnostic::error(message).at(span).help(help));
     }
 
+    /// Checks `value` against one of the API's [`syntax`] rules; an error says why and how.
+    fn syntax(&mut self, value: &Sp<String>, what: &str, rule: fn(&str) -> Result<(), String>, help: &str) -> bool {
+        match rule(value) {
+            Ok(()) => true,
+            Err(why) => {
+                self.error(
+                    value.span,
+                    format!("`{}` is not a valid {what}: it {why}", value.value),
+                    help,
+                );
+                false
+            }
+        }
+    }
+
+    /// Labels or a selector, each key and value checked as the API checks them.
+    fn labels(&mut self, entries: &[(Sp<String>, Sp<String>)]) -> Vec<(String, String)> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let key_ok = self.syntax(
+                k,
+                "label key",
+                syntax::label_key,
+                "a label key is a name such as `app`, optionally after a DNS prefix and `/`, such as `app.kubernetes.io/name`",
+            );
+            let value_ok = self.syntax(
+                v,
+                "label value",
+                syntax::label_value,
+                "a label value is empty or up to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+            );
+            if key_ok && value_ok {
+                out.push((k.value.clone(), v.value.clone()));
+            }
+        }
+        out
+    }
+
+    /// A Service or container port's name, which kube-proxy writes into its rule comments.
+    fn port_name(&mut self, name: &Sp<String>) -> bool {
+        self.syntax(
+            name,
+            "port name",
+            syntax::port_name,
+            "port names are IANA service names: up to 15 lowercase letters, digits and '-', with at least one letter, such as `http` or `metrics`",
+        )
+    }
+
     fn name(&mut self, field: &Option<Sp<String>>, what: &str, dots_allowed: bool) -> Option<Sp<String>> {
         let name = field.clone()?;
-        let ok_label = |label: &str| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        };
-        let ok = if dots_allowed {
-            name.len() <= 253 && name.split('.').all(ok_label)
+        let rule = if dots_allowed {
+            syntax::dns_subdomain
         } else {
-            ok_label(&name)
+            syntax::dns_label
         };
-        if !ok {
+        if rule(&name).is_err() {
             self.error(
                 name.span,
                 format!("`{}` is not a valid {what}", name.value),
@@ -137,6 +177,14 @@ impl Validator {
         let cluster_domain = c
             .cluster_domain
             .as_ref()
+            .filter(|d| {
+                self.syntax(
+                    d,
+                    "clusterDomain",
+                    syntax::dns_subdomain,
+                    "the cluster domain is a DNS name such as cluster.local",
+                )
+            })
             .map(|d| d.value.clone())
             .unwrap_or_else(|| "cluster.local".to_owned());
         let hairpin = c
@@ -443,6 +491,7 @@ impl Validator {
                 ips.entry(ip).or_insert(format!("{ns}/{}", n.value));
             }
             let containers = self.containers(&p.containers);
+            let labels = self.labels(&p.labels);
             if let (Some(name), Some(namespace), Some(node), Some(ip)) = (name, namespace, node, ip) {
                 out.push((
                     Pod {
@@ -451,7 +500,7 @@ impl Validator {
                         node,
                         ip,
                         host_network: p.host_network,
-                        labels: p.labels.clone(),
+                        labels,
                         containers,
                     },
                     p.span,
@@ -488,21 +537,15 @@ impl Validator {
                         "a pod's containers share one network namespace, so only one of them can bind a port; give one container another port",
                     );
                 }
-                if let Some(pn) = &p.name {
-                    if !port_names.insert(pn.value.clone()) {
-                        self.error(
-                            pn.span,
-                            format!("duplicate port name `{}` in the pod", pn.value),
-                            "port names are unique within a pod",
-                        );
-                    }
-                    if pn.len() > 15 {
-                        self.error(
-                            pn.span,
-                            format!("port name `{}` is longer than 15 characters", pn.value),
-                            "Kubernetes limits port names to 15 characters",
-                        );
-                    }
+                if let Some(pn) = &p.name
+                    && self.port_name(pn)
+                    && !port_names.insert(pn.value.clone())
+                {
+                    self.error(
+                        pn.span,
+                        format!("duplicate port name `{}` in the pod", pn.value),
+                        "port names are unique within a pod",
+                    );
                 }
                 ports.push(ContainerPort {
                     name: p.name.as_ref().map(|n| n.value.clone()),
@@ -545,16 +588,4 @@ fn hairpin_mode(word: &str) -> HairpinMode {
 
 fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
-}
-
-/// An Ingress host: a DNS name, optionally with a leading `*.` wildcard label.
-fn valid_host(host: &str) -> bool {
-    let rest = host.strip_prefix("*.").unwrap_or(host);
-    !rest.is_empty()
-        && rest.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
 }

@@ -89,7 +89,8 @@ impl Validator {
                 },
                 None => None,
             };
-            let selected: Vec<usize> = match &sv.selector {
+            let selector = sv.selector.as_ref().map(|s| self.labels(s));
+            let selected: Vec<usize> = match &selector {
                 Some(sel) => pods
                     .iter()
                     .enumerate()
@@ -98,9 +99,8 @@ impl Validator {
                     .collect(),
                 None => Vec::new(),
             };
-            if sv.selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
-                let sel = sv
-                    .selector
+            if selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
+                let sel = selector
                     .as_ref()
                     .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
                 self.diagnostics.push(
@@ -113,6 +113,14 @@ impl Validator {
             for p in &sv.ports {
                 let Some(port) = &p.port else { continue };
                 let protocol = protocol(&p.protocol);
+                if let Some(n) = &p.name {
+                    self.port_name(n);
+                }
+                if let Some(t) = &p.target_port
+                    && let TargetPortSpec::Name(n) = &t.value
+                {
+                    self.port_name(&Sp::new(n.clone(), t.span));
+                }
                 if sv.ports.len() > 1 && p.name.is_none() {
                     self.error(
                         p.span,
@@ -255,7 +263,7 @@ impl Validator {
                 name: name.value,
                 kind,
                 cluster_ip,
-                selector: sv.selector.clone(),
+                selector,
                 ports,
                 load_balancer_ip: sv.load_balancer_ip.as_ref().map(|l| l.value),
                 load_balancer_source_ranges: sv.load_balancer_source_ranges.iter().map(|r| r.value).collect(),
