@@ -66,7 +66,10 @@ fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
                 text,
             }),
             Err(e) => Err(Outcome {
-                stderr: format!("error: cannot read scenario {}: {e}\n", p.display()),
+                stderr: format!(
+                    "error: cannot read scenario {}: {e}\n",
+                    render::untrusted::escape(&p.display().to_string())
+                ),
                 code: EXIT_BAD_INPUT,
                 ..Outcome::default()
             }),
@@ -292,10 +295,10 @@ fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome 
         failed += usize::from(!ok);
         table.add_row(vec![
             case.line.to_string(),
-            case.from.clone(),
-            case.to.clone(),
-            case.expect.clone(),
-            got,
+            render::untrusted::escape(&case.from).into_owned(),
+            render::untrusted::escape(&case.to).into_owned(),
+            render::untrusted::escape(&case.expect).into_owned(),
+            render::untrusted::escape(&got).into_owned(),
             if ok { style.good("ok") } else { style.bad("FAILED") },
         ]);
     }
@@ -337,9 +340,11 @@ fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, err_co
     }
 }
 
+/// A usage error. Its message may quote what the user typed or a file name, so control
+/// characters in it are shown, not sent to the terminal.
 pub fn usage(message: String) -> Outcome {
     Outcome {
-        stderr: format!("error: {message}\n"),
+        stderr: format!("error: {}\n", render::untrusted::escape(&message)),
         code: EXIT_BAD_INPUT,
         ..Outcome::default()
     }

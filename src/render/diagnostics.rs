@@ -5,29 +5,35 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::input::Source;
+use crate::render::untrusted;
 
+/// Renders `diagnostics` against `source`. The file's text, its name and every message (which
+/// may quote the file) are untrusted: control characters in them are shown, never sent.
 pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> String {
     let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+    let text = untrusted::pictures(&source.text);
+    let path = untrusted::escape(&source.name);
     let mut out = String::new();
     for d in diagnostics {
         let level = match d.severity {
             Severity::Error => Level::ERROR,
             Severity::Warning => Level::WARNING,
         };
-        let title = level.primary_title(d.message.as_str());
+        let message = untrusted::escape(&d.message);
+        let title = level.primary_title(message.as_ref());
         let mut report: Vec<Group> = Vec::new();
         let group = match d
             .at
-            .and_then(|at| byte_range(&source.text, at.pos.line, at.pos.column, at.len))
+            .and_then(|at| byte_range(&text, at.pos.line, at.pos.column, at.len))
         {
             Some(range) => {
                 let mut annotation = AnnotationKind::Primary.span(range);
                 if let Some(label) = &d.label {
-                    annotation = annotation.label(label.as_str());
+                    annotation = annotation.label(untrusted::escape(label));
                 }
                 title.element(
-                    Snippet::source(source.text.as_str())
-                        .path(source.name.as_str())
+                    Snippet::source(text.as_ref())
+                        .path(path.as_ref())
                         .fold(true)
                         .annotation(annotation),
                 )
@@ -36,7 +42,7 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
         };
         report.push(group);
         if let Some(help) = &d.help {
-            report.push(Group::with_title(Level::HELP.secondary_title(help.as_str())));
+            report.push(Group::with_title(Level::HELP.secondary_title(untrusted::escape(help))));
         }
         out.push_str(&renderer.render(&report));
         out.push_str("\n\n");
@@ -47,7 +53,7 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
         out.push_str(&format!(
             "{}: {} has {errors} error{}{}\n",
             if color { "\x1b[1;31merror\x1b[0m" } else { "error" },
-            source.name,
+            path,
             if errors == 1 { "" } else { "s" },
             if warnings > 0 {
                 format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" })

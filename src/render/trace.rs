@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::style::Style;
+use super::untrusted;
 use crate::trace::{Hop, Step, Trace, Tuple};
 
 pub fn json(traces: &[Trace]) -> String {
@@ -22,8 +23,8 @@ pub fn text(t: &Trace, style: Style) -> String {
         out,
         "{} {} -> {}",
         style.heading("Trace"),
-        style.strong(&t.from),
-        style.strong(&t.to)
+        style.strong(&untrusted::escape(&t.from)),
+        style.strong(&untrusted::escape(&t.to))
     );
     for n in &t.notes {
         let _ = writeln!(out, "  {}", style.dim(n));

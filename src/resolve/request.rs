@@ -117,6 +117,13 @@ pub(super) fn parse_url(scheme: &str, rest: &str, port: Option<u16>) -> Result<(
             ));
         }
     };
+    // An HTTP request line holds no spaces or control characters: a client percent-encodes
+    // them, so a URL that still has one is not a request any client sends.
+    if rest.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "`{scheme}://{rest}` holds a space or control character: percent-encode it (%20, %1B)"
+        ));
+    }
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
