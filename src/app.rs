@@ -183,6 +183,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         all_endpoints,
         via_node,
         output,
+        detail,
     } = &cli.command
     else {
         return usage("not a trace".into());
@@ -249,11 +250,15 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     };
     let stdout = match output {
         Format::Json => render::trace::json(&traces),
-        Format::Text => traces
-            .iter()
-            .map(|t| render::trace::text(t, style))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Format::Text => render::trace::texts(
+            &traces,
+            style,
+            if *detail {
+                render::trace::Detail::Full
+            } else {
+                render::trace::Detail::Brief
+            },
+        ),
     };
     Outcome {
         stdout,

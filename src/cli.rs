@@ -107,6 +107,10 @@ pub enum Command {
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
         output: Format,
+        /// Print the full walk: every route lookup with the routes it beat, every rule met,
+        /// chains that ran out, conntrack's entries. The default is one line per hop.
+        #[arg(short = 'v', long = "detail", visible_alias = "verbose")]
+        detail: bool,
     },
 }
 

@@ -259,6 +259,13 @@ pub struct Branch {
     /// The share of all new connections that take this branch.
     pub share: f64,
     pub chosen: bool,
+    /// The address the branch's DNAT sends to, when it has one.
+    pub to: Option<SocketAddrV4>,
+    /// What stands behind that address, in Kubernetes words (the pod `default/web-2`, or
+    /// `node node-1` for a load balancer's target), when the tracer knows.
+    pub endpoint: Option<String>,
+    /// The node that runs the endpoint pod.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -294,6 +301,11 @@ pub enum Step {
         before: Tuple,
         after: Tuple,
         conntrack: Option<String>,
+        /// For a DNAT, what stands behind the new destination in Kubernetes words (the pod
+        /// `default/web-2`, or `node node-1`), when the tracer knows.
+        endpoint: Option<String>,
+        /// The node that runs that pod.
+        node: Option<String>,
     },
     Forward {
         via: String,

@@ -5,7 +5,7 @@
 //! the controller pod, and the controller's own to the backend pod it picks. Both are simulated
 //! and joined into one trace.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::compile::cloud::lb_backends;
 use crate::compile::kube_proxy::verdict_for_rule;
@@ -21,7 +21,38 @@ pub fn trace(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, choice: Bran
     let ends = resolve::resolve(c, state, q)?;
     let mut choice = choice;
     choice.pins.extend(ends.pins.iter().copied());
-    Ok(run(c, state, q, &ends, choice))
+    let trace = run(c, state, q, &ends, choice);
+    // An endpoint no decision leads to is a mistake in the question, like a --via-node that
+    // names no node: answering without it would answer another question.
+    if let Some(ip) = q.endpoint
+        && !trace.hops.is_empty()
+        && !endpoint_followed(&trace.hops, ip)
+    {
+        let offered: Vec<String> = trace
+            .hops
+            .iter()
+            .flat_map(|h| &h.steps)
+            .filter_map(|s| match s {
+                Step::LoadBalance { branches, .. } => Some(branches),
+                _ => None,
+            })
+            .flatten()
+            .map(|b| match (&b.endpoint, b.to) {
+                (Some(e), Some(to)) => format!("{e} ({to})"),
+                (None, Some(to)) => to.to_string(),
+                _ => b.target.clone(),
+            })
+            .collect();
+        return Err(if offered.is_empty() {
+            format!("--endpoint {ip}: the trace meets no load-balancing decision, so there is no endpoint to choose")
+        } else {
+            format!(
+                "--endpoint {ip}: no branch on the way leads there; the branches lead to {}",
+                offered.join(", ")
+            )
+        });
+    }
+    Ok(trace)
 }
 
 /// The last load-balancing decision before delivery (the one that picks the endpoint, after
@@ -49,14 +80,7 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = journey(c, state, q, ends, choice);
-    if let Some(ip) = q.endpoint
-        && !trace.hops.is_empty()
-        && !endpoint_followed(&trace.hops, ip)
-    {
-        trace.notes.push(format!(
-            "--endpoint {ip}: no load-balancing decision on the way leads there, so it changed nothing"
-        ));
-    }
+    name_endpoints(c, &mut trace);
     trace
 }
 
@@ -216,13 +240,14 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
 }
 
 /// Whether some load-balancing decision, or the ingress controller, followed `--endpoint`.
-fn endpoint_followed(hops: &[Hop], ip: std::net::Ipv4Addr) -> bool {
-    let pinned = format!("the branch that leads to {ip},");
-    let dialled = format!("the controller dials {ip}:");
-    hops.iter().flat_map(|h| &h.steps).any(|s| match s {
-        Step::LoadBalance { how, .. } => how.starts_with(&pinned),
-        Step::Note { text } => text.starts_with(&dialled),
-        _ => false,
+/// Whether the request headed for `ip` at some point: a translation sent it there, or (behind
+/// an ingress controller, which dials endpoints itself) a hop carried it there.
+fn endpoint_followed(hops: &[Hop], ip: Ipv4Addr) -> bool {
+    hops.iter().any(|h| {
+        *h.packet.dst.ip() == ip
+            || h.steps
+                .iter()
+                .any(|s| matches!(s, Step::Nat { nat, after, .. } if nat == "DNAT" && *after.dst.ip() == ip))
     })
 }
 
@@ -263,6 +288,69 @@ fn push_step(hops: &mut [Hop], step: Step) {
 }
 
 /// At the load balancer's hop, the health checks behind its choice of node.
+/// Names what stands behind each address a Service translation sends to: the pod that holds
+/// it (an endpoint), or the node (a load balancer's NodePort target).
+fn name_endpoints(c: &Cluster, trace: &mut Trace) {
+    use std::collections::{HashMap, HashSet};
+    // One pass over the pods for the few addresses the trace names, so a trace stays cheap in a
+    // cluster of any size.
+    let mut wanted: HashSet<Ipv4Addr> = HashSet::new();
+    for_each_target(trace, |ip, _, _| {
+        wanted.insert(ip);
+    });
+    if wanted.is_empty() {
+        return;
+    }
+    let pods: HashMap<Ipv4Addr, usize> = c
+        .pods
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.host_network && wanted.contains(&p.ip))
+        .map(|(i, p)| (p.ip, i))
+        .collect();
+    let nodes: HashMap<Ipv4Addr, usize> = c
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| wanted.contains(&n.ip))
+        .map(|(i, n)| (n.ip, i))
+        .collect();
+    for_each_target(trace, |ip, endpoint, node| {
+        if let Some(&i) = pods.get(&ip) {
+            let p = &c.pods[i];
+            *endpoint = Some(format!("{}/{}", p.namespace, p.name));
+            *node = Some(c.nodes[p.node].name.clone());
+        } else if let Some(&i) = nodes.get(&ip) {
+            *endpoint = Some(format!("node {}", c.nodes[i].name));
+        }
+    });
+}
+
+/// Calls `f` with every address a branch or a DNAT of `trace` sends to, and the places that
+/// name what stands there.
+fn for_each_target(trace: &mut Trace, mut f: impl FnMut(Ipv4Addr, &mut Option<String>, &mut Option<String>)) {
+    let reply_hops = trace.reply.iter_mut().flat_map(|r| r.hops.iter_mut());
+    for step in trace.hops.iter_mut().chain(reply_hops).flat_map(|h| h.steps.iter_mut()) {
+        match step {
+            Step::LoadBalance { branches, .. } => {
+                for b in branches {
+                    if let Some(to) = b.to {
+                        f(*to.ip(), &mut b.endpoint, &mut b.node);
+                    }
+                }
+            }
+            Step::Nat {
+                nat,
+                after,
+                endpoint,
+                node,
+                ..
+            } if nat == "DNAT" => f(*after.dst.ip(), endpoint, node),
+            _ => {}
+        }
+    }
+}
+
 fn explain_load_balancer(c: &Cluster, ends: &Endpoints, hops: &mut [Hop]) {
     let Some(si) = ends.load_balancer else { return };
     let service = &c.services[si];

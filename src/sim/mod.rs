@@ -326,6 +326,8 @@ impl<'a> Simulator<'a> {
                 before,
                 after: pkt.tuple,
                 conntrack: Some(conntrack_line(&self.conntrack[host][entry])),
+                endpoint: None,
+                node: None,
             });
         }
     }

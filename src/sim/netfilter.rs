@@ -54,8 +54,10 @@ pub struct Walk<'a> {
 }
 
 enum Flow {
-    /// The chain ran out or hit RETURN: carry on in the caller.
-    Continue,
+    /// The chain hit RETURN: carry on in the caller.
+    Returned,
+    /// No rule of the chain matched: carry on in the caller.
+    RanOut,
     Stop(Verdict),
 }
 
@@ -73,18 +75,31 @@ impl Walk<'_> {
         match self.chain(table, self.hook, pkt, 0) {
             Flow::Stop(v) => v,
             // A built-in chain that runs out applies its policy.
-            Flow::Continue => match chain.policy {
-                Some(crate::net::iptables::Policy::Drop) => {
+            Flow::Returned | Flow::RanOut => {
+                let drop = chain.policy == Some(crate::net::iptables::Policy::Drop);
+                self.steps.push(Step::Netfilter {
+                    hook: self.hook.to_owned(),
+                    table: table.name.clone(),
+                    chain: self.hook.to_owned(),
+                    rule: None,
+                    action: format!(
+                        "no rule in {} decided: its policy {} does",
+                        self.hook,
+                        if drop { "DROP" } else { "ACCEPT" }
+                    ),
+                });
+                if drop {
                     Verdict::Drop(format!(":{} DROP (the chain's policy)", self.hook))
+                } else {
+                    Verdict::Accept
                 }
-                _ => Verdict::Accept,
-            },
+            }
         }
     }
 
     fn chain(&mut self, table: &Table, name: &str, pkt: &mut Packet, depth: usize) -> Flow {
         let Some(chain) = table.chain(name) else {
-            return Flow::Continue;
+            return Flow::Returned;
         };
         if depth > MAX_DEPTH {
             return Flow::Stop(Verdict::Drop(format!("chain {name} nests too deep")));
@@ -115,13 +130,22 @@ impl Walk<'_> {
             match &rule.target {
                 Target::Jump(next) => {
                     self.steps.push(step(format!("jump to {next}")));
-                    if let Flow::Stop(v) = self.chain(table, next, pkt, depth + 1) {
-                        return Flow::Stop(v);
+                    match self.chain(table, next, pkt, depth + 1) {
+                        Flow::Stop(v) => return Flow::Stop(v),
+                        Flow::Returned => {}
+                        // A user chain that runs out returns to the rule after the jump.
+                        Flow::RanOut => self.steps.push(Step::Netfilter {
+                            hook: self.hook.to_owned(),
+                            table: table.name.clone(),
+                            chain: next.clone(),
+                            rule: None,
+                            action: format!("no rule in {next} matched: back in {name}"),
+                        }),
                     }
                 }
                 Target::Return => {
                     self.steps.push(step(format!("return from {name}")));
-                    return Flow::Continue;
+                    return Flow::Returned;
                 }
                 Target::Accept => {
                     self.steps.push(step("accept".into()));
@@ -167,7 +191,7 @@ impl Walk<'_> {
                 }
             }
         }
-        Flow::Continue
+        Flow::RanOut
     }
 
     /// A `recent --rcheck` rule that did not match is worth showing: it is why a client with
@@ -207,6 +231,8 @@ impl Walk<'_> {
             before,
             after,
             conntrack: None,
+            endpoint: None,
+            node: None,
         });
     }
 
@@ -233,6 +259,9 @@ impl Walk<'_> {
                 probability: p,
                 share: left * p,
                 chosen: false,
+                to: dnat_of(table, rule),
+                endpoint: None,
+                node: None,
             });
             left *= 1.0 - p;
             if p >= 1.0 {
@@ -241,21 +270,10 @@ impl Walk<'_> {
         }
         let decision = *self.decisions;
         *self.decisions += 1;
-        let leads_to = |r: &Rule| {
-            self.choice.pins.iter().copied().find(|ip| match &r.target {
-                Target::Dnat(to) => to.ip() == ip,
-                Target::Jump(c) => table.chain(c).is_some_and(|c| {
-                    c.rules
-                        .iter()
-                        .any(|r| matches!(r.target, Target::Dnat(to) if to.ip() == ip))
-                }),
-                _ => false,
-            })
-        };
-        let pinned = rules[..branches.len()]
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| leads_to(r).map(|ip| (i, ip)));
+        let pinned = branches.iter().enumerate().find_map(|(i, b)| {
+            let to = b.to?;
+            self.choice.pins.contains(to.ip()).then_some((i, *to.ip()))
+        });
         let (index, how) = match (pinned, self.choice.nth) {
             (Some((i, ip)), _) => (i, format!("the branch that leads to {ip}, as asked")),
             (None, Some((k, n))) if k == decision => {
@@ -320,5 +338,18 @@ impl Walk<'_> {
             Match::Conntrack { states } => states.contains(&pkt.ct_state),
             Match::Statistic { .. } => true,
         })
+    }
+}
+
+/// Where a load-balancing rule sends new connections: its own DNAT, or the DNAT of the chain it
+/// jumps to (a KUBE-SEP chain holds one).
+fn dnat_of(table: &Table, rule: &Rule) -> Option<std::net::SocketAddrV4> {
+    let dnat = |r: &Rule| match r.target {
+        Target::Dnat(to) => Some(to),
+        _ => None,
+    };
+    match &rule.target {
+        Target::Jump(c) => table.chain(c)?.rules.iter().find_map(dnat),
+        _ => dnat(rule),
     }
 }

@@ -1,24 +1,20 @@
-//! A trace as text for people (hop by hop, numbered) and as JSON for machines.
+//! The full walk (`trace -v`): every hop with every step taken there, every route lookup with the
+//! routes it beat, every rule met, conntrack's entries, and the reply.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::style::Style;
-use super::untrusted;
+use super::{branch_label, endpoint_at, tuple};
+use crate::render::style::Style;
+use crate::render::untrusted;
 use crate::trace::{Hop, Step, Trace, Tuple};
 
-pub fn json(traces: &[Trace]) -> String {
-    let value = match traces {
-        [one] => serde_json::to_value(one),
-        many => serde_json::to_value(many),
-    };
-    value
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .map(|s| s + "\n")
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
-}
+/// The hooks and tables already explained in this walk.
+type Seen = BTreeSet<(String, String)>;
 
 pub fn text(t: &Trace, style: Style) -> String {
     let mut out = String::new();
+    let mut seen = Seen::new();
     let _ = writeln!(
         out,
         "{} {} -> {}",
@@ -33,17 +29,17 @@ pub fn text(t: &Trace, style: Style) -> String {
     if !t.resolution.is_empty() {
         let _ = writeln!(out, "{}", style.heading("Name resolution"));
         for s in &t.resolution {
-            step(&mut out, s, style);
+            step(&mut out, s, style, &mut seen);
         }
         out.push('\n');
     }
     let mut previous = None;
     let mut number = 0;
-    hops(&mut out, &t.hops, &mut number, &mut previous, style);
+    hops(&mut out, &t.hops, &mut number, &mut previous, style, &mut seen);
     if let Some(reply) = &t.reply {
         let _ = writeln!(out, "{}", style.heading("Reply"));
         let mut previous = None;
-        hops(&mut out, &reply.hops, &mut number, &mut previous, style);
+        hops(&mut out, &reply.hops, &mut number, &mut previous, style, &mut seen);
         if let Some(seen) = reply.seen_by_client {
             let _ = writeln!(out, "  the client sees the reply as {seen}\n");
         }
@@ -64,15 +60,14 @@ pub fn text(t: &Trace, style: Style) -> String {
     out
 }
 
-/// A tuple, with the parts that differ from `before` highlighted.
-fn tuple(t: Tuple, before: Option<Tuple>, style: Style) -> String {
-    let mark = |now: String, changed: bool| if changed { style.changed(&now) } else { now };
-    let src = mark(t.src.to_string(), before.is_some_and(|b| b.src != t.src));
-    let dst = mark(t.dst.to_string(), before.is_some_and(|b| b.dst != t.dst));
-    format!("{} {src} -> {dst}", t.protocol.lower())
-}
-
-fn hops(out: &mut String, hops: &[Hop], number: &mut usize, previous: &mut Option<Tuple>, style: Style) {
+fn hops(
+    out: &mut String,
+    hops: &[Hop],
+    number: &mut usize,
+    previous: &mut Option<Tuple>,
+    style: Style,
+    seen: &mut Seen,
+) {
     for hop in hops {
         *number += 1;
         let node = match (&hop.place.node, hop.place.kind.as_str()) {
@@ -92,8 +87,26 @@ fn hops(out: &mut String, hops: &[Hop], number: &mut usize, previous: &mut Optio
             style.dim(&arrived),
             tuple(hop.packet, *previous, style)
         );
-        for s in &hop.steps {
-            step(out, s, style);
+        let mut steps = hop.steps.iter().peekable();
+        while let Some(s) = steps.next() {
+            // A jump into a chain where no rule matched reads as one step: fold the two.
+            if let Step::Netfilter {
+                hook,
+                table,
+                rule: Some(rule),
+                action,
+                ..
+            } = s
+                && let Some(Step::Netfilter { rule: None, chain, .. }) = steps.peek()
+                && action.strip_prefix("jump to ") == Some(chain.as_str())
+            {
+                introduce(out, hook, table, style, seen);
+                let _ = writeln!(out, "    {hook}/{table}: {}", style.code(rule));
+                let _ = writeln!(out, "      -> {action}, where no rule matched: back here");
+                steps.next();
+                continue;
+            }
+            step(out, s, style, seen);
         }
         *previous = Some(
             hop.steps
@@ -109,7 +122,7 @@ fn hops(out: &mut String, hops: &[Hop], number: &mut usize, previous: &mut Optio
     }
 }
 
-fn step(out: &mut String, s: &Step, style: Style) {
+fn step(out: &mut String, s: &Step, style: Style, seen: &mut Seen) {
     match s {
         Step::Route {
             table,
@@ -142,9 +155,15 @@ fn step(out: &mut String, s: &Step, style: Style) {
             action,
             ..
         } => {
-            if let Some(rule) = rule {
-                let _ = writeln!(out, "    {hook}/{table}: {}", style.code(rule));
-                let _ = writeln!(out, "      -> {action}");
+            introduce(out, hook, table, style, seen);
+            match rule {
+                Some(rule) => {
+                    let _ = writeln!(out, "    {hook}/{table}: {}", style.code(rule));
+                    let _ = writeln!(out, "      -> {action}");
+                }
+                None => {
+                    let _ = writeln!(out, "    {hook}/{table}: {}", style.dim(action));
+                }
             }
         }
         Step::LoadBalance { chain, branches, how } => {
@@ -155,13 +174,7 @@ fn step(out: &mut String, s: &Step, style: Style) {
                 } else {
                     String::new()
                 };
-                let _ = writeln!(
-                    out,
-                    "      {} rule probability {:.5}, share {:.1}%{chosen}",
-                    b.target,
-                    b.probability,
-                    b.share * 100.0
-                );
+                let _ = writeln!(out, "      {}{chosen}", branch_label(b));
             }
             let _ = writeln!(out, "      followed: {how}");
         }
@@ -170,13 +183,20 @@ fn step(out: &mut String, s: &Step, style: Style) {
             before,
             after,
             conntrack,
+            endpoint,
+            node,
         } => {
+            let behind = match endpoint {
+                Some(_) => format!("  ({})", endpoint_at(endpoint.as_deref(), after.dst, node.as_deref())),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "    {} {} => {}",
+                "    {} {} => {}{}",
                 style.changed(nat),
                 before,
-                tuple(*after, Some(*before), style)
+                tuple(*after, Some(*before), style),
+                style.dim(&behind)
             );
             if let Some(ct) = conntrack {
                 let _ = writeln!(out, "      {}", style.dim(&format!("conntrack entry: {ct}")));
@@ -260,4 +280,28 @@ fn step(out: &mut String, s: &Step, style: Style) {
             }
         }
     }
+}
+
+/// Says once per walk what a hook and table are for, the first time a rule there is met.
+fn introduce(out: &mut String, hook: &str, table: &str, style: Style, seen: &mut Seen) {
+    if !seen.insert((hook.to_owned(), table.to_owned())) {
+        return;
+    }
+    let what = match (hook, table) {
+        ("PREROUTING", "nat") => {
+            "packets as they arrive, before routing: where kube-proxy translates Service addresses (DNAT)"
+        }
+        ("INPUT", "filter") => "packets for this host itself, after routing",
+        ("INPUT", "nat") => "packets for this host itself, after routing: source translation of new connections",
+        ("FORWARD", "filter") => {
+            "packets this host routes or bridges on: where kube-proxy accepts, rejects or drops Service traffic"
+        }
+        ("OUTPUT", "nat") => {
+            "packets this host's own sockets send, before routing: kube-proxy translates Service addresses here too"
+        }
+        ("OUTPUT", "filter") => "packets this host's own sockets send, after routing",
+        ("POSTROUTING", "nat") => "packets about to leave, after routing: where sources are rewritten (masquerade)",
+        _ => return,
+    };
+    let _ = writeln!(out, "    {}", style.dim(&format!("[{hook}/{table}: {what}]")));
 }

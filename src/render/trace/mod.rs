@@ -1,0 +1,117 @@
+//! A trace as text for people and as JSON for machines. The text comes in two lengths: the
+//! brief form (the default: the verdict, then one line per hop) and the full walk (`-v`).
+
+mod brief;
+mod walk;
+
+use crate::render::style::Style;
+use crate::trace::{Branch, Trace, Tuple};
+
+/// How much of a trace the text shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// The verdict first, then one line per hop with the decision that mattered there.
+    #[default]
+    Brief,
+    /// Every step of every hop.
+    Full,
+}
+
+pub fn json(traces: &[Trace]) -> String {
+    let value = match traces {
+        [one] => serde_json::to_value(one),
+        many => serde_json::to_value(many),
+    };
+    value
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .map(|s| s + "\n")
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
+}
+
+fn text(t: &Trace, style: Style, detail: Detail) -> String {
+    match detail {
+        Detail::Brief => brief::text(t, style),
+        Detail::Full => walk::text(t, style),
+    }
+}
+
+/// One trace, or several of one question (`--all-endpoints`), each labelled, with a summary
+/// line.
+pub fn texts(traces: &[Trace], style: Style, detail: Detail) -> String {
+    let footer = match detail {
+        Detail::Brief => brief::footer(style),
+        Detail::Full => String::new(),
+    };
+    if let [one] = traces {
+        return text(one, style, detail) + &footer;
+    }
+    let mut out = String::new();
+    for (i, t) in traces.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        // The last decision is the one that picks the endpoint (after any load balancer's).
+        let chosen = t.hops.iter().flat_map(|h| &h.steps).rev().find_map(|s| match s {
+            crate::trace::Step::LoadBalance { branches, .. } => branches.iter().find(|b| b.chosen),
+            _ => None,
+        });
+        let label = match chosen {
+            Some(b) => format!("Branch {} of {}: {}", i + 1, traces.len(), branch_target(b)),
+            None => format!("Branch {} of {}", i + 1, traces.len()),
+        };
+        out.push_str(&style.heading(&label));
+        out.push('\n');
+        out.push_str(&text(t, style, detail));
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for t in traces {
+        match counts.iter_mut().find(|(v, _)| *v == t.verdict.name()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((t.verdict.name(), 1)),
+        }
+    }
+    let summary: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
+    out.push_str(&format!("\n{} branches: {}\n", traces.len(), summary.join(", ")));
+    out + &footer
+}
+
+/// A tuple, with the parts that differ from `before` highlighted.
+fn tuple(t: Tuple, before: Option<Tuple>, style: Style) -> String {
+    let mark = |now: String, changed: bool| if changed { style.changed(&now) } else { now };
+    let src = mark(t.src.to_string(), before.is_some_and(|b| b.src != t.src));
+    let dst = mark(t.dst.to_string(), before.is_some_and(|b| b.dst != t.dst));
+    format!("{} {src} -> {dst}", t.protocol.lower())
+}
+
+/// Where a branch leads: the pod or node and address, or the chain when it names neither.
+fn branch_target(b: &Branch) -> String {
+    match b.to {
+        Some(to) => endpoint_at(b.endpoint.as_deref(), to, b.node.as_deref()),
+        None => b.target.clone(),
+    }
+}
+
+/// `default/web-2 10.0.1.3:8080 on node-1`, with what is known of it.
+fn endpoint_at(endpoint: Option<&str>, to: std::net::SocketAddrV4, node: Option<&str>) -> String {
+    let mut s = match endpoint {
+        Some(e) => format!("{e} {to}"),
+        None => to.to_string(),
+    };
+    if let Some(n) = node {
+        s.push_str(" on ");
+        s.push_str(n);
+    }
+    s
+}
+
+/// A branch as the walk lists it: `KUBE-SEP-… → default/web-2 10.0.1.3:8080 on node-1, p=0.5, share 50 %`.
+fn branch_label(b: &Branch) -> String {
+    let target = branch_target(b);
+    // A chain's name says nothing of where it leads, a DNAT rule's text says it twice.
+    let lead = if target == b.target || b.target.starts_with("-j DNAT") {
+        target
+    } else {
+        format!("{} → {target}", b.target)
+    };
+    format!("{lead}, p={:.5}, share {:.1} %", b.probability, b.share * 100.0)
+}
