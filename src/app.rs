@@ -250,6 +250,13 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     };
     let stdout = match output {
         Format::Json => render::trace::json(&traces),
+        Format::Mermaid | Format::Dot if traces.len() > 1 => {
+            return usage(
+                "--all-endpoints gives several traces and a diagram draws one: pick a branch with --endpoint".into(),
+            );
+        }
+        Format::Mermaid => render::trace::mermaid(&traces[0]),
+        Format::Dot => render::trace::dot(&traces[0]),
         Format::Text => render::trace::texts(
             &traces,
             style,

@@ -125,4 +125,8 @@ pub enum ProtocolArg {
 pub enum Format {
     Text,
     Json,
+    /// A Mermaid sequence diagram of the trace (trace only).
+    Mermaid,
+    /// A Graphviz graph of the trace (trace only).
+    Dot,
 }

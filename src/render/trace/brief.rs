@@ -134,7 +134,7 @@ fn rows(hops: &[Hop], style: Style) -> Vec<Row> {
 
 /// The decisions at `hop` that changed the packet's fate, in order; the route taken when none
 /// did.
-fn decision(hop: &Hop, style: Style) -> String {
+pub(super) fn decision(hop: &Hop, style: Style) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut chosen = None;
     for s in &hop.steps {

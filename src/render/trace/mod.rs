@@ -2,7 +2,10 @@
 //! brief form (the default: the verdict, then one line per hop) and the full walk (`-v`).
 
 mod brief;
+mod diagram;
 mod walk;
+
+pub use diagram::{dot, mermaid};
 
 use crate::render::style::Style;
 use crate::trace::{Branch, Trace, Tuple};
