@@ -326,10 +326,7 @@ fn internet_host(cluster: &Cluster, down_host: usize, down_if: &str) -> Host {
             );
         }
     }
-    h.tables = vec![RouteTable {
-        name: "main".into(),
-        routes: main,
-    }];
+    h.tables = vec![RouteTable::new("main", main)];
     h.ip_forward = true;
     h
 }
