@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod dns;
+pub mod facts;
 pub mod kube_proxy;
 pub mod kubenet;
 pub mod names;

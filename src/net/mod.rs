@@ -86,7 +86,9 @@ impl HostIndex {
         for (i, h) in hosts.iter().enumerate() {
             index.by_name.entry(h.name.clone()).or_insert(i);
             for iface in &h.interfaces {
-                let Link::Segment { segment } = &iface.link else { continue };
+                let Link::Segment { segment } = &iface.link else {
+                    continue;
+                };
                 for a in &iface.addrs {
                     let holders = index.on_segment.entry((segment.clone(), a.addr())).or_default();
                     if holders.last().is_none_or(|(last, _)| *last != i) {

@@ -4,5 +4,6 @@
 pub mod diagnostics;
 pub mod explain;
 pub mod materialize;
+mod overview;
 pub mod style;
 pub mod trace;

@@ -514,4 +514,37 @@ mod tests {
         assert_eq!(rejects.len(), 1);
         assert_eq!(rejects[0].comment(), Some("default/web:http has no endpoints"));
     }
+
+    #[test]
+    fn nodes_share_one_copy_of_the_rules_that_are_the_same_everywhere() {
+        let source = Source {
+            name: "outside-in".into(),
+            text: include_str!("../../../scenarios/outside-in.yaml").into(),
+        };
+        let (spec, _) = parse(&source).unwrap();
+        let cluster = crate::model::build(&spec).unwrap_or_else(|e| panic!("{e:#?}")).cluster;
+        let kube_proxy = KubeProxy::new(&cluster);
+        let (a, _) = kube_proxy.tables(0);
+        let (b, _) = kube_proxy.tables(1);
+        let s = &cluster.services[cluster.service_named("shop", "web-local").unwrap()];
+        let chains = port_chains(s, &s.ports[0]);
+        let sep = &chains.endpoints[0];
+        assert!(
+            std::ptr::eq(a.chain(sep).unwrap(), b.chain(sep).unwrap()),
+            "an endpoint chain is held once"
+        );
+        // Under externalTrafficPolicy Local the KUBE-EXT chain is each node's own, and it ends
+        // in KUBE-SVL only on a node with a local endpoint.
+        let node_with = |n: usize| s.ports[0].endpoints.iter().any(|e| cluster.pods[e.pod].node == n);
+        let ends_in_svl = |t: &Table| {
+            t.chain(&chains.ext)
+                .and_then(|c| c.rules.last())
+                .is_some_and(|r| r.target == Target::Jump(chains.svl.clone()))
+        };
+        for n in 0..cluster.nodes.len() {
+            let (nat, _) = kube_proxy.tables(n);
+            assert_eq!(ends_in_svl(&nat), node_with(n), "node {n}");
+            assert_eq!(nat.chain(&chains.svl).is_some(), node_with(n), "node {n}");
+        }
+    }
 }
