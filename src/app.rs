@@ -157,8 +157,10 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
                 return usage(format!("no service `{s}` in {}", loaded.source.name));
             }
             let state = crate::compile::compile(&loaded.cluster);
+            let shown = render::explain::shown(&loaded.cluster, &filter);
+            let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
             Outcome {
-                stdout: render::explain::render(&loaded.cluster, &state, &filter, style),
+                stdout: render::explain::render(&loaded.cluster, &state, &facts, &filter, style),
                 stderr: if loaded.warnings.is_empty() {
                     String::new()
                 } else {
@@ -383,7 +385,10 @@ mod tests {
     fn plain_tables_carry_no_escape_sequences() {
         let loaded = load(None, false).unwrap_or_else(|o| panic!("{}", o.stderr));
         let state = crate::compile::compile(&loaded.cluster);
-        let out = render::explain::render(&loaded.cluster, &state, &Default::default(), Style::PLAIN);
+        let filter = render::explain::Filter::default();
+        let shown = render::explain::shown(&loaded.cluster, &filter);
+        let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
+        let out = render::explain::render(&loaded.cluster, &state, &facts, &filter, Style::PLAIN);
         assert!(!out.contains('\x1b'));
     }
 }

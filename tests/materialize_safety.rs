@@ -172,7 +172,7 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
                             .expect("rules are loaded into a host's namespace");
                         let mut rules = String::new();
                         for t in [&host.nat, &host.filter] {
-                            if t.chains.iter().any(|c| !c.rules.is_empty() || c.policy.is_none()) {
+                            if t.chains().any(|c| !c.rules.is_empty() || c.policy.is_none()) {
                                 rules.push_str(&t.save());
                             }
                         }
@@ -194,7 +194,7 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
             || state
                 .hosts
                 .iter()
-                .all(|h| h.nat.chains.iter().all(|c| c.rules.is_empty()))
+                .all(|h| h.nat.chains().all(|c| c.rules.is_empty()))
     );
 }
 

@@ -35,6 +35,14 @@ pub struct Backend {
 pub fn lb_backends(cluster: &Cluster, service: &Service) -> Vec<Backend> {
     let mut order: Vec<usize> = (0..cluster.nodes.len()).collect();
     order.sort_by(|&a, &b| cluster.nodes[a].name.cmp(&cluster.nodes[b].name));
+    // The distinct endpoint pods on each node, counted once rather than once per node.
+    let mut local_pods: std::collections::HashMap<usize, std::collections::BTreeSet<usize>> =
+        std::collections::HashMap::new();
+    if service.external_traffic_policy == TrafficPolicy::Local {
+        for e in service.ports.iter().flat_map(|p| &p.endpoints) {
+            local_pods.entry(cluster.pods[e.pod].node).or_default().insert(e.pod);
+        }
+    }
     order
         .into_iter()
         .map(|node| {
@@ -49,14 +57,7 @@ pub fn lb_backends(cluster: &Cluster, service: &Service) -> Vec<Backend> {
                     ),
                 },
                 TrafficPolicy::Local => {
-                    let local = service
-                        .ports
-                        .iter()
-                        .flat_map(|p| &p.endpoints)
-                        .filter(|e| cluster.pods[e.pod].node == node)
-                        .map(|e| e.pod)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len();
+                    let local = local_pods.get(&node).map_or(0, |pods| pods.len());
                     let url = match service.health_check_node_port {
                         Some(port) => format!("http://{}:{port}/healthz", n.ip),
                         None => format!("the healthCheckNodePort of {}", n.name),
@@ -326,10 +327,7 @@ fn internet_host(cluster: &Cluster, down_host: usize, down_if: &str) -> Host {
             );
         }
     }
-    h.tables = vec![RouteTable {
-        name: "main".into(),
-        routes: main,
-    }];
+    h.tables = vec![RouteTable::new("main", main)];
     h.ip_forward = true;
     h
 }

@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod dns;
+pub mod facts;
 pub mod kube_proxy;
 pub mod kubenet;
 pub mod names;
@@ -20,14 +21,16 @@ pub const INTERNET: &str = "internet";
 
 pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = kubenet::compile(cluster);
+    let kube_proxy = kube_proxy::KubeProxy::new(cluster);
+    let listeners = kube_proxy::listeners(cluster);
     for host in &mut state.hosts {
         if let crate::net::Role::Node { name } = &host.role
             && let Some(node) = cluster.node_named(name)
         {
-            let (nat, filter) = kube_proxy::tables(cluster, node);
+            let (nat, filter) = kube_proxy.tables(node);
             host.nat = nat;
             host.filter = filter;
-            host.listeners.extend(kube_proxy::listeners(cluster));
+            host.listeners.extend(listeners.iter().cloned());
         }
     }
     state

@@ -1,17 +1,75 @@
 //! Netfilter rules as iptables holds them, printed exactly as `iptables-save` prints them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, OnceLock};
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::Protocol;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One netfilter table of one host. What kube-proxy writes is nearly the same on every node, so a
+/// node's table is usually layered: the chains every node shares (held once, behind an [`Arc`]),
+/// and the few chains of its own that replace or add to them, made the first time anything
+/// looks at the table. Either way it reads as one table: a chain of the host's own hides a
+/// shared chain of the same name.
+#[derive(Clone)]
 pub struct Table {
     pub name: String,
-    pub chains: Vec<Chain>,
+    own: Chains,
+    shared: Option<Arc<Table>>,
+    deferred: Option<Deferred>,
+}
+
+/// Chains in the order they were created, with an index by name.
+#[derive(Debug, Clone, Default)]
+struct Chains {
+    list: Vec<Chain>,
+    index: HashMap<String, usize>,
+}
+
+impl Chains {
+    fn get(&self, name: &str) -> Option<&Chain> {
+        self.index.get(name).map(|&i| &self.list[i])
+    }
+
+    fn ensure(&mut self, name: &str) -> &mut Chain {
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.list.push(Chain {
+                    name: name.to_owned(),
+                    policy: None,
+                    rules: Vec::new(),
+                });
+                self.index.insert(name.to_owned(), self.list.len() - 1);
+                self.list.len() - 1
+            }
+        };
+        &mut self.list[i]
+    }
+
+    fn from_list(list: Vec<Chain>) -> Chains {
+        let index = list.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        Chains { list, index }
+    }
+}
+
+/// A host's own chains, made on first use by whoever built the table and kept from then on.
+pub type MakeChains = Arc<dyn Fn() -> Vec<Chain> + Send + Sync>;
+
+#[derive(Clone)]
+struct Deferred {
+    made: OnceLock<Chains>,
+    make: MakeChains,
+}
+
+impl Deferred {
+    fn chains(&self) -> &Chains {
+        self.made.get_or_init(|| Chains::from_list((self.make)()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -231,19 +289,71 @@ impl Table {
     pub fn new(name: &str, builtins: &[&str]) -> Table {
         Table {
             name: name.to_owned(),
-            chains: builtins
-                .iter()
-                .map(|c| Chain {
-                    name: (*c).to_owned(),
-                    policy: Some(Policy::Accept),
-                    rules: Vec::new(),
-                })
-                .collect(),
+            own: Chains::from_list(
+                builtins
+                    .iter()
+                    .map(|c| Chain {
+                        name: (*c).to_owned(),
+                        policy: Some(Policy::Accept),
+                        rules: Vec::new(),
+                    })
+                    .collect(),
+            ),
+            shared: None,
+            deferred: None,
+        }
+    }
+
+    /// A table made of `shared`'s chains and the chains `make` returns, made on first use; a
+    /// chain `make` returns hides the shared chain of the same name.
+    pub fn layered(shared: Arc<Table>, make: MakeChains) -> Table {
+        // Only a table's own chains are shared; a layered table given as the shared part is
+        // flattened first.
+        let shared = if shared.shared.is_none() && shared.deferred.is_none() {
+            shared
+        } else {
+            let mut flat = Table::new(&shared.name, &[]);
+            flat.own = Chains::from_list(shared.chains().cloned().collect());
+            Arc::new(flat)
+        };
+        Table {
+            name: shared.name.clone(),
+            own: Chains::default(),
+            shared: Some(shared),
+            deferred: Some(Deferred {
+                made: OnceLock::new(),
+                make,
+            }),
         }
     }
 
     pub fn chain(&self, name: &str) -> Option<&Chain> {
-        self.chains.iter().find(|c| c.name == name)
+        self.deferred
+            .as_ref()
+            .and_then(|d| d.chains().get(name))
+            .or_else(|| self.own.get(name))
+            .or_else(|| self.shared.as_ref().and_then(|s| s.own.get(name)))
+    }
+
+    /// Every chain of the table, each name once: the shared chains not hidden by the host's
+    /// own, then the host's own, in the order they were made.
+    pub fn chains(&self) -> impl Iterator<Item = &Chain> {
+        let deferred = self.deferred.as_ref().map(Deferred::chains);
+        let hidden =
+            move |name: &str| deferred.is_some_and(|d| d.index.contains_key(name)) || self.own.index.contains_key(name);
+        let shared = self
+            .shared
+            .iter()
+            .flat_map(|s| &s.own.list)
+            .filter(move |c| !hidden(&c.name));
+        let own_visible = self
+            .own
+            .list
+            .iter()
+            .filter(move |c| !deferred.is_some_and(|d| d.index.contains_key(&c.name)));
+        shared
+            .chain(own_visible)
+            .chain(deferred.into_iter().flat_map(|d| d.list.iter()))
     }
 
     /// Appends `rule` to `chain`, creating the chain (as a user chain) if it does not exist yet.
@@ -251,26 +361,21 @@ impl Table {
         self.ensure(chain).rules.push(rule);
     }
 
+    /// The host's own chain `chain`, created (as a user chain) if it does not exist yet.
     pub fn ensure(&mut self, chain: &str) -> &mut Chain {
-        let i = match self.chains.iter().position(|c| c.name == chain) {
-            Some(i) => i,
-            None => {
-                self.chains.push(Chain {
-                    name: chain.to_owned(),
-                    policy: None,
-                    rules: Vec::new(),
-                });
-                self.chains.len() - 1
-            }
-        };
-        &mut self.chains[i]
+        self.own.ensure(chain)
+    }
+
+    /// The chains this table holds itself (none of a shared part), for building another.
+    pub fn into_own_chains(self) -> Vec<Chain> {
+        self.own.list
     }
 
     /// Chains in the order `iptables-save` lists them: built-in chains first, then user chains
     /// by name.
     pub fn saved_order(&self) -> Vec<&Chain> {
-        let mut builtin: Vec<&Chain> = self.chains.iter().filter(|c| c.policy.is_some()).collect();
-        let mut user: Vec<&Chain> = self.chains.iter().filter(|c| c.policy.is_none()).collect();
+        let mut builtin: Vec<&Chain> = self.chains().filter(|c| c.policy.is_some()).collect();
+        let mut user: Vec<&Chain> = self.chains().filter(|c| c.policy.is_none()).collect();
         user.sort_by(|a, b| a.name.cmp(&b.name));
         builtin.append(&mut user);
         builtin
@@ -296,6 +401,31 @@ impl Table {
         }
         out.push_str("COMMIT\n");
         out
+    }
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.name == other.name && self.saved_order() == other.saved_order()
+    }
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("chains", &self.saved_order())
+            .finish()
+    }
+}
+
+impl Serialize for Table {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut t = s.serialize_struct("Table", 2)?;
+        t.serialize_field("name", &self.name)?;
+        t.serialize_field("chains", &self.saved_order())?;
+        t.end()
     }
 }
 

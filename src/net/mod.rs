@@ -7,8 +7,10 @@
 pub mod iptables;
 pub mod route;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -58,6 +60,45 @@ impl fmt::Display for Protocol {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NetState {
     pub hosts: Vec<Host>,
+    /// Made on first use, once the hosts are complete; a state whose host count changed since
+    /// is searched instead.
+    #[serde(skip)]
+    index: OnceLock<HostIndex>,
+}
+
+/// Hosts by name, and the interfaces on each shared segment by address, so that finding a host
+/// or answering ARP does not walk every namespace of a large cluster.
+#[derive(Debug, Clone, Default)]
+struct HostIndex {
+    hosts: usize,
+    by_name: HashMap<String, usize>,
+    /// (segment, address) to every (host, interface) holding it, in host order, first
+    /// interface of each host.
+    on_segment: HashMap<(String, Ipv4Addr), Vec<(usize, String)>>,
+}
+
+impl HostIndex {
+    fn of(hosts: &[Host]) -> HostIndex {
+        let mut index = HostIndex {
+            hosts: hosts.len(),
+            ..HostIndex::default()
+        };
+        for (i, h) in hosts.iter().enumerate() {
+            index.by_name.entry(h.name.clone()).or_insert(i);
+            for iface in &h.interfaces {
+                let Link::Segment { segment } = &iface.link else {
+                    continue;
+                };
+                for a in &iface.addrs {
+                    let holders = index.on_segment.entry((segment.clone(), a.addr())).or_default();
+                    if holders.last().is_none_or(|(last, _)| *last != i) {
+                        holders.push((i, iface.name.clone()));
+                    }
+                }
+            }
+        }
+        index
+    }
 }
 
 /// What a network namespace stands for, carried only so explanations can name it.
@@ -190,7 +231,46 @@ impl Host {
 }
 
 impl NetState {
+    pub fn new(hosts: Vec<Host>) -> NetState {
+        NetState {
+            hosts,
+            index: OnceLock::new(),
+        }
+    }
+
+    fn index(&self) -> Option<&HostIndex> {
+        let index = self.index.get_or_init(|| HostIndex::of(&self.hosts));
+        (index.hosts == self.hosts.len()).then_some(index)
+    }
+
     pub fn host_named(&self, name: &str) -> Option<usize> {
-        self.hosts.iter().position(|h| h.name == name)
+        match self.index() {
+            Some(index) => index.by_name.get(name).copied(),
+            None => self.hosts.iter().position(|h| h.name == name),
+        }
+    }
+
+    /// The host, other than `sender`, that answers ARP for `ip` on `segment`, with the
+    /// interface that holds the address: the first such host in host order.
+    pub fn neighbor_on_segment(&self, segment: &str, ip: Ipv4Addr, sender: usize) -> Option<(usize, String)> {
+        if let Some(index) = self.index() {
+            return index
+                .on_segment
+                .get(&(segment.to_owned(), ip))?
+                .iter()
+                .find(|(h, _)| *h != sender)
+                .cloned();
+        }
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != sender)
+            .find_map(|(i, other)| {
+                other
+                    .interfaces
+                    .iter()
+                    .find(|o| matches!(&o.link, Link::Segment { segment: s } if s == segment) && o.owns(ip))
+                    .map(|o| (i, o.name.clone()))
+            })
     }
 }

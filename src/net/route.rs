@@ -1,8 +1,10 @@
 //! Routing tables and the kernel's route lookup: the `local` table first, then `main`; within a
 //! table the longest prefix wins, then the lowest metric, then the route listed first.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -146,21 +148,91 @@ impl fmt::Display for Route {
 pub struct RouteTable {
     pub name: String,
     pub routes: Vec<Route>,
+    /// Made on the first lookup of a long table; tables are complete before anything looks
+    /// them up, and a table whose length changed since is scanned instead.
+    #[serde(skip)]
+    index: PrefixIndex,
+}
+
+/// A table's routes by prefix length and network, so a lookup asks at most 33 questions instead
+/// of testing every route (the cloud router holds one route per node).
+#[derive(Debug, Clone, Default)]
+struct PrefixIndex(OnceLock<Index>);
+
+#[derive(Debug, Clone)]
+struct Index {
+    routes: usize,
+    /// Longest prefix first; positions into `RouteTable::routes`, in table order.
+    by_len: Vec<(u8, HashMap<u32, Vec<usize>>)>,
+}
+
+impl PartialEq for PrefixIndex {
+    /// An index says nothing a table's routes do not.
+    fn eq(&self, _: &PrefixIndex) -> bool {
+        true
+    }
+}
+
+/// Below this many routes a scan is as quick as the index, and needs no memory.
+const INDEX_FROM: usize = 32;
+
+fn mask(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+impl Index {
+    fn of(routes: &[Route]) -> Index {
+        let mut lens: HashMap<u8, HashMap<u32, Vec<usize>>> = HashMap::new();
+        for (i, r) in routes.iter().enumerate() {
+            let len = r.dst.prefix_len();
+            let key = u32::from(r.dst.addr()) & mask(len);
+            lens.entry(len).or_default().entry(key).or_default().push(i);
+        }
+        let mut by_len: Vec<(u8, HashMap<u32, Vec<usize>>)> = lens.into_iter().collect();
+        by_len.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+        Index {
+            routes: routes.len(),
+            by_len,
+        }
+    }
+
+    /// Positions of the routes whose destination contains `dst`, in table order.
+    fn containing(&self, dst: Ipv4Addr) -> Vec<usize> {
+        let mut found: Vec<usize> = self
+            .by_len
+            .iter()
+            .filter_map(|(len, nets)| nets.get(&(u32::from(dst) & mask(*len))))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found
+    }
 }
 
 impl RouteTable {
+    pub fn new(name: &str, routes: Vec<Route>) -> RouteTable {
+        RouteTable {
+            name: name.to_owned(),
+            routes,
+            index: PrefixIndex::default(),
+        }
+    }
+
+    /// The routes whose destination contains `dst`, in table order.
+    fn containing(&self, dst: Ipv4Addr) -> Vec<&Route> {
+        if self.routes.len() >= INDEX_FROM {
+            let index = self.index.0.get_or_init(|| Index::of(&self.routes));
+            if index.routes == self.routes.len() {
+                return index.containing(dst).into_iter().map(|i| &self.routes[i]).collect();
+            }
+        }
+        self.routes.iter().filter(|r| r.dst.contains(&dst)).collect()
+    }
+
     /// A namespace's tables in lookup order: `local`, then `main`.
     pub fn local_and_main(local: Vec<Route>, main: Vec<Route>) -> Vec<RouteTable> {
-        vec![
-            RouteTable {
-                name: "local".into(),
-                routes: local,
-            },
-            RouteTable {
-                name: "main".into(),
-                routes: main,
-            },
-        ]
+        vec![RouteTable::new("local", local), RouteTable::new("main", main)]
     }
 }
 
@@ -182,7 +254,7 @@ pub struct Decision<'a> {
 /// Looks `dst` up in `tables` in order; the first table with a matching route decides.
 pub fn lookup(tables: &[RouteTable], dst: Ipv4Addr) -> Decision<'_> {
     for table in tables {
-        let candidates: Vec<&Route> = table.routes.iter().filter(|r| r.dst.contains(&dst)).collect();
+        let candidates = table.containing(dst);
         // A broadcast route answers only for the broadcast address itself, never as a fallback.
         let candidates: Vec<&Route> = candidates
             .into_iter()
@@ -249,10 +321,46 @@ mod tests {
         s.parse().unwrap()
     }
     fn table(name: &str, routes: Vec<Route>) -> RouteTable {
-        RouteTable {
-            name: name.to_owned(),
-            routes,
+        RouteTable::new(name, routes)
+    }
+
+    #[test]
+    fn a_long_table_answers_as_a_scan_does() {
+        // One route per node, as the cloud router holds them, with a default route, a
+        // covering /16 and a duplicate /24 that loses on metric.
+        let mut routes = vec![
+            Route::unicast(net("0.0.0.0/0"), None, "uplink"),
+            Route::unicast(net("10.0.0.0/16"), None, "eth0"),
+        ];
+        for i in 0..200u32 {
+            let dst = Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24).unwrap();
+            routes.push(Route::unicast(dst, Some(ip("10.100.0.2")), "eth0"));
         }
+        let mut loser = Route::unicast(net("10.0.7.0/24"), Some(ip("10.100.0.9")), "eth0");
+        loser.metric = 9;
+        routes.push(loser);
+        let indexed = [table("main", routes.clone())];
+        for dst in ["10.0.7.1", "10.0.199.3", "10.0.250.1", "192.0.2.1"] {
+            let d = lookup(&indexed, ip(dst));
+            let scanned: Vec<&Route> = routes.iter().filter(|r| r.dst.contains(&ip(dst))).collect();
+            assert_eq!(d.rejected.len() + 1, scanned.len(), "{dst}");
+            let best = d.route.unwrap();
+            assert!(
+                scanned.iter().all(|r| r.dst.prefix_len() <= best.dst.prefix_len()),
+                "{dst}"
+            );
+        }
+        let d = lookup(&indexed, ip("10.0.7.1"));
+        assert_eq!(d.route.unwrap().via, Some(ip("10.100.0.2")));
+        let reasons: Vec<&str> = d.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "/24 is longer than /0",
+                "/24 is longer than /16",
+                "same prefix, metric 0 is lower than 9"
+            ]
+        );
     }
 
     #[test]

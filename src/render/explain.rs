@@ -6,11 +6,9 @@ use std::fmt::Write;
 use ipnet::Ipv4Net;
 
 use super::style::{Style, indent};
-use crate::compile::cloud::lb_backends;
-use crate::compile::kube_proxy::port_chains;
+use crate::compile::facts::Facts;
 use crate::compile::{ROUTER, kubenet};
 use crate::model::{Cluster, Service, ServiceType, TargetPort, TrafficPolicy};
-use crate::net::iptables::Table;
 use crate::net::{Host, Link, NetState, Role};
 
 /// What to show; empty filters show everything.
@@ -37,9 +35,50 @@ fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-pub fn render(cluster: &Cluster, state: &NetState, filter: &Filter, style: Style) -> String {
-    let mut out = String::new();
+/// A cluster with more nodes or Services than this is shown as a summary unless one node or
+/// Service is asked for: in full it would run to thousands of pages.
+pub const SUMMARY_ABOVE_NODES: usize = 20;
+pub const SUMMARY_ABOVE_SERVICES: usize = 50;
+
+/// What `explain` will show of a cluster: which Services (indices into `Cluster::services`),
+/// whether the cluster-wide parts, and whether as a summary.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub services: Vec<usize>,
+    pub whole: bool,
+    pub summary: bool,
+}
+
+pub fn shown(cluster: &Cluster, filter: &Filter) -> Shown {
     let whole = filter.node.is_none() && filter.service.is_none();
+    let summary =
+        whole && (cluster.nodes.len() > SUMMARY_ABOVE_NODES || cluster.services.len() > SUMMARY_ABOVE_SERVICES);
+    let services = if summary || filter.node.is_some() {
+        Vec::new()
+    } else {
+        (0..cluster.services.len())
+            .filter(|&i| {
+                let service = &cluster.services[i];
+                filter
+                    .service
+                    .as_ref()
+                    .is_none_or(|s| s == &service.name || *s == service.qualified_name())
+            })
+            .collect()
+    };
+    Shown {
+        services,
+        whole,
+        summary,
+    }
+}
+
+/// Renders what [`shown`] chose, from the compiled state and the facts the compiler gathered
+/// for it.
+pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filter, style: Style) -> String {
+    let mut out = String::new();
+    let shown = shown(cluster, filter);
+    let whole = shown.whole;
     let _ = writeln!(
         out,
         "{} {}: CNI kubenet, kube-proxy iptables mode, cluster domain {}\n",
@@ -50,43 +89,47 @@ pub fn render(cluster: &Cluster, state: &NetState, filter: &Filter, style: Style
     if whole {
         address_plan(&mut out, cluster, style);
     }
-    for host in &state.hosts {
-        if let Role::Node { name } = &host.role
-            && filter.service.is_none()
-            && filter.node.as_ref().is_none_or(|n| n == name)
-        {
-            node(&mut out, cluster, host, style);
+    if shown.summary {
+        super::overview::render(&mut out, cluster, state, facts, style);
+        return finish(out);
+    }
+    if let Some(name) = &filter.node {
+        if let Some(h) = state.host_named(name).filter(|_| filter.service.is_none()) {
+            node(&mut out, cluster, &state.hosts[h], style);
+        }
+    } else if filter.service.is_none() {
+        for host in &state.hosts {
+            if let Role::Node { .. } = &host.role {
+                node(&mut out, cluster, host, style);
+            }
         }
     }
-    if whole && let Some(router) = state.hosts.iter().find(|h| h.name == ROUTER) {
-        cloud_router(&mut out, router, style);
+    if whole && let Some(router) = state.host_named(ROUTER) {
+        cloud_router(&mut out, &state.hosts[router], style);
     }
     if whole && let Some(lb) = state.hosts.iter().find(|h| h.role == Role::LoadBalancer) {
-        load_balancer(&mut out, cluster, lb, style);
+        load_balancer(&mut out, cluster, facts, lb, style);
     }
     if whole {
-        shared_rules(&mut out, cluster, state, style);
+        shared_rules(&mut out, facts, style);
     }
-    for service in &cluster.services {
-        if filter.node.is_none()
-            && filter
-                .service
-                .as_ref()
-                .is_none_or(|s| s == &service.name || *s == service.qualified_name())
-        {
-            self::service(&mut out, cluster, state, service, style);
-        }
+    for &si in &shown.services {
+        self::service(&mut out, cluster, facts, si, style);
     }
     if whole && !cluster.ingresses.is_empty() {
         ingresses(&mut out, cluster, style);
     }
+    finish(out)
+}
+
+fn finish(mut out: String) -> String {
     while out.ends_with("\n\n") {
         out.pop();
     }
     out
 }
 
-fn address_plan(out: &mut String, c: &Cluster, style: Style) {
+pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
     let _ = writeln!(out, "{}", style.heading("Address plan"));
     let mut t = style.table(&["network", "CIDR", "addresses", "what lives there"]);
     t.add_row(vec![
@@ -129,6 +172,10 @@ fn address_plan(out: &mut String, c: &Cluster, style: Style) {
         "cbr0 (pods' gateway)",
         "pods",
     ]);
+    let mut pods_on = vec![0usize; c.nodes.len()];
+    for p in c.pods.iter().filter(|p| !p.host_network) {
+        pods_on[p.node] += 1;
+    }
     for (i, n) in c.nodes.iter().enumerate() {
         let usable = (1u64 << (32 - n.pod_cidr.prefix_len())).saturating_sub(3);
         t.add_row(vec![
@@ -137,7 +184,7 @@ fn address_plan(out: &mut String, c: &Cluster, style: Style) {
             n.pod_cidr.to_string(),
             usable.to_string(),
             kubenet::bridge_ip(n.pod_cidr).to_string(),
-            c.pods_on(i).filter(|(_, p)| !p.host_network).count().to_string(),
+            pods_on[i].to_string(),
         ]);
     }
     let _ = writeln!(out, "{t}");
@@ -269,7 +316,7 @@ fn cloud_router(out: &mut String, router: &Host, style: Style) {
     out.push('\n');
 }
 
-fn load_balancer(out: &mut String, c: &Cluster, lb: &Host, style: Style) {
+fn load_balancer(out: &mut String, c: &Cluster, facts: &Facts, lb: &Host, style: Style) {
     let _ = writeln!(
         out,
         "{} {}",
@@ -279,9 +326,10 @@ fn load_balancer(out: &mut String, c: &Cluster, lb: &Host, style: Style) {
         )
     );
     let mut t = style.table(&["address", "service", "policy", "node", "health check"]);
-    for s in c.services.iter().filter(|s| s.load_balancer_ip.is_some()) {
+    for (si, backends) in &facts.load_balancer {
+        let s = &c.services[*si];
         let ip = s.load_balancer_ip.map(|ip| ip.to_string()).unwrap_or_default();
-        for (i, b) in lb_backends(c, s).iter().enumerate() {
+        for (i, b) in backends.iter().enumerate() {
             let first = i == 0;
             t.add_row(vec![
                 if first { ip.clone() } else { String::new() },
@@ -309,17 +357,9 @@ fn load_balancer(out: &mut String, c: &Cluster, lb: &Host, style: Style) {
 
 /// The rules no single Service owns: the hooks into kube-proxy's chains, the masquerade mark and
 /// its use, and the egress masquerade for traffic leaving the pod network.
-fn shared_rules(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
-    let Some(node) = state.hosts.iter().find(|h| matches!(h.role, Role::Node { .. })) else {
+pub(super) fn shared_rules(out: &mut String, facts: &Facts, style: Style) {
+    if facts.shared_rules.is_empty() {
         return;
-    };
-    let mut service_chains: Vec<String> = Vec::new();
-    for s in &c.services {
-        for p in &s.ports {
-            let chains = port_chains(s, p);
-            service_chains.extend([chains.svc, chains.svl, chains.ext, chains.fw]);
-            service_chains.extend(chains.endpoints);
-        }
     }
     let _ = writeln!(
         out,
@@ -327,65 +367,14 @@ fn shared_rules(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
         style.heading("Netfilter rules shared by every Service"),
         style.dim("(the same on every node; iptables-save)")
     );
-    for table in [&node.nat, &node.filter] {
-        for chain in table.saved_order() {
-            if service_chains.contains(&chain.name) {
-                continue;
-            }
-            for rule in &chain.rules {
-                // Per-Service dispatch rules are listed with their Service.
-                let per_service = rule.comment().is_some_and(|comment| {
-                    c.services
-                        .iter()
-                        .flat_map(|s| s.ports.iter().map(move |p| (s, p)))
-                        .any(|(s, p)| {
-                            let name = crate::compile::names::service_port_name(s, p);
-                            comment == name || comment.starts_with(&format!("{name} "))
-                        })
-                });
-                if !per_service {
-                    let _ = writeln!(
-                        out,
-                        "  {}",
-                        style.code(&format!("-t {} {}", table.name, rule.save_line(&chain.name)))
-                    );
-                }
-            }
-        }
+    for line in &facts.shared_rules {
+        let _ = writeln!(out, "  {}", style.code(line));
     }
     out.push('\n');
 }
 
-/// The lines of `table` that belong to one Service port: rules in its own chains, and rules in
-/// shared chains whose comment names it.
-/// They come in the order a packet meets them (dispatch, entry chains, endpoint choice, DNAT),
-/// which reads better than iptables-save's alphabetical order.
-fn rules_for(table: &Table, port_name: &str, own_chains: &[String]) -> Vec<String> {
-    let rank = |name: &str| {
-        let shared = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"];
-        match shared.iter().position(|s| *s == name) {
-            Some(i) => i,
-            None => shared.len() + own_chains.iter().position(|c| c == name).unwrap_or(own_chains.len()),
-        }
-    };
-    let mut chains = table.saved_order();
-    chains.sort_by_key(|c| rank(&c.name));
-    let mut lines = Vec::new();
-    for chain in chains {
-        let own = own_chains.contains(&chain.name);
-        for rule in &chain.rules {
-            let named = rule
-                .comment()
-                .is_some_and(|c| c == port_name || c.starts_with(&format!("{port_name} ")));
-            if own || named {
-                lines.push(rule.save_line(&chain.name));
-            }
-        }
-    }
-    lines
-}
-
-fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: Style) {
+fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style) {
+    let s: &Service = &c.services[si];
     let address = match s.cluster_ip {
         Some(ip) => format!("ClusterIP {ip}"),
         None => "headless: no ClusterIP, DNS returns the pod IPs".to_owned(),
@@ -428,13 +417,9 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
         out.push('\n');
         return;
     }
-    let node_hosts: Vec<&Host> = state
-        .hosts
-        .iter()
-        .filter(|h| matches!(h.role, Role::Node { .. }))
-        .collect();
-    for p in &s.ports {
-        let chains = port_chains(s, p);
+    let ports = facts.services.get(&si).map(Vec::as_slice).unwrap_or_default();
+    for (p, facts) in s.ports.iter().zip(ports) {
+        let chains = &facts.chains;
         let label = p.name.clone().unwrap_or_else(|| p.port.to_string());
         if p.endpoints.is_empty() {
             let _ = writeln!(
@@ -458,35 +443,11 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
             }
             let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
         }
-        let mut own = vec![
-            chains.fw.clone(),
-            chains.ext.clone(),
-            chains.svc.clone(),
-            chains.svl.clone(),
-        ];
-        own.extend(chains.endpoints.iter().cloned());
-        // Rules differ between nodes only under a Local traffic policy; group nodes that agree.
-        let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
-        for h in &node_hosts {
-            let mut lines: Vec<String> = rules_for(&h.nat, &chains.port_name, &own)
-                .into_iter()
-                .map(|l| format!("-t nat {l}"))
-                .collect();
-            lines.extend(
-                rules_for(&h.filter, &chains.port_name, &own)
-                    .into_iter()
-                    .map(|l| format!("-t filter {l}")),
-            );
-            match groups.iter_mut().find(|(l, _)| *l == lines) {
-                Some((_, names)) => names.push(h.name.clone()),
-                None => groups.push((lines, vec![h.name.clone()])),
-            }
-        }
-        for (lines, names) in groups {
-            let on = if names.len() == node_hosts.len() {
+        for group in &facts.groups {
+            let on = if group.every_node {
                 "every node".to_owned()
             } else {
-                names.join(", ")
+                group.nodes.join(", ")
             };
             let _ = writeln!(
                 out,
@@ -494,8 +455,8 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
                 chains.port_name,
                 style.dim("(iptables-save)")
             );
-            for l in lines {
-                let _ = writeln!(out, "    {}", style.code(&l));
+            for l in &group.lines {
+                let _ = writeln!(out, "    {}", style.code(l));
             }
         }
         if s.external_traffic_policy == TrafficPolicy::Local && s.kind != ServiceType::ClusterIP {
@@ -508,7 +469,7 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, s: &Service, style: 
     out.push('\n');
 }
 
-fn ingresses(out: &mut String, c: &Cluster, style: Style) {
+pub(super) fn ingresses(out: &mut String, c: &Cluster, style: Style) {
     for ing in &c.ingresses {
         let controller = &c.services[ing.controller];
         let _ = writeln!(

@@ -4,6 +4,7 @@
 pub mod diagnostics;
 pub mod explain;
 pub mod materialize;
+mod overview;
 pub mod style;
 pub mod trace;
 pub mod untrusted;

@@ -72,21 +72,7 @@ impl<'a> Simulator<'a> {
             Link::Segment { segment } => {
                 // Who answers ARP for next_hop on the segment; never the sender itself, whose
                 // own broadcast does not come back to it.
-                let target = self
-                    .state
-                    .hosts
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != host)
-                    .find_map(|(i, other)| {
-                        other
-                            .interfaces
-                            .iter()
-                            .find(|o| {
-                                matches!(&o.link, Link::Segment { segment: s } if s == segment) && o.owns(next_hop)
-                            })
-                            .map(|o| (i, o.name.clone()))
-                    });
+                let target = self.state.neighbor_on_segment(segment, next_hop, host);
                 match target {
                     Some((i, ifname)) => {
                         self.step(Step::Forward {

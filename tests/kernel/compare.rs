@@ -309,7 +309,7 @@ pub fn check_tables(lab: &Lab, tally: &mut Tally, label: &str) {
 pub fn check_rules(lab: &Lab, tally: &mut Tally, label: &str) {
     for (i, h) in lab.state.hosts.iter().enumerate() {
         for table in [&h.nat, &h.filter] {
-            if table.chains.iter().all(|c| c.rules.is_empty()) {
+            if table.chains().all(|c| c.rules.is_empty()) {
                 continue;
             }
             let out = output(lab.exec(i, &["iptables-save", "-t", &table.name]));

@@ -122,7 +122,7 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
             let host = &lab.state.hosts[h];
             [&host.nat, &host.filter]
                 .iter()
-                .any(|t| t.chains.iter().any(|c| !c.rules.is_empty()))
+                .any(|t| t.chains().any(|c| !c.rules.is_empty()))
         })
         .collect();
     let monitors = nftrace::available().then(|| nftrace::start(&lab, &ruled));

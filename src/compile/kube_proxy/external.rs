@@ -6,17 +6,8 @@ use super::{EXTERNAL_SERVICES, MARK_MASQ, NODEPORTS, PortChains, SERVICES, comme
 use crate::model::{Service, ServicePort, TrafficPolicy};
 use crate::net::iptables::{Match, Rule, Table, Target, host};
 
-/// NodePort and load-balancer entry points, and the KUBE-EXT chain that decides masquerading.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn external_rules(
-    pod_network: ipnet::Ipv4Net,
-    service: &Service,
-    port: &ServicePort,
-    chains: &PortChains,
-    local_endpoints: &[usize],
-    nat: &mut Table,
-    filter: &mut Table,
-) {
+/// NodePort and load-balancer entry points in the `nat` table: the same on every node.
+pub(super) fn entry_rules(service: &Service, port: &ServicePort, chains: &PortChains, nat: &mut Table) {
     let name = &chains.port_name;
     let proto = port.protocol;
     let dport = |p: u16| Match::DestinationPort {
@@ -59,23 +50,6 @@ pub(super) fn external_rules(
                 ),
             );
         }
-        if !service.load_balancer_source_ranges.is_empty() {
-            filter.append(
-                EXTERNAL_SERVICES,
-                Rule::new(
-                    vec![
-                        Match::Destination {
-                            net: host(lb),
-                            negated: false,
-                        },
-                        Match::Protocol(proto),
-                        comment(format!("{name} traffic not accepted by {}", chains.fw)),
-                        dport(port.port),
-                    ],
-                    Target::Drop,
-                ),
-            );
-        }
     }
     if let Some(np) = port.node_port {
         nat.append(
@@ -86,6 +60,58 @@ pub(super) fn external_rules(
             ),
         );
     }
+}
+
+/// The filter rules one external Service port adds to KUBE-EXTERNAL-SERVICES on a node: the
+/// drop of what a load balancer's firewall chain did not accept, and under `Local`, on a node
+/// without a local endpoint, the drop of all external traffic.
+pub(super) fn filter_rules(
+    service: &Service,
+    port: &ServicePort,
+    chains: &PortChains,
+    local_endpoints: &[usize],
+    filter: &mut Table,
+) {
+    let name = &chains.port_name;
+    let proto = port.protocol;
+    if let Some(lb) = service.load_balancer_ip
+        && !service.load_balancer_source_ranges.is_empty()
+    {
+        filter.append(
+            EXTERNAL_SERVICES,
+            Rule::new(
+                vec![
+                    Match::Destination {
+                        net: host(lb),
+                        negated: false,
+                    },
+                    Match::Protocol(proto),
+                    comment(format!("{name} traffic not accepted by {}", chains.fw)),
+                    Match::DestinationPort {
+                        protocol: proto,
+                        port: Some(port.port),
+                    },
+                ],
+                Target::Drop,
+            ),
+        );
+    }
+    if service.external_traffic_policy == TrafficPolicy::Local && local_endpoints.is_empty() {
+        filter_external(service, port, name, "has no local endpoints", Target::Drop, filter);
+    }
+}
+
+/// The KUBE-EXT chain, which decides masquerading for external traffic. Under `Cluster` it is
+/// the same on every node; under `Local` it ends in the node's KUBE-SVL chain only where the
+/// node has a local endpoint.
+pub(super) fn ext_chain(
+    pod_network: ipnet::Ipv4Net,
+    service: &Service,
+    chains: &PortChains,
+    local_endpoints: &[usize],
+    nat: &mut Table,
+) {
+    let name = &chains.port_name;
     match service.external_traffic_policy {
         TrafficPolicy::Cluster => {
             nat.append(
@@ -137,9 +163,7 @@ pub(super) fn external_rules(
                     jump(&chains.svc),
                 ),
             );
-            if local_endpoints.is_empty() {
-                filter_external(service, port, name, "has no local endpoints", Target::Drop, filter);
-            } else {
+            if !local_endpoints.is_empty() {
                 nat.append(&chains.ext, Rule::new(Vec::new(), jump(&chains.svl)));
             }
         }

@@ -2,8 +2,10 @@
 //! `pkg/proxy/iptables/proxier.go` (chain names, rule order, comments and probabilities).
 
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 
 mod external;
+mod per_node;
 
 use super::kubenet::masquerade_rules;
 use super::names::{endpoint_chain, service_chain_suffix, service_port_name};
@@ -62,6 +64,44 @@ fn ct(states: &[CtState]) -> Match {
 
 /// The `nat` and `filter` tables kube-proxy (and the masquerade agent) leave on `node`.
 pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
+    KubeProxy::new(cluster).tables(node)
+}
+
+/// kube-proxy's rules for a whole cluster: what it writes on every node, held once, and what it
+/// writes differently on each node (under `externalTrafficPolicy: Local`), made for a node the
+/// first time its tables are read.
+pub struct KubeProxy {
+    nat: Arc<Table>,
+    filter: Arc<Table>,
+    per_node: Arc<per_node::PerNode>,
+}
+
+impl KubeProxy {
+    pub fn new(cluster: &Cluster) -> KubeProxy {
+        let (nat, filter) = shared_tables(cluster);
+        KubeProxy {
+            nat: Arc::new(nat),
+            filter: Arc::new(filter),
+            per_node: Arc::new(per_node::PerNode::new(cluster)),
+        }
+    }
+
+    /// `node`'s `nat` and `filter` tables: the shared rules with the node's own chains on top.
+    pub fn tables(&self, node: usize) -> (Table, Table) {
+        let nat = {
+            let per_node = Arc::clone(&self.per_node);
+            Table::layered(Arc::clone(&self.nat), Arc::new(move || per_node.nat_chains(node)))
+        };
+        let filter = {
+            let per_node = Arc::clone(&self.per_node);
+            Table::layered(Arc::clone(&self.filter), Arc::new(move || per_node.filter_chains(node)))
+        };
+        (nat, filter)
+    }
+}
+
+/// The rules kube-proxy (and the masquerade agent) write the same on every node.
+fn shared_tables(cluster: &Cluster) -> (Table, Table) {
     let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
     let mut filter = Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"]);
 
@@ -207,7 +247,7 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
             );
         }
         for port in &service.ports {
-            service_port_rules(cluster, node, service, port, &mut nat, &mut filter);
+            service_port_rules(cluster, service, port, &mut nat, &mut filter);
         }
     }
 
@@ -227,14 +267,8 @@ pub fn tables(cluster: &Cluster, node: usize) -> (Table, Table) {
     (nat, filter)
 }
 
-fn service_port_rules(
-    cluster: &Cluster,
-    node: usize,
-    service: &Service,
-    port: &ServicePort,
-    nat: &mut Table,
-    filter: &mut Table,
-) {
+/// The rules of one Service port that are the same on every node; the rest are in [`per_node`].
+fn service_port_rules(cluster: &Cluster, service: &Service, port: &ServicePort, nat: &mut Table, filter: &mut Table) {
     let chains = port_chains(service, port);
     let name = &chains.port_name;
     let cluster_ip = service.cluster_ip.expect("headless Services are skipped");
@@ -247,9 +281,6 @@ fn service_port_rules(
         net: host(ip),
         negated: false,
     };
-    let local_endpoints: Vec<usize> = (0..port.endpoints.len())
-        .filter(|&i| cluster.pods[port.endpoints[i].pod].node == node)
-        .collect();
     let external = service.kind != ServiceType::ClusterIP;
 
     if port.endpoints.is_empty() {
@@ -265,7 +296,6 @@ fn service_port_rules(
                 Target::Reject,
             ),
         );
-        external::filter_external(service, port, name, "has no endpoints", Target::Reject, filter);
         return;
     }
 
@@ -302,17 +332,9 @@ fn service_port_rules(
     spread(service, port, &chains, &chains.svc, &all, nat);
 
     if external {
-        external::external_rules(
-            cluster.pod_network,
-            service,
-            port,
-            &chains,
-            &local_endpoints,
-            nat,
-            filter,
-        );
-        if service.external_traffic_policy == TrafficPolicy::Local && !local_endpoints.is_empty() {
-            spread(service, port, &chains, &chains.svl, &local_endpoints, nat);
+        external::entry_rules(service, port, &chains, nat);
+        if service.external_traffic_policy == TrafficPolicy::Cluster {
+            external::ext_chain(cluster.pod_network, service, &chains, &[], nat);
         }
     }
 
@@ -351,7 +373,7 @@ fn service_port_rules(
 
 /// The rules of a KUBE-SVC or KUBE-SVL chain that pick one of `endpoints`: affinity checks
 /// first, then one rule per endpoint with probability 1/(n-i), the last one unconditional.
-fn spread(
+pub(super) fn spread(
     service: &Service,
     port: &ServicePort,
     chains: &PortChains,
@@ -491,5 +513,38 @@ mod tests {
             .collect();
         assert_eq!(rejects.len(), 1);
         assert_eq!(rejects[0].comment(), Some("default/web:http has no endpoints"));
+    }
+
+    #[test]
+    fn nodes_share_one_copy_of_the_rules_that_are_the_same_everywhere() {
+        let source = Source {
+            name: "outside-in".into(),
+            text: include_str!("../../../scenarios/outside-in.yaml").into(),
+        };
+        let (spec, _) = parse(&source).unwrap();
+        let cluster = crate::model::build(&spec).unwrap_or_else(|e| panic!("{e:#?}")).cluster;
+        let kube_proxy = KubeProxy::new(&cluster);
+        let (a, _) = kube_proxy.tables(0);
+        let (b, _) = kube_proxy.tables(1);
+        let s = &cluster.services[cluster.service_named("shop", "web-local").unwrap()];
+        let chains = port_chains(s, &s.ports[0]);
+        let sep = &chains.endpoints[0];
+        assert!(
+            std::ptr::eq(a.chain(sep).unwrap(), b.chain(sep).unwrap()),
+            "an endpoint chain is held once"
+        );
+        // Under externalTrafficPolicy Local the KUBE-EXT chain is each node's own, and it ends
+        // in KUBE-SVL only on a node with a local endpoint.
+        let node_with = |n: usize| s.ports[0].endpoints.iter().any(|e| cluster.pods[e.pod].node == n);
+        let ends_in_svl = |t: &Table| {
+            t.chain(&chains.ext)
+                .and_then(|c| c.rules.last())
+                .is_some_and(|r| r.target == Target::Jump(chains.svl.clone()))
+        };
+        for n in 0..cluster.nodes.len() {
+            let (nat, _) = kube_proxy.tables(n);
+            assert_eq!(ends_in_svl(&nat), node_with(n), "node {n}");
+            assert_eq!(nat.chain(&chains.svl).is_some(), node_with(n), "node {n}");
+        }
     }
 }

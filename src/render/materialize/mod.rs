@@ -353,8 +353,7 @@ fn on_off(b: bool) -> &'static str {
 
 /// A table holds something to load: a rule, a user chain, or a policy other than ACCEPT.
 fn is_empty(t: &Table) -> bool {
-    t.chains
-        .iter()
+    t.chains()
         .all(|c| c.rules.is_empty() && c.policy == Some(Policy::Accept))
 }
 
