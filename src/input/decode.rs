@@ -304,23 +304,33 @@ pub fn parse_cidr(text: &str) -> Result<Ipv4Net, CidrError> {
 
 /// The known word nearest to a typo, if it is near enough to be a likely meaning.
 pub fn closest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
+    let near_enough = |k: &str| 2.max(k.len() / 4);
+    let typed_len = typed.chars().count();
+    let typed = typed.to_lowercase();
     known
         .iter()
-        .map(|k| {
-            (
-                strsim::damerau_levenshtein(&typed.to_lowercase(), &k.to_lowercase()),
-                *k,
-            )
-        })
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        // The edit distance is at least the difference in length; skipping words that differ
+        // more keeps a megabyte-long typo from costing seconds.
+        .filter(|k| typed_len.abs_diff(k.chars().count()) <= near_enough(k))
+        .map(|k| (strsim::damerau_levenshtein(&typed, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= near_enough(k))
         .min()
         .map(|(_, k)| k)
 }
 
-/// A hint for a name that is not one of `known`: the likely meaning, or else the whole list.
+/// How many known names a hint lists before it only counts the rest.
+const LISTED_NAMES: usize = 10;
+
+/// A hint for a name that is not one of `known`: the likely meaning, or else the list (its
+/// first names, then how many more).
 pub fn did_you_mean(typed: &str, known: &[&str], list_label: &str) -> String {
     match closest(typed, known) {
         Some(best) => format!("did you mean `{best}`?"),
+        None if known.len() > LISTED_NAMES => format!(
+            "{list_label}: {} and {} more",
+            known[..LISTED_NAMES].join(", "),
+            known.len() - LISTED_NAMES
+        ),
         None => format!("{list_label}: {}", known.join(", ")),
     }
 }

@@ -1,16 +1,27 @@
 //! Ingresses and the trace cases a scenario pins for CI.
 
+use std::collections::HashMap;
+
 use super::{Validator, namespace, valid_host};
 use crate::input::spec::{self, Scenario, TargetPortSpec};
 use crate::model::*;
 
+/// The cluster's Services, found by namespace and name without a scan.
+struct Services<'a> {
+    all: &'a [Service],
+    by_name: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl Services<'_> {
+    fn find(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.by_name.get(&(namespace, name)).copied()
+    }
+}
+
 impl Validator {
-    fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &[Service]) -> Option<Backend> {
+    fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &Services<'_>) -> Option<Backend> {
         let name = b.service.as_ref()?;
-        let Some(si) = services
-            .iter()
-            .position(|s| s.namespace == namespace && s.name == name.value)
-        else {
+        let Some(si) = services.find(namespace, &name.value) else {
             self.error(
                 name.span,
                 format!("backend service `{namespace}/{}` does not exist", name.value),
@@ -19,12 +30,12 @@ impl Validator {
             return None;
         };
         let port = b.port.as_ref()?;
-        let found = services[si].ports.iter().position(|p| match &port.value {
+        let found = services.all[si].ports.iter().position(|p| match &port.value {
             TargetPortSpec::Number(n) => p.port == *n,
             TargetPortSpec::Name(n) => p.name.as_deref() == Some(n.as_str()),
         });
         if found.is_none() {
-            let have: Vec<String> = services[si]
+            let have: Vec<String> = services.all[si]
                 .ports
                 .iter()
                 .map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string()))
@@ -49,6 +60,12 @@ impl Validator {
     }
 
     pub(super) fn ingresses(&mut self, s: &Scenario, services: &[Service]) -> Vec<Ingress> {
+        let mut by_name = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            // The first of two Services with one name wins, as a scan would find it.
+            by_name.entry((s.namespace.as_str(), s.name.as_str())).or_insert(i);
+        }
+        let services = &Services { all: services, by_name };
         let mut out: Vec<Ingress> = Vec::new();
         for ing in &s.ingresses {
             let name = self.name(&ing.name, "ingress name", true);
@@ -57,7 +74,7 @@ impl Validator {
             };
             let controller = ing.controller.as_ref().and_then(|c| {
                 let (ns, n) = c.split_once('/').unwrap_or(("default", c.as_str()));
-                let found = services.iter().position(|s| s.namespace == ns && s.name == n);
+                let found = services.find(ns, n);
                 if found.is_none() {
                     self.error(
                         c.span,

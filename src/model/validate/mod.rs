@@ -1,10 +1,11 @@
 //! Turns a decoded scenario into a [`Cluster`], checking every rule a real cluster would enforce
 //! (or that would make the network meaningless), and collecting all problems in one pass.
 
+mod duplicates;
 mod ingress;
 mod services;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -13,6 +14,7 @@ use super::*;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::input::decode::Sp;
 use crate::input::spec::{self, Scenario};
+use duplicates::{Earlier, Seen};
 
 pub struct Built {
     pub cluster: Cluster,
@@ -48,7 +50,13 @@ struct Networks<'a> {
 #[derive(Default)]
 struct Validator {
     diagnostics: Vec<Diagnostic>,
+    /// How many did-you-mean hints were looked for; each compares a name with every known one.
+    suggestions: usize,
 }
+
+/// Beyond this many, hints stop searching for the nearest name: only the first errors are
+/// shown, and a file with thousands of them would otherwise cost names × nodes comparisons.
+const SUGGESTIONS: usize = 100;
 
 impl Validator {
     fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
@@ -195,15 +203,23 @@ impl Validator {
         let (hairpin, bridge_nf) = defaults;
         let mut out: Vec<(Node, Span)> = Vec::new();
         let mut cidrs: Vec<(String, Sp<Ipv4Net>)> = Vec::new();
-        let mut ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        let mut names: Seen<String> = Seen::default();
+        let mut ips: Seen<Ipv4Addr> = Seen::default();
         for n in &s.nodes {
             let name = self.name(&n.name, "node name", true);
             if let Some(name) = &name
-                && out.iter().any(|(o, _)| o.name == name.value)
+                && let Some(earlier) = names.record(name.value.clone(), &name.value)
             {
                 self.error(
                     name.span,
-                    format!("duplicate node name `{}`", name.value),
+                    if earlier.count == 1 {
+                        format!("duplicate node name `{}`", name.value)
+                    } else {
+                        format!(
+                            "duplicate node name `{}` ({} earlier nodes have it)",
+                            name.value, earlier.count
+                        )
+                    },
                     "give each node its own name",
                 );
             }
@@ -224,10 +240,15 @@ impl Validator {
                         "the gateway is the cloud router; give the node another address",
                     );
                 }
-                if let Some(other) = ips.insert(ip.value, name.as_ref().map(|n| n.value.clone()).unwrap_or_default()) {
+                let user = name.as_ref().map(|n| n.value.as_str()).unwrap_or_default();
+                if let Some(earlier) = ips.record(ip.value, user) {
                     self.error(
                         ip.span,
-                        format!("node IP {} is already used by node `{other}`", ip.value),
+                        format!(
+                            "node IP {} is already used by {}",
+                            ip.value,
+                            duplicates::named("node", "nodes", &earlier)
+                        ),
                         "every node needs its own address",
                     );
                 }
@@ -258,15 +279,6 @@ impl Validator {
                         "ClusterIPs would be ambiguous with this node's pod addresses; pick a podCIDR outside the service network",
                     );
                 }
-                for (other, o) in &cidrs {
-                    if overlaps(cidr, o) {
-                        self.error(
-                            cidr.span,
-                            format!("podCIDR {} overlaps node `{other}`'s podCIDR {}", cidr.value, o.value),
-                            "every node needs its own slice of the pod network",
-                        );
-                    }
-                }
                 cidrs.push((name.as_ref().map(|n| n.value.clone()).unwrap_or_default(), cidr.clone()));
             }
             let routes = self.routes(&n.routes);
@@ -285,7 +297,51 @@ impl Validator {
                 ));
             }
         }
+        self.pod_cidr_overlaps(&cidrs);
         out
+    }
+
+    /// Each podCIDR that overlaps earlier ones, reported once, naming them.
+    fn pod_cidr_overlaps(&mut self, cidrs: &[(String, Sp<Ipv4Net>)]) {
+        let nets: Vec<Ipv4Net> = cidrs.iter().map(|(_, c)| c.value).collect();
+        for (i, found) in duplicates::earlier_overlaps(&nets).into_iter().enumerate() {
+            let Some(found) = found else { continue };
+            let cidr = &cidrs[i].1;
+            let earlier = &found.earlier;
+            let message = if found.all_identical {
+                let names = Earlier {
+                    first: earlier.first.iter().map(|&j| cidrs[j].0.clone()).collect(),
+                    count: earlier.count,
+                };
+                format!(
+                    "podCIDR {} is also used by {}",
+                    cidr.value,
+                    duplicates::named("node", "nodes", &names)
+                )
+            } else if earlier.count == 1 {
+                let (other, o) = &cidrs[earlier.first[0]];
+                format!("podCIDR {} overlaps node `{other}`'s podCIDR {}", cidr.value, o.value)
+            } else {
+                let shown: Vec<String> = earlier
+                    .first
+                    .iter()
+                    .map(|&j| format!("`{}` ({})", cidrs[j].0, cidrs[j].1.value))
+                    .collect();
+                let rest = earlier.count - shown.len();
+                format!(
+                    "podCIDR {} overlaps the podCIDRs of {} earlier nodes: {}{}",
+                    cidr.value,
+                    earlier.count,
+                    shown.join(", "),
+                    if rest > 0 {
+                        format!(" and {rest} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            self.error(cidr.span, message, "every node needs its own slice of the pod network");
+        }
     }
 
     fn routes(&mut self, routes: &[spec::RouteSpec]) -> Vec<ExtraRoute> {
@@ -341,11 +397,33 @@ impl Validator {
     fn pods(&mut self, s: &Scenario, nodes: &[(Node, Span)]) -> Vec<(Pod, Span)> {
         let mut out: Vec<(Pod, Span)> = Vec::new();
         let mut ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        // The first node of a name wins, as it does when a pod looks for its node.
+        let mut node_index: HashMap<&str, usize> = HashMap::new();
+        for (i, (n, _)) in nodes.iter().enumerate() {
+            node_index.entry(n.name.as_str()).or_insert(i);
+        }
+        let nodes_in_file: HashSet<&str> = s
+            .nodes
+            .iter()
+            .filter_map(|n| n.name.as_ref())
+            .map(|n| n.value.as_str())
+            .collect();
+        let mut pod_cidr_owner: HashMap<Ipv4Net, usize> = HashMap::new();
+        for (i, (n, _)) in nodes.iter().enumerate() {
+            pod_cidr_owner.entry(n.pod_cidr).or_insert(i);
+        }
+        let owner_of = |ip: Ipv4Addr| {
+            (0..=32u8)
+                .rev()
+                .find_map(|len| pod_cidr_owner.get(&Ipv4Net::new(ip, len).ok()?.trunc()).copied())
+        };
+        let mut names: HashSet<(String, String)> = HashSet::new();
+        let known_nodes: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
         for p in &s.pods {
             let name = self.name(&p.name, "pod name", true);
             let namespace = namespace(self, &p.namespace);
             if let (Some(name), Some(ns)) = (&name, &namespace)
-                && out.iter().any(|(o, _)| o.name == name.value && &o.namespace == ns)
+                && !names.insert((ns.clone(), name.value.clone()))
             {
                 self.error(
                     name.span,
@@ -354,20 +432,18 @@ impl Validator {
                 );
             }
             let node = match &p.node {
-                Some(n) => match nodes.iter().position(|(node, _)| node.name == n.value) {
-                    Some(i) => Some(i),
+                Some(n) => match node_index.get(n.value.as_str()) {
+                    Some(&i) => Some(i),
                     // A node that is in the file but had problems of its own was reported
                     // already; saying it "does not exist" would only mislead.
-                    None if s
-                        .nodes
-                        .iter()
-                        .any(|sn| sn.name.as_ref().is_some_and(|sn| sn.value == n.value)) =>
-                    {
-                        None
-                    }
+                    None if nodes_in_file.contains(n.value.as_str()) => None,
                     None => {
-                        let known: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
-                        let help = crate::input::decode::did_you_mean(&n.value, &known, "the nodes are");
+                        let help = if self.suggestions < SUGGESTIONS {
+                            self.suggestions += 1;
+                            crate::input::decode::did_you_mean(&n.value, &known_nodes, "the nodes are")
+                        } else {
+                            "a pod's node must be one of the nodes listed under `nodes:`".to_owned()
+                        };
                         self.error(
                             n.span,
                             format!("pod is on node `{}`, which does not exist", n.value),
@@ -395,7 +471,7 @@ impl Validator {
                 (Some(i), Some(ip), false) => {
                     let cidr = nodes[i].0.pod_cidr;
                     if !cidr.contains(&ip.value) {
-                        let owner = nodes.iter().find(|(n, _)| n.pod_cidr.contains(&ip.value));
+                        let owner = owner_of(ip.value).map(|o| &nodes[o]);
                         let help = match owner {
                             Some((o, _)) => format!(
                                 "{} belongs to node `{}`'s podCIDR {}; the CNI gives pods on {} addresses from {cidr}",
@@ -465,10 +541,11 @@ impl Validator {
         let mut out: Vec<Container> = Vec::new();
         let mut bound: BTreeMap<(u16, Protocol), String> = BTreeMap::new();
         let mut port_names: BTreeSet<String> = BTreeSet::new();
+        let mut names: HashSet<String> = HashSet::new();
         for c in specs {
             let name = self.name(&c.name, "container name", false);
             if let Some(n) = &name
-                && out.iter().any(|o| o.name == n.value)
+                && !names.insert(n.value.clone())
             {
                 self.error(
                     n.span,
