@@ -97,15 +97,11 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
 
 /// "1 error", "31,950 errors".
 fn count(n: usize, noun: &str) -> String {
-    let digits = n.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{grouped} {noun}{}", if n == 1 { "" } else { "s" })
+    format!(
+        "{} {noun}{}",
+        crate::diagnostic::thousands(n),
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 /// Where each line of a text starts, so a line is found by its number without rescanning.

@@ -24,7 +24,10 @@ impl Validator {
         let Some(si) = services.find(namespace, &name.value) else {
             self.error(
                 name.span,
-                format!("backend service `{namespace}/{}` does not exist", name.value),
+                format!(
+                    "backend service `{namespace}/{}` does not exist",
+                    crate::diagnostic::shorten(&name.value)
+                ),
                 "an Ingress backend is a Service in the Ingress's own namespace",
             );
             return None;
@@ -78,7 +81,10 @@ impl Validator {
                 if found.is_none() {
                     self.error(
                         c.span,
-                        format!("controller service `{ns}/{n}` does not exist"),
+                        format!(
+                            "controller service `{}` does not exist",
+                            crate::diagnostic::shorten(&format!("{ns}/{n}"))
+                        ),
                         "name the Service in front of the ingress controller pods as namespace/name",
                     );
                 }
@@ -148,7 +154,11 @@ impl Validator {
             {
                 let names: Vec<&str> = crate::trace::Verdict::ALL.iter().map(|v| v.name()).collect();
                 let help = crate::input::decode::did_you_mean(&e.value, &names, "verdicts are");
-                self.error(e.span, format!("`{}` is not a verdict", e.value), help);
+                self.error(
+                    e.span,
+                    format!("`{}` is not a verdict", crate::diagnostic::shorten(&e.value)),
+                    help,
+                );
                 continue;
             }
             if let (Some(from), Some(to), Some(expect)) = (&t.from, &t.to, &t.expect) {

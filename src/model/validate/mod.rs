@@ -82,7 +82,7 @@ impl Validator {
         if !ok {
             self.error(
                 name.span,
-                format!("`{}` is not a valid {what}", name.value),
+                format!("`{}` is not a valid {what}", crate::diagnostic::shorten(&name.value)),
                 "names are lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters",
             );
             return None;
@@ -376,7 +376,7 @@ impl Validator {
             {
                 self.error(
                     dev.span,
-                    format!("no device `{}` on the node", dev.value),
+                    format!("no device `{}` on the node", crate::diagnostic::shorten(&dev.value)),
                     "a node's devices are eth0 (node network), cbr0 (pod bridge) and lo",
                 );
                 continue;
@@ -446,7 +446,10 @@ impl Validator {
                         };
                         self.error(
                             n.span,
-                            format!("pod is on node `{}`, which does not exist", n.value),
+                            format!(
+                                "pod is on node `{}`, which does not exist",
+                                crate::diagnostic::shorten(&n.value)
+                            ),
                             help,
                         );
                         None
@@ -569,14 +572,20 @@ impl Validator {
                     if !port_names.insert(pn.value.clone()) {
                         self.error(
                             pn.span,
-                            format!("duplicate port name `{}` in the pod", pn.value),
+                            format!(
+                                "duplicate port name `{}` in the pod",
+                                crate::diagnostic::shorten(&pn.value)
+                            ),
                             "port names are unique within a pod",
                         );
                     }
                     if pn.len() > 15 {
                         self.error(
                             pn.span,
-                            format!("port name `{}` is longer than 15 characters", pn.value),
+                            format!(
+                                "port name `{}` is longer than 15 characters",
+                                crate::diagnostic::shorten(&pn.value)
+                            ),
                             "Kubernetes limits port names to 15 characters",
                         );
                     }

@@ -89,7 +89,10 @@ impl Validator {
                     Err(why) => {
                         self.error(
                             ip.span,
-                            format!("`{}` is not a valid clusterIP: {why}", ip.value),
+                            format!(
+                                "`{}` is not a valid clusterIP: {why}",
+                                crate::diagnostic::shorten(&ip.value)
+                            ),
                             "write an address from serviceNetwork, or None for a headless Service",
                         );
                         None
@@ -226,7 +229,10 @@ impl Validator {
                     };
                     self.error(
                         t.span,
-                        format!("targetPort `{n}` names no {protocol} container port of the selected pods"),
+                        format!(
+                            "targetPort `{}` names no {protocol} container port of the selected pods",
+                            crate::diagnostic::shorten(n)
+                        ),
                         help,
                     );
                 }
