@@ -95,7 +95,12 @@ pub fn load(path: Option<&Path>, max_input: u64, color: bool) -> Result<Loaded, 
             return Err(fail(&source, problems));
         }
         Err(more) => {
-            problems.extend(more);
+            // With no readable `cluster:` block validation can only say that it built nothing,
+            // without a place; the decoder has already said why.
+            let nothing_built = matches!(more.as_slice(), [only] if only.at.is_none());
+            if !(nothing_built && problems.iter().any(Diagnostic::is_error)) {
+                problems.extend(more);
+            }
             return Err(fail(&source, problems));
         }
     };

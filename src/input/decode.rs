@@ -263,6 +263,11 @@ impl Decoder {
 
 /// Reads a dotted quad strictly: no leading zeros, which some parsers take as octal.
 pub fn parse_ipv4(text: &str) -> Result<Ipv4Addr, String> {
+    if text.contains(':') && text.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(
+            "it is an IPv6 address, and IPv6 is not supported yet (k8snet models IPv4 clusters only)".to_owned(),
+        );
+    }
     let parts: Vec<&str> = text.split('.').collect();
     if parts.len() != 4 {
         return Err(format!("it has {} parts, an address has 4", parts.len()));

@@ -46,16 +46,25 @@ impl Format {
 }
 
 /// Reads the source's text into the document tree, in whichever format it is written.
+/// A document with nothing in it (no text, or only blank lines and comments) is refused here,
+/// where it can be said plainly, rather than as a null where a mapping belongs.
 pub fn read_tree(source: &Source) -> Result<Node, Diagnostic> {
-    if source.text.trim().is_empty() {
-        return Err(Diagnostic::error("the scenario is empty")
+    let empty = || {
+        Diagnostic::error("the scenario is empty")
             .at(decode::file_start())
             .label("nothing here")
-            .help("a scenario needs at least a `cluster:` block; see docs/scenario.md"));
+            .help("a scenario needs at least a `cluster:` block; see docs/scenario.md")
+    };
+    if source.text.trim().is_empty() {
+        return Err(empty());
     }
-    match Format::of(source) {
-        Format::Yaml => yaml::read(&source.text),
-        Format::Json => json::read(&source.text),
+    let root = match Format::of(source) {
+        Format::Yaml => yaml::read(&source.text)?,
+        Format::Json => json::read(&source.text)?,
+    };
+    match root.value {
+        tree::Value::Null => Err(empty()),
+        _ => Ok(root),
     }
 }
 

@@ -55,7 +55,7 @@ pub fn read(text: &str) -> Result<Node, Diagnostic> {
 
 fn error(e: &serde_saphyr::Error) -> Diagnostic {
     let plain = e.without_snippet();
-    let d = match plain {
+    let d = match original(plain) {
         serde_saphyr::Error::Budget { breach, .. } => budget_error(breach),
         serde_saphyr::Error::DuplicateMappingKey { key, .. } => Diagnostic::error(match key {
             Some(k) => format!("duplicate key `{}`", crate::diagnostic::shorten(k)),
@@ -87,6 +87,16 @@ fn error(e: &serde_saphyr::Error) -> Diagnostic {
     }
 }
 
+/// The error under the wrappers that only add a snippet or the alias it came through.
+fn original(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    loop {
+        match e {
+            serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } => e = error,
+            _ => return e,
+        }
+    }
+}
+
 const ALIAS_HELP: &str = "write the values out instead of referring to them with `*name`; k8snet limits what aliases may expand to, so that a short file cannot make it build billions of nodes, and the limit cannot be raised";
 
 fn budget_error(breach: &BudgetBreach) -> Diagnostic {
@@ -113,6 +123,12 @@ fn budget_error(breach: &BudgetBreach) -> Diagnostic {
                 thousands(MAX_ALIAS_EXPANSION)
             ))
             .help(ALIAS_HELP)
+        }
+        // These grow with the file's size, and are sized so that only aliases reach them.
+        BudgetBreach::Events { .. } | BudgetBreach::Nodes { .. } | BudgetBreach::ScalarBytes { .. } => {
+            Diagnostic::error("the aliases expand to far more than the file itself holds")
+                .label("expanding here")
+                .help(ALIAS_HELP)
         }
         other => Diagnostic::error(format!("the YAML is beyond what k8snet reads ({other:?})"))
             .help("this limit scales with the input size limit; see Limits in docs/scenario.md"),
