@@ -237,7 +237,7 @@ impl Validator {
                     );
                 }
                 // kube-proxy sorts endpoints by their "ip:port" text before writing its chains.
-                endpoints.sort_by_key(|e| format!("{}:{}", e.ip, e.port));
+                endpoints.sort_by_cached_key(|e| format!("{}:{}", e.ip, e.port));
                 ports.push(ServicePort {
                     name: p.name.as_ref().map(|n| n.value.clone()),
                     port: port.value,
