@@ -10,6 +10,9 @@ use std::hash::Hash;
 
 use ipnet::Ipv4Net;
 
+use super::Validator;
+use crate::input::decode::Sp;
+
 /// The earlier entries one entry collides with: the first two of them, and how many in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Earlier<T> {
@@ -146,6 +149,51 @@ pub(super) fn earlier_overlaps(cidrs: &[Ipv4Net]) -> Vec<Option<Overlap>> {
             })
         })
         .collect()
+}
+
+impl Validator {
+    /// Each podCIDR that overlaps earlier ones, reported once, naming them.
+    pub(super) fn pod_cidr_overlaps(&mut self, cidrs: &[(String, Sp<Ipv4Net>)]) {
+        let nets: Vec<Ipv4Net> = cidrs.iter().map(|(_, c)| c.value).collect();
+        for (i, found) in earlier_overlaps(&nets).into_iter().enumerate() {
+            let Some(found) = found else { continue };
+            let cidr = &cidrs[i].1;
+            let earlier = &found.earlier;
+            let message = if found.all_identical {
+                let names = Earlier {
+                    first: earlier.first.iter().map(|&j| cidrs[j].0.clone()).collect(),
+                    count: earlier.count,
+                };
+                format!(
+                    "podCIDR {} is also used by {}",
+                    cidr.value,
+                    named("node", "nodes", &names)
+                )
+            } else if earlier.count == 1 {
+                let (other, o) = &cidrs[earlier.first[0]];
+                format!("podCIDR {} overlaps node `{other}`'s podCIDR {}", cidr.value, o.value)
+            } else {
+                let shown: Vec<String> = earlier
+                    .first
+                    .iter()
+                    .map(|&j| format!("`{}` ({})", cidrs[j].0, cidrs[j].1.value))
+                    .collect();
+                let rest = earlier.count - shown.len();
+                format!(
+                    "podCIDR {} overlaps the podCIDRs of {} earlier nodes: {}{}",
+                    cidr.value,
+                    earlier.count,
+                    shown.join(", "),
+                    if rest > 0 {
+                        format!(" and {rest} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            self.error(cidr.span, message, "every node needs its own slice of the pod network");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::*;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::input::decode::Sp;
 use crate::input::spec::{self, Scenario};
-use duplicates::{Earlier, Seen};
+use duplicates::Seen;
 
 pub struct Built {
     pub cluster: Cluster,
@@ -299,49 +299,6 @@ impl Validator {
         }
         self.pod_cidr_overlaps(&cidrs);
         out
-    }
-
-    /// Each podCIDR that overlaps earlier ones, reported once, naming them.
-    fn pod_cidr_overlaps(&mut self, cidrs: &[(String, Sp<Ipv4Net>)]) {
-        let nets: Vec<Ipv4Net> = cidrs.iter().map(|(_, c)| c.value).collect();
-        for (i, found) in duplicates::earlier_overlaps(&nets).into_iter().enumerate() {
-            let Some(found) = found else { continue };
-            let cidr = &cidrs[i].1;
-            let earlier = &found.earlier;
-            let message = if found.all_identical {
-                let names = Earlier {
-                    first: earlier.first.iter().map(|&j| cidrs[j].0.clone()).collect(),
-                    count: earlier.count,
-                };
-                format!(
-                    "podCIDR {} is also used by {}",
-                    cidr.value,
-                    duplicates::named("node", "nodes", &names)
-                )
-            } else if earlier.count == 1 {
-                let (other, o) = &cidrs[earlier.first[0]];
-                format!("podCIDR {} overlaps node `{other}`'s podCIDR {}", cidr.value, o.value)
-            } else {
-                let shown: Vec<String> = earlier
-                    .first
-                    .iter()
-                    .map(|&j| format!("`{}` ({})", cidrs[j].0, cidrs[j].1.value))
-                    .collect();
-                let rest = earlier.count - shown.len();
-                format!(
-                    "podCIDR {} overlaps the podCIDRs of {} earlier nodes: {}{}",
-                    cidr.value,
-                    earlier.count,
-                    shown.join(", "),
-                    if rest > 0 {
-                        format!(" and {rest} more")
-                    } else {
-                        String::new()
-                    }
-                )
-            };
-            self.error(cidr.span, message, "every node needs its own slice of the pod network");
-        }
     }
 
     fn routes(&mut self, routes: &[spec::RouteSpec]) -> Vec<ExtraRoute> {
