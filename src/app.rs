@@ -49,7 +49,7 @@ fn wants_color(when: ColorWhen, is_terminal: bool, no_color: bool, force: bool) 
     }
 }
 
-fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
+fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Source, Outcome> {
     let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
         std::env::var_os("K8SNET_SCENARIO")
             .filter(|v| !v.is_empty())
@@ -60,16 +60,18 @@ fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
             name: DEMO_NAME.to_owned(),
             text: DEMO.to_owned(),
         }),
-        Some(p) => match std::fs::read_to_string(&p) {
-            Ok(text) => Ok(Source {
-                name: p.display().to_string(),
-                text,
-            }),
-            Err(e) => Err(Outcome {
+        Some(p) => match input::read::file(&p, max_input) {
+            Ok(source) => Ok(source),
+            Err(input::read::ReadError::Io(e)) => Err(Outcome {
                 stderr: format!(
                     "error: cannot read scenario {}: {e}\n",
                     render::untrusted::escape(&p.display().to_string())
                 ),
+                code: EXIT_BAD_INPUT,
+                ..Outcome::default()
+            }),
+            Err(input::read::ReadError::Refused(refused)) => Err(Outcome {
+                stderr: render::diagnostics::render(&refused.0, &[refused.1], color),
                 code: EXIT_BAD_INPUT,
                 ..Outcome::default()
             }),
@@ -78,8 +80,8 @@ fn read_source(path: Option<&Path>) -> Result<Source, Outcome> {
 }
 
 /// Reads, decodes and validates a scenario; on failure the outcome carries every diagnostic.
-pub fn load(path: Option<&Path>, color: bool) -> Result<Loaded, Outcome> {
-    let source = read_source(path)?;
+pub fn load(path: Option<&Path>, max_input: u64, color: bool) -> Result<Loaded, Outcome> {
+    let source = read_source(path, max_input, color)?;
     let fail = |source: &Source, mut diags: Vec<Diagnostic>| {
         diagnostic::sort(&mut diags);
         Outcome {
@@ -96,7 +98,12 @@ pub fn load(path: Option<&Path>, color: bool) -> Result<Loaded, Outcome> {
             return Err(fail(&source, problems));
         }
         Err(more) => {
-            problems.extend(more);
+            // With no readable `cluster:` block validation can only say that it built nothing,
+            // without a place; the decoder has already said why.
+            let nothing_built = matches!(more.as_slice(), [only] if only.at.is_none());
+            if !(nothing_built && problems.iter().any(Diagnostic::is_error)) {
+                problems.extend(more);
+            }
             return Err(fail(&source, problems));
         }
     };
@@ -114,9 +121,12 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     let err_color = style_for(cli.color, stderr_is_terminal).color;
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
-        Command::Check { file, scenario } => {
-            check_command(file.as_deref().or(scenario.scenario.as_deref()), style, err_color)
-        }
+        Command::Check { file, scenario } => check_command(
+            file.as_deref().or(scenario.scenario.as_deref()),
+            cli.max_input_size,
+            style,
+            err_color,
+        ),
         Command::Materialize {
             file,
             scenario,
@@ -126,6 +136,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             file.as_deref().or(scenario.scenario.as_deref()),
             prefix,
             *teardown,
+            cli.max_input_size,
             err_color,
         ),
         Command::Explain {
@@ -134,7 +145,11 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             node,
             service,
         } => {
-            let loaded = match load(file.as_deref().or(scenario.scenario.as_deref()), err_color) {
+            let loaded = match load(
+                file.as_deref().or(scenario.scenario.as_deref()),
+                cli.max_input_size,
+                err_color,
+            ) {
                 Ok(l) => l,
                 Err(o) => return o,
             };
@@ -190,7 +205,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     else {
         return usage("not a trace".into());
     };
-    let loaded = match load(scenario.scenario.as_deref(), err_color) {
+    let loaded = match load(scenario.scenario.as_deref(), cli.max_input_size, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -278,8 +293,8 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
 
 /// Runs every trace case of the scenario; a case whose verdict differs from its `expect`, or
 /// that cannot be traced, fails the run.
-fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome {
-    let loaded = match load(path, err_color) {
+fn check_command(path: Option<&Path>, max_input: u64, style: Style, err_color: bool) -> Outcome {
+    let loaded = match load(path, max_input, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -325,12 +340,12 @@ fn check_command(path: Option<&Path>, style: Style, err_color: bool) -> Outcome 
 }
 
 /// Writes the build (or teardown) script; the scenario's warnings still go to stderr.
-fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, err_color: bool) -> Outcome {
+fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, max_input: u64, err_color: bool) -> Outcome {
     use render::materialize;
     if let Err(e) = materialize::validate_prefix(prefix) {
         return usage(e);
     }
-    let loaded = match load(path, err_color) {
+    let loaded = match load(path, max_input, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -383,7 +398,7 @@ mod tests {
 
     #[test]
     fn plain_tables_carry_no_escape_sequences() {
-        let loaded = load(None, false).unwrap_or_else(|o| panic!("{}", o.stderr));
+        let loaded = load(None, input::read::DEFAULT_MAX_INPUT, false).unwrap_or_else(|o| panic!("{}", o.stderr));
         let state = crate::compile::compile(&loaded.cluster);
         let filter = render::explain::Filter::default();
         let shown = render::explain::shown(&loaded.cluster, &filter);

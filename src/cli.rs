@@ -16,6 +16,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto, global = true)]
     pub color: ColorWhen,
 
+    /// Refuse a scenario file larger than this: bytes, or a number with a unit (512MiB, 4GiB, 1GB).
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::input::read::parse_size, global = true)]
+    pub max_input_size: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,7 +33,7 @@ pub enum ColorWhen {
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
-    /// The scenario file (YAML). Defaults to $K8SNET_SCENARIO, then to the built-in demo.
+    /// The scenario file (YAML or JSON). Defaults to $K8SNET_SCENARIO, then to the built-in demo.
     #[arg(short = 'f', long = "scenario", value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
 }
@@ -86,8 +90,8 @@ pub enum Command {
         /// pod/NAME, node/NODE:PORT, IP, IP:PORT or localhost:PORT. NAMESPACE/svc/NAME etc. for other namespaces.
         #[arg(long)]
         to: String,
-        /// Destination port (defaults to the Service's or pod's only port).
-        #[arg(long)]
+        /// Destination port, 1 to 65535 (defaults to the Service's or pod's only port).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
         #[arg(long, value_enum)]
         protocol: Option<ProtocolArg>,

@@ -2,7 +2,7 @@
 //!
 //! Diagnostics are plain data: the input and model stages collect them, a renderer prints them.
 
-use crate::input::yaml::Pos;
+use crate::input::tree::Pos;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -75,4 +75,54 @@ pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
         (a.at.map(|s| s.pos), a.severity, &a.message).cmp(&(b.at.map(|s| s.pos), b.severity, &b.message))
     });
+}
+
+/// How many characters of a value a message repeats before cutting it.
+pub const SHOWN_VALUE_CHARS: usize = 80;
+
+/// A value from the input as a message repeats it: cut after [`SHOWN_VALUE_CHARS`] characters,
+/// saying how long it was, so a ten-megabyte name does not become a ten-megabyte message.
+pub fn shorten(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_VALUE_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], thousands(value.len())),
+    }
+}
+
+/// 31950 as "31,950".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_and_measured() {
+        assert_eq!(shorten("web"), "web");
+        let exactly = "x".repeat(SHOWN_VALUE_CHARS);
+        assert_eq!(shorten(&exactly), exactly);
+        let long = "é".repeat(SHOWN_VALUE_CHARS + 1);
+        assert_eq!(
+            shorten(&long),
+            format!("{}… (162 bytes)", "é".repeat(SHOWN_VALUE_CHARS))
+        );
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(2_147_483_648), "2,147,483,648");
+    }
 }

@@ -189,13 +189,7 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
         }
     }
     assert_eq!(made, expected, "the build must create exactly the state's namespaces");
-    assert!(
-        !restored.is_empty()
-            || state
-                .hosts
-                .iter()
-                .all(|h| h.nat.chains().all(|c| c.rules.is_empty()))
-    );
+    assert!(!restored.is_empty() || state.hosts.iter().all(|h| h.nat.chains().all(|c| c.rules.is_empty())));
 }
 
 fn check_teardown(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) {

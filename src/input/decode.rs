@@ -10,7 +10,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 
 use super::yaml::{Node, Pos, Value};
-use crate::diagnostic::{Diagnostic, Span};
+use crate::diagnostic::{Diagnostic, Span, shorten};
 
 /// A value together with where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Decoder {
             match &key.value {
                 Value::Str(k) if known.contains(&k.as_str()) => {}
                 Value::Str(k) => {
-                    let mut d = Diagnostic::error(format!("unknown field `{k}` in {what}"))
+                    let mut d = Diagnostic::error(format!("unknown field `{}` in {what}", shorten(k)))
                         .at(span_of(key))
                         .label("unknown field");
                     d = match closest(k, known) {
@@ -160,6 +160,18 @@ impl Decoder {
     }
 
     pub fn integer(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<Sp<i64>> {
+        // A whole number beyond 64 bits reaches the tree as a float; it is still a whole number.
+        if let Value::Float(f) = node.value
+            && f.fract() == 0.0
+            && f.abs() >= 9.2e18
+        {
+            self.push(
+                Diagnostic::error(format!("{what} is out of range"))
+                    .at(span_of(node))
+                    .label(format!("must be {min} to {max}")),
+            );
+            return None;
+        }
         let Value::Int(i) = node.value else {
             self.wrong_kind(node, "a whole number", what);
             return None;
@@ -186,7 +198,7 @@ impl Decoder {
         if choices.contains(&s.as_str()) {
             return Some(s);
         }
-        let mut d = Diagnostic::error(format!("`{}` is not a valid {what}", s.value))
+        let mut d = Diagnostic::error(format!("`{}` is not a valid {what}", shorten(&s.value)))
             .at(s.span)
             .label(format!("expected one of: {}", choices.join(", ")));
         if let Some(best) = closest(&s, choices) {
@@ -202,7 +214,7 @@ impl Decoder {
             Ok(ip) => Some(Sp::new(ip, s.span)),
             Err(why) => {
                 self.push(
-                    Diagnostic::error(format!("`{}` is not a valid {what}: {why}", s.value))
+                    Diagnostic::error(format!("`{}` is not a valid {what}: {why}", shorten(&s.value)))
                         .at(s.span)
                         .label("not an IPv4 address")
                         .help("write four numbers from 0 to 255, for example 10.0.1.2"),
@@ -218,7 +230,7 @@ impl Decoder {
             Ok(net) => Some(Sp::new(net, s.span)),
             Err(CidrError { why, help }) => {
                 self.push(
-                    Diagnostic::error(format!("`{}` is not a valid {what}: {why}", s.value))
+                    Diagnostic::error(format!("`{}` is not a valid {what}: {why}", shorten(&s.value)))
                         .at(s.span)
                         .label("not a CIDR block")
                         .help(help),
@@ -252,13 +264,18 @@ impl Decoder {
 
 /// Reads a dotted quad strictly: no leading zeros, which some parsers take as octal.
 pub fn parse_ipv4(text: &str) -> Result<Ipv4Addr, String> {
+    if text.contains(':') && text.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(
+            "it is an IPv6 address, and IPv6 is not supported yet (k8snet models IPv4 clusters only)".to_owned(),
+        );
+    }
     let parts: Vec<&str> = text.split('.').collect();
     if parts.len() != 4 {
         return Err(format!("it has {} parts, an address has 4", parts.len()));
     }
     for part in &parts {
         if part.len() > 1 && part.starts_with('0') {
-            return Err(format!("`{part}` has a leading zero"));
+            return Err(format!("`{}` has a leading zero", shorten(part)));
         }
     }
     Ipv4Addr::from_str(text).map_err(|_| "each part must be a number from 0 to 255".to_owned())
@@ -285,7 +302,7 @@ pub fn parse_cidr(text: &str) -> Result<Ipv4Net, CidrError> {
         Ok(n) if n <= 32 && (len == "0" || !len.starts_with('0')) => n,
         _ => {
             return Err(CidrError {
-                why: format!("the prefix length `{len}` must be a number from 0 to 32"),
+                why: format!("the prefix length `{}` must be a number from 0 to 32", shorten(len)),
                 help: example.into(),
             });
         }
@@ -305,23 +322,34 @@ pub fn parse_cidr(text: &str) -> Result<Ipv4Net, CidrError> {
 
 /// The known word nearest to a typo, if it is near enough to be a likely meaning.
 pub fn closest<'a>(typed: &str, known: &[&'a str]) -> Option<&'a str> {
+    let near_enough = |k: &str| 2.max(k.len() / 4);
+    let typed_len = typed.chars().count();
+    let typed = typed.to_lowercase();
     known
         .iter()
-        .map(|k| {
-            (
-                strsim::damerau_levenshtein(&typed.to_lowercase(), &k.to_lowercase()),
-                *k,
-            )
-        })
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        // The edit distance is at least the difference in length; skipping words that differ
+        // more keeps a megabyte-long typo from costing seconds.
+        .filter(|k| typed_len.abs_diff(k.chars().count()) <= near_enough(k))
+        .map(|k| (strsim::damerau_levenshtein(&typed, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= near_enough(k))
         .min()
         .map(|(_, k)| k)
 }
 
-/// A hint for a name that is not one of `known`: the likely meaning, or else the whole list.
+/// How many known names a hint lists before it only counts the rest.
+const LISTED_NAMES: usize = 10;
+
+/// A hint for a name that is not one of `known`: the likely meaning, or else the list (its
+/// first names, then how many more).
 pub fn did_you_mean(typed: &str, known: &[&str], list_label: &str) -> String {
     match closest(typed, known) {
         Some(best) => format!("did you mean `{best}`?"),
+        None if known.is_empty() => format!("{list_label}: none"),
+        None if known.len() > LISTED_NAMES => format!(
+            "{list_label}: {} and {} more",
+            known[..LISTED_NAMES].join(", "),
+            known.len() - LISTED_NAMES
+        ),
         None => format!("{list_label}: {}", known.join(", ")),
     }
 }

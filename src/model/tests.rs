@@ -247,8 +247,5 @@ fn an_alias_bomb_is_refused() {
         prev = c;
     }
     let diags = problems(&text);
-    assert!(
-        diags.iter().any(|d| d.message.starts_with("invalid YAML")),
-        "{diags:#?}"
-    );
+    assert!(diags.iter().any(|d| d.message.contains("aliases expand")), "{diags:#?}");
 }

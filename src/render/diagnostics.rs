@@ -1,5 +1,9 @@
 //! Diagnostics as compiler-style snippets: the message, the file and place, the line itself
 //! with the mistake underlined, and what to do about it.
+//!
+//! Rendering costs the same for every diagnostic however long the file is: lines are found
+//! through an index built once, and each snippet is given only its own line. A file with
+//! thousands of mistakes shows the first [`SHOWN_ERRORS`] and says how many more there are.
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
@@ -7,14 +11,30 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::input::Source;
 use crate::render::untrusted;
 
+/// How many errors are printed before the rest are only counted. Fixing the first ones usually
+/// fixes many of the others, and a screenful is what a reader takes in.
+pub const SHOWN_ERRORS: usize = 50;
+
 /// Renders `diagnostics` against `source`. The file's text, its name and every message (which
 /// may quote the file) are untrusted: control characters in them are shown, never sent.
 pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> String {
     let renderer = if color { Renderer::styled() } else { Renderer::plain() };
     let text = untrusted::pictures(&source.text);
     let path = untrusted::escape(&source.name);
+    let lines = LineIndex::new(&text);
     let mut out = String::new();
+    let mut shown_errors = 0;
+    let mut hidden_errors = 0;
+    let mut hidden_warnings = 0;
     for d in diagnostics {
+        if shown_errors >= SHOWN_ERRORS {
+            match d.severity {
+                Severity::Error => hidden_errors += 1,
+                Severity::Warning => hidden_warnings += 1,
+            }
+            continue;
+        }
+        shown_errors += usize::from(d.is_error());
         let level = match d.severity {
             Severity::Error => Level::ERROR,
             Severity::Warning => Level::WARNING,
@@ -24,15 +44,16 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
         let mut report: Vec<Group> = Vec::new();
         let group = match d
             .at
-            .and_then(|at| byte_range(&text, at.pos.line, at.pos.column, at.len))
+            .and_then(|at| lines.locate(&text, at.pos.line, at.pos.column, at.len))
         {
-            Some(range) => {
-                let mut annotation = AnnotationKind::Primary.span(range);
+            Some(found) => {
+                let mut annotation = AnnotationKind::Primary.span(found.range);
                 if let Some(label) = &d.label {
                     annotation = annotation.label(untrusted::escape(label));
                 }
                 title.element(
-                    Snippet::source(text.as_ref())
+                    Snippet::source(found.line_text)
+                        .line_start(found.line)
                         .path(path.as_ref())
                         .fold(true)
                         .annotation(annotation),
@@ -47,16 +68,31 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
         out.push_str(&renderer.render(&report));
         out.push_str("\n\n");
     }
+    if hidden_errors + hidden_warnings > 0 {
+        out.push_str(&format!(
+            "... and {}{} not shown: fix these first, then run again\n\n",
+            count(hidden_errors, "more error"),
+            if hidden_warnings > 0 {
+                format!(
+                    "{}{}",
+                    if hidden_errors > 0 { " and " } else { "" },
+                    count(hidden_warnings, "more warning")
+                )
+            } else {
+                String::new()
+            },
+        ));
+    }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     if errors > 0 {
         out.push_str(&format!(
-            "{}: {} has {errors} error{}{}\n",
+            "{}: {} has {}{}\n",
             if color { "\x1b[1;31merror\x1b[0m" } else { "error" },
             path,
-            if errors == 1 { "" } else { "s" },
+            count(errors, "error"),
             if warnings > 0 {
-                format!(" and {warnings} warning{}", if warnings == 1 { "" } else { "s" })
+                format!(" and {}", count(warnings, "warning"))
             } else {
                 String::new()
             },
@@ -65,32 +101,102 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
     out
 }
 
-/// The byte range of `len` characters starting at a 1-based line and column.
-fn byte_range(text: &str, line: u64, column: u64, len: usize) -> Option<std::ops::Range<usize>> {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(line.checked_sub(1)? as usize)
-        .map(str::len)
-        .sum();
-    let line_text = text[line_start..].split('\n').next()?;
-    let mut chars = line_text.char_indices().skip(column.checked_sub(1)? as usize);
-    let (start, _) = chars.next().unwrap_or((line_text.len(), ' '));
-    let end = line_text[start..]
-        .char_indices()
-        .nth(len)
-        .map(|(i, _)| start + i)
-        .unwrap_or(line_text.len());
-    Some(line_start + start..line_start + end.max(start))
+/// "1 error", "31,950 errors".
+fn count(n: usize, noun: &str) -> String {
+    format!(
+        "{} {noun}{}",
+        crate::diagnostic::thousands(n),
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Where each line of a text starts, so a line is found by its number without rescanning.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+/// One line of the text and the byte range, within that line, of the stretch to underline.
+struct Located<'a> {
+    line: usize,
+    line_text: &'a str,
+    range: std::ops::Range<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The line holding `len` characters from a 1-based line and column.
+    fn locate<'a>(&self, text: &'a str, line: u64, column: u64, len: usize) -> Option<Located<'a>> {
+        let index = usize::try_from(line.checked_sub(1)?).ok()?;
+        let start = *self.starts.get(index)?;
+        let end = self.starts.get(index + 1).map_or(text.len(), |next| next - 1);
+        let line_text = &text[start..end];
+        let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
+        let skip = usize::try_from(column.checked_sub(1)?).ok()?;
+        let mut chars = line_text.char_indices().skip(skip);
+        let (from, _) = chars.next().unwrap_or((line_text.len(), ' '));
+        let to = line_text[from..]
+            .char_indices()
+            .nth(len)
+            .map(|(i, _)| from + i)
+            .unwrap_or(line_text.len());
+        Some(Located {
+            line: index + 1,
+            line_text,
+            range: from..to.max(from),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn range(text: &str, line: u64, column: u64, len: usize) -> Option<(usize, &str)> {
+        let found = LineIndex::new(text).locate(text, line, column, len)?;
+        Some((found.line, &found.line_text[found.range]))
+    }
+
     #[test]
-    fn byte_range_counts_characters_not_bytes() {
+    fn columns_count_characters_not_bytes() {
         let text = "a: 1\nname: é-x\n";
-        assert_eq!(byte_range(text, 2, 7, 1), Some(11..13));
-        assert_eq!(&text[byte_range(text, 2, 1, 4).unwrap()], "name");
+        assert_eq!(range(text, 2, 7, 1), Some((2, "é")));
+        assert_eq!(range(text, 2, 1, 4), Some((2, "name")));
+    }
+
+    #[test]
+    fn a_line_past_the_end_is_not_found() {
+        assert_eq!(range("a: 1\n", 3, 1, 1), None);
+        assert_eq!(range("a: 1", 1, 4, 1), Some((1, "1")));
+    }
+
+    #[test]
+    fn counts_are_grouped_in_thousands() {
+        assert_eq!(count(31_950, "more error"), "31,950 more errors");
+        assert_eq!(count(1, "error"), "1 error");
+        assert_eq!(count(999, "error"), "999 errors");
+    }
+
+    #[test]
+    fn only_the_first_errors_are_shown() {
+        let source = Source {
+            name: "f.yaml".into(),
+            text: "a: 1\n".into(),
+        };
+        let many: Vec<Diagnostic> = (0..SHOWN_ERRORS + 7)
+            .map(|i| Diagnostic::error(format!("e{i}")))
+            .collect();
+        let out = render(&source, &many, false);
+        assert!(out.contains(&format!("e{}", SHOWN_ERRORS - 1)));
+        assert!(!out.contains(&format!("e{SHOWN_ERRORS}")));
+        assert!(out.contains("and 7 more errors not shown"), "{out}");
+        assert!(
+            out.ends_with(&format!("f.yaml has {} errors\n", SHOWN_ERRORS + 7)),
+            "{out}"
+        );
     }
 }

@@ -205,6 +205,7 @@ fn destination(
 ) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
     let to = q.to;
     let tcp = q.protocol.unwrap_or(Protocol::Tcp);
+    refuse_ipv6(to)?;
     if let Some((scheme, rest)) = to.split_once("://") {
         let (host, path, https) = parse_url(scheme, rest, q.port)?;
         return ingress_request(
@@ -307,7 +308,7 @@ fn destination(
         return Ok((Some(SocketAddrV4::new(c.nodes[i].ip, port)), tcp));
     }
     if let Some(rest) = to.strip_prefix("localhost:").or_else(|| to.strip_prefix("127.0.0.1:")) {
-        let port: u16 = rest.parse().map_err(|_| format!("`{rest}` is not a port"))?;
+        let port = parse_port(rest)?;
         notes.push("localhost stays inside the sender's network namespace: for a pod, its containers share it".into());
         return Ok((
             Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, q.port.unwrap_or(port))),
@@ -320,8 +321,11 @@ fn destination(
             .ok_or_else(|| format!("give a port for {ip}, as {ip}:PORT or --port"))?;
         return Ok((Some(SocketAddrV4::new(ip, port)), tcp));
     }
-    if let Ok(addr) = to.parse::<SocketAddrV4>() {
-        return Ok((Some(SocketAddrV4::new(*addr.ip(), q.port.unwrap_or(addr.port()))), tcp));
+    if let Some((ip, port)) = to.rsplit_once(':')
+        && let Ok(ip) = ip.parse::<Ipv4Addr>()
+    {
+        let port = parse_port(port)?;
+        return Ok((Some(SocketAddrV4::new(ip, q.port.unwrap_or(port))), tcp));
     }
     let bare = to.strip_prefix("pod/");
     let (name, port) = split_port(bare.unwrap_or(to))?;
@@ -473,9 +477,43 @@ fn dns_name(
 /// Service's load-balancer address, or else to a node's NodePort.
 fn split_port(text: &str) -> Result<(&str, Option<u16>), Error> {
     match text.rsplit_once(':') {
-        Some((name, port)) => Ok((name, Some(port.parse().map_err(|_| format!("`{port}` is not a port"))?))),
+        Some((name, port)) => Ok((name, Some(parse_port(port)?))),
         None => Ok((text, None)),
     }
+}
+
+/// A port as a scenario file writes one: a whole number from 1 to 65535, without a leading
+/// zero (`08080` is refused, as `010.0.0.1` is, since some tools read it as octal).
+pub fn parse_port(text: &str) -> Result<u16, Error> {
+    let shown = crate::diagnostic::shorten(text);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{shown}` is not a port: write a number from 1 to 65535"));
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(format!(
+            "port `{shown}` has a leading zero: write {}",
+            text.trim_start_matches('0')
+        ));
+    }
+    match text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!(
+            "port {shown} is out of range: a port is a number from 1 to 65535"
+        )),
+    }
+}
+
+/// An IPv6 address (bare, in brackets, or with a port) is refused with what is missing, rather
+/// than taken for a DNS name.
+pub fn refuse_ipv6(text: &str) -> Result<(), Error> {
+    let host = text.strip_prefix('[').and_then(|t| t.split(']').next()).unwrap_or(text);
+    if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(format!(
+            "`{}` is an IPv6 address: IPv6 is not supported yet; k8snet models IPv4 clusters only",
+            crate::diagnostic::shorten(text)
+        ));
+    }
+    Ok(())
 }
 
 /// The pod whose address and port the packet was finally delivered to, if any.

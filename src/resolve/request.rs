@@ -130,7 +130,7 @@ pub(super) fn parse_url(scheme: &str, rest: &str, port: Option<u16>) -> Result<(
         None => (rest, "/"),
     };
     let (host, explicit) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?)),
+        Some((h, p)) => (h, Some(super::parse_port(p)?)),
         None => (authority, None),
     };
     let default = if https { 443 } else { 80 };

@@ -25,12 +25,15 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
             .host_named(name)
             .ok_or_else(|| format!("no network namespace for {name}"))
     };
+    super::refuse_ipv6(q.from)?;
     if q.from == "internet" || q.from.starts_with("external:") {
         let ip = match q.from.strip_prefix("external:") {
             None => INTERNET_CLIENT,
-            Some(text) => text
-                .parse::<Ipv4Addr>()
-                .map_err(|_| format!("`{text}` is not an IPv4 address: write external:203.0.113.7"))?,
+            Some(text) => {
+                super::refuse_ipv6(text)?;
+                text.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("`{text}` is not an IPv4 address: write external:203.0.113.7"))?
+            }
         };
         if ip.is_private()
             || ip.is_loopback()

@@ -1,20 +1,34 @@
 //! Ingresses and the trace cases a scenario pins for CI.
 
+use std::collections::HashMap;
+
 use super::{Validator, namespace, syntax};
 use crate::input::decode::Sp;
 use crate::input::spec::{self, Scenario, TargetPortSpec};
 use crate::model::*;
 
+/// The cluster's Services, found by namespace and name without a scan.
+struct Services<'a> {
+    all: &'a [Service],
+    by_name: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl Services<'_> {
+    fn find(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.by_name.get(&(namespace, name)).copied()
+    }
+}
+
 impl Validator {
-    fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &[Service]) -> Option<Backend> {
+    fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &Services<'_>) -> Option<Backend> {
         let name = b.service.as_ref()?;
-        let Some(si) = services
-            .iter()
-            .position(|s| s.namespace == namespace && s.name == name.value)
-        else {
+        let Some(si) = services.find(namespace, &name.value) else {
             self.error(
                 name.span,
-                format!("backend service `{namespace}/{}` does not exist", name.value),
+                format!(
+                    "backend service `{namespace}/{}` does not exist",
+                    crate::diagnostic::shorten(&name.value)
+                ),
                 "an Ingress backend is a Service in the Ingress's own namespace",
             );
             return None;
@@ -25,12 +39,12 @@ impl Validator {
         {
             return None;
         }
-        let found = services[si].ports.iter().position(|p| match &port.value {
+        let found = services.all[si].ports.iter().position(|p| match &port.value {
             TargetPortSpec::Number(n) => p.port == *n,
             TargetPortSpec::Name(n) => p.name.as_deref() == Some(n.as_str()),
         });
         if found.is_none() {
-            let have: Vec<String> = services[si]
+            let have: Vec<String> = services.all[si]
                 .ports
                 .iter()
                 .map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string()))
@@ -55,6 +69,12 @@ impl Validator {
     }
 
     pub(super) fn ingresses(&mut self, s: &Scenario, services: &[Service]) -> Vec<Ingress> {
+        let mut by_name = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            // The first of two Services with one name wins, as a scan would find it.
+            by_name.entry((s.namespace.as_str(), s.name.as_str())).or_insert(i);
+        }
+        let services = &Services { all: services, by_name };
         let mut out: Vec<Ingress> = Vec::new();
         for ing in &s.ingresses {
             let name = self.name(&ing.name, "ingress name", true);
@@ -63,11 +83,14 @@ impl Validator {
             };
             let controller = ing.controller.as_ref().and_then(|c| {
                 let (ns, n) = c.split_once('/').unwrap_or(("default", c.as_str()));
-                let found = services.iter().position(|s| s.namespace == ns && s.name == n);
+                let found = services.find(ns, n);
                 if found.is_none() {
                     self.error(
                         c.span,
-                        format!("controller service `{ns}/{n}` does not exist"),
+                        format!(
+                            "controller service `{}` does not exist",
+                            crate::diagnostic::shorten(&format!("{ns}/{n}"))
+                        ),
                         "name the Service in front of the ingress controller pods as namespace/name",
                     );
                 }
@@ -140,7 +163,11 @@ impl Validator {
             {
                 let names: Vec<&str> = crate::trace::Verdict::ALL.iter().map(|v| v.name()).collect();
                 let help = crate::input::decode::did_you_mean(&e.value, &names, "verdicts are");
-                self.error(e.span, format!("`{}` is not a verdict", e.value), help);
+                self.error(
+                    e.span,
+                    format!("`{}` is not a verdict", crate::diagnostic::shorten(&e.value)),
+                    help,
+                );
                 continue;
             }
             if let (Some(from), Some(to), Some(expect)) = (&t.from, &t.to, &t.expect) {

@@ -1,11 +1,12 @@
 //! Turns a decoded scenario into a [`Cluster`], checking every rule a real cluster would enforce
 //! (or that would make the network meaningless), and collecting all problems in one pass.
 
+mod duplicates;
 mod ingress;
 mod services;
 mod syntax;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -14,6 +15,7 @@ use super::*;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::input::decode::Sp;
 use crate::input::spec::{self, Scenario};
+use duplicates::Seen;
 
 pub struct Built {
     pub cluster: Cluster,
@@ -49,7 +51,13 @@ struct Networks<'a> {
 #[derive(Default)]
 struct Validator {
     diagnostics: Vec<Diagnostic>,
+    /// How many did-you-mean hints were looked for; each compares a name with every known one.
+    suggestions: usize,
 }
+
+/// Beyond this many, hints stop searching for the nearest name: only the first errors are
+/// shown, and a file with thousands of them would otherwise cost names × nodes comparisons.
+const SUGGESTIONS: usize = 100;
 
 impl Validator {
     fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
@@ -63,7 +71,10 @@ impl Validator {
             Err(why) => {
                 self.error(
                     value.span,
-                    format!("`{}` is not a valid {what}: it {why}", value.value),
+                    format!(
+                        "`{}` is not a valid {what}: it {why}",
+                        crate::diagnostic::shorten(&value.value)
+                    ),
                     help,
                 );
                 false
@@ -114,7 +125,7 @@ impl Validator {
         if rule(&name).is_err() {
             self.error(
                 name.span,
-                format!("`{}` is not a valid {what}", name.value),
+                format!("`{}` is not a valid {what}", crate::diagnostic::shorten(&name.value)),
                 "names are lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters",
             );
             return None;
@@ -243,15 +254,23 @@ impl Validator {
         let (hairpin, bridge_nf) = defaults;
         let mut out: Vec<(Node, Span)> = Vec::new();
         let mut cidrs: Vec<(String, Sp<Ipv4Net>)> = Vec::new();
-        let mut ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        let mut names: Seen<String> = Seen::default();
+        let mut ips: Seen<Ipv4Addr> = Seen::default();
         for n in &s.nodes {
             let name = self.name(&n.name, "node name", true);
             if let Some(name) = &name
-                && out.iter().any(|(o, _)| o.name == name.value)
+                && let Some(earlier) = names.record(name.value.clone(), &name.value)
             {
                 self.error(
                     name.span,
-                    format!("duplicate node name `{}`", name.value),
+                    if earlier.count == 1 {
+                        format!("duplicate node name `{}`", name.value)
+                    } else {
+                        format!(
+                            "duplicate node name `{}` ({} earlier nodes have it)",
+                            name.value, earlier.count
+                        )
+                    },
                     "give each node its own name",
                 );
             }
@@ -272,10 +291,15 @@ impl Validator {
                         "the gateway is the cloud router; give the node another address",
                     );
                 }
-                if let Some(other) = ips.insert(ip.value, name.as_ref().map(|n| n.value.clone()).unwrap_or_default()) {
+                let user = name.as_ref().map(|n| n.value.as_str()).unwrap_or_default();
+                if let Some(earlier) = ips.record(ip.value, user) {
                     self.error(
                         ip.span,
-                        format!("node IP {} is already used by node `{other}`", ip.value),
+                        format!(
+                            "node IP {} is already used by {}",
+                            ip.value,
+                            duplicates::named("node", "nodes", &earlier)
+                        ),
                         "every node needs its own address",
                     );
                 }
@@ -306,15 +330,6 @@ impl Validator {
                         "ClusterIPs would be ambiguous with this node's pod addresses; pick a podCIDR outside the service network",
                     );
                 }
-                for (other, o) in &cidrs {
-                    if overlaps(cidr, o) {
-                        self.error(
-                            cidr.span,
-                            format!("podCIDR {} overlaps node `{other}`'s podCIDR {}", cidr.value, o.value),
-                            "every node needs its own slice of the pod network",
-                        );
-                    }
-                }
                 cidrs.push((name.as_ref().map(|n| n.value.clone()).unwrap_or_default(), cidr.clone()));
             }
             let routes = self.routes(&n.routes);
@@ -333,6 +348,7 @@ impl Validator {
                 ));
             }
         }
+        self.pod_cidr_overlaps(&cidrs);
         out
     }
 
@@ -368,7 +384,7 @@ impl Validator {
             {
                 self.error(
                     dev.span,
-                    format!("no device `{}` on the node", dev.value),
+                    format!("no device `{}` on the node", crate::diagnostic::shorten(&dev.value)),
                     "a node's devices are eth0 (node network), cbr0 (pod bridge) and lo",
                 );
                 continue;
@@ -389,11 +405,33 @@ impl Validator {
     fn pods(&mut self, s: &Scenario, nodes: &[(Node, Span)]) -> Vec<(Pod, Span)> {
         let mut out: Vec<(Pod, Span)> = Vec::new();
         let mut ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        // The first node of a name wins, as it does when a pod looks for its node.
+        let mut node_index: HashMap<&str, usize> = HashMap::new();
+        for (i, (n, _)) in nodes.iter().enumerate() {
+            node_index.entry(n.name.as_str()).or_insert(i);
+        }
+        let nodes_in_file: HashSet<&str> = s
+            .nodes
+            .iter()
+            .filter_map(|n| n.name.as_ref())
+            .map(|n| n.value.as_str())
+            .collect();
+        let mut pod_cidr_owner: HashMap<Ipv4Net, usize> = HashMap::new();
+        for (i, (n, _)) in nodes.iter().enumerate() {
+            pod_cidr_owner.entry(n.pod_cidr).or_insert(i);
+        }
+        let owner_of = |ip: Ipv4Addr| {
+            (0..=32u8)
+                .rev()
+                .find_map(|len| pod_cidr_owner.get(&Ipv4Net::new(ip, len).ok()?.trunc()).copied())
+        };
+        let mut names: HashSet<(String, String)> = HashSet::new();
+        let known_nodes: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
         for p in &s.pods {
             let name = self.name(&p.name, "pod name", true);
             let namespace = namespace(self, &p.namespace);
             if let (Some(name), Some(ns)) = (&name, &namespace)
-                && out.iter().any(|(o, _)| o.name == name.value && &o.namespace == ns)
+                && !names.insert((ns.clone(), name.value.clone()))
             {
                 self.error(
                     name.span,
@@ -402,23 +440,24 @@ impl Validator {
                 );
             }
             let node = match &p.node {
-                Some(n) => match nodes.iter().position(|(node, _)| node.name == n.value) {
-                    Some(i) => Some(i),
+                Some(n) => match node_index.get(n.value.as_str()) {
+                    Some(&i) => Some(i),
                     // A node that is in the file but had problems of its own was reported
                     // already; saying it "does not exist" would only mislead.
-                    None if s
-                        .nodes
-                        .iter()
-                        .any(|sn| sn.name.as_ref().is_some_and(|sn| sn.value == n.value)) =>
-                    {
-                        None
-                    }
+                    None if nodes_in_file.contains(n.value.as_str()) => None,
                     None => {
-                        let known: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
-                        let help = crate::input::decode::did_you_mean(&n.value, &known, "the nodes are");
+                        let help = if self.suggestions < SUGGESTIONS {
+                            self.suggestions += 1;
+                            crate::input::decode::did_you_mean(&n.value, &known_nodes, "the nodes are")
+                        } else {
+                            "a pod's node must be one of the nodes listed under `nodes:`".to_owned()
+                        };
                         self.error(
                             n.span,
-                            format!("pod is on node `{}`, which does not exist", n.value),
+                            format!(
+                                "pod is on node `{}`, which does not exist",
+                                crate::diagnostic::shorten(&n.value)
+                            ),
                             help,
                         );
                         None
@@ -443,7 +482,7 @@ impl Validator {
                 (Some(i), Some(ip), false) => {
                     let cidr = nodes[i].0.pod_cidr;
                     if !cidr.contains(&ip.value) {
-                        let owner = nodes.iter().find(|(n, _)| n.pod_cidr.contains(&ip.value));
+                        let owner = owner_of(ip.value).map(|o| &nodes[o]);
                         let help = match owner {
                             Some((o, _)) => format!(
                                 "{} belongs to node `{}`'s podCIDR {}; the CNI gives pods on {} addresses from {cidr}",
@@ -514,10 +553,11 @@ impl Validator {
         let mut out: Vec<Container> = Vec::new();
         let mut bound: BTreeMap<(u16, Protocol), String> = BTreeMap::new();
         let mut port_names: BTreeSet<String> = BTreeSet::new();
+        let mut names: HashSet<String> = HashSet::new();
         for c in specs {
             let name = self.name(&c.name, "container name", false);
             if let Some(n) = &name
-                && out.iter().any(|o| o.name == n.value)
+                && !names.insert(n.value.clone())
             {
                 self.error(
                     n.span,
@@ -543,7 +583,10 @@ impl Validator {
                 {
                     self.error(
                         pn.span,
-                        format!("duplicate port name `{}` in the pod", pn.value),
+                        format!(
+                            "duplicate port name `{}` in the pod",
+                            crate::diagnostic::shorten(&pn.value)
+                        ),
                         "port names are unique within a pod",
                     );
                 }

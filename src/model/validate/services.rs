@@ -1,6 +1,6 @@
 //! Services: addresses, ports, endpoints and the rules of NodePort and load-balancer fields.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -23,6 +23,14 @@ impl Validator {
         let mut out: Vec<Service> = Vec::new();
         let mut cluster_ips: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
         let mut node_ports: BTreeMap<u16, String> = BTreeMap::new();
+        let mut names: HashSet<(String, String)> = HashSet::new();
+        // Pods by each of their labels, so a selector looks only at pods that carry its rarest label.
+        let mut by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+        for (i, (p, _)) in pods.iter().enumerate() {
+            for (k, v) in &p.labels {
+                by_label.entry((&p.namespace, k, v)).or_default().push(i);
+            }
+        }
         for sv in &s.services {
             let name = self.name(&sv.name, "service name", false);
             let namespace = namespace(self, &sv.namespace);
@@ -32,7 +40,7 @@ impl Validator {
                 name.as_ref().map(|n| n.value.as_str()).unwrap_or("?")
             );
             if let (Some(n), Some(ns)) = (&name, &namespace)
-                && out.iter().any(|o| o.name == n.value && &o.namespace == ns)
+                && !names.insert((ns.clone(), n.value.clone()))
             {
                 self.error(
                     n.span,
@@ -81,7 +89,10 @@ impl Validator {
                     Err(why) => {
                         self.error(
                             ip.span,
-                            format!("`{}` is not a valid clusterIP: {why}", ip.value),
+                            format!(
+                                "`{}` is not a valid clusterIP: {why}",
+                                crate::diagnostic::shorten(&ip.value)
+                            ),
                             "write an address from serviceNetwork, or None for a headless Service",
                         );
                         None
@@ -90,14 +101,21 @@ impl Validator {
                 None => None,
             };
             let selector = sv.selector.as_ref().map(|s| self.labels(s));
-            let selected: Vec<usize> = match &selector {
-                Some(sel) => pods
+            let selected: Vec<usize> = match (&selector, &namespace) {
+                (Some(sel), Some(ns)) => sel
                     .iter()
-                    .enumerate()
-                    .filter(|(_, (p, _))| Some(&p.namespace) == namespace.as_ref() && selects(sel, &p.labels))
-                    .map(|(i, _)| i)
+                    .map(|(k, v)| {
+                        by_label
+                            .get(&(ns.as_str(), k.as_str(), v.as_str()))
+                            .map_or(&[][..], Vec::as_slice)
+                    })
+                    .min_by_key(|candidates| candidates.len())
+                    .unwrap_or_default()
+                    .iter()
+                    .copied()
+                    .filter(|&i| selects(sel, &pods[i].0.labels))
                     .collect(),
-                None => Vec::new(),
+                _ => Vec::new(),
             };
             if selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
                 let sel = selector
@@ -110,6 +128,7 @@ impl Validator {
                 );
             }
             let mut ports: Vec<ServicePort> = Vec::new();
+            let mut listed: HashSet<(u16, Protocol)> = HashSet::new();
             for p in &sv.ports {
                 let Some(port) = &p.port else { continue };
                 let protocol = protocol(&p.protocol);
@@ -128,7 +147,7 @@ impl Validator {
                         "add `name:` to every port",
                     );
                 }
-                if ports.iter().any(|o| o.port == port.value && o.protocol == protocol) {
+                if !listed.insert((port.value, protocol)) {
                     self.error(
                         port.span,
                         format!("port {}/{protocol} is listed twice", port.value),
@@ -218,12 +237,15 @@ impl Validator {
                     };
                     self.error(
                         t.span,
-                        format!("targetPort `{n}` names no {protocol} container port of the selected pods"),
+                        format!(
+                            "targetPort `{}` names no {protocol} container port of the selected pods",
+                            crate::diagnostic::shorten(n)
+                        ),
                         help,
                     );
                 }
                 // kube-proxy sorts endpoints by their "ip:port" text before writing its chains.
-                endpoints.sort_by_key(|e| format!("{}:{}", e.ip, e.port));
+                endpoints.sort_by_cached_key(|e| format!("{}:{}", e.ip, e.port));
                 ports.push(ServicePort {
                     name: p.name.as_ref().map(|n| n.value.clone()),
                     port: port.value,

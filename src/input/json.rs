@@ -1,0 +1,439 @@
+//! Reading JSON into the spanned [`Node`] tree, so a scenario written as JSON gets the same
+//! checks, messages, lines and columns as one written as YAML.
+//!
+//! serde_json does not say where each value starts, and the decoder needs that for every node.
+//! So a small reader walks the text once, keeping the line and column as it goes, and builds the
+//! tree directly; serde_json decodes strings with escapes in them, and when the text is not JSON,
+//! serde_json is asked to read it again and its message and place are the ones reported.
+
+use std::collections::HashSet;
+
+use super::tree::{MAX_DEPTH, Node, Pos, Value, too_deep};
+use crate::diagnostic::{Diagnostic, Span, shorten};
+
+/// Parses JSON text into the tree, or says where and why it cannot.
+pub fn read(text: &str) -> Result<Node, Diagnostic> {
+    let mut reader = Reader::new(text);
+    let result = reader.value(0).and_then(|root| {
+        reader.skip_space();
+        if reader.at < reader.bytes.len() {
+            Err(Problem::Syntax(reader.at))
+        } else {
+            Ok(root)
+        }
+    });
+    result.map_err(|problem| match problem {
+        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at)),
+        Problem::Located(pos, d) => d.at(Span { pos, len: 1 }),
+    })
+}
+
+enum Problem {
+    /// Not JSON, first noticed at this byte offset.
+    Syntax(usize),
+    /// JSON, but beyond what k8snet reads (too deep, a key written twice).
+    Located(Pos, Box<Diagnostic>),
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    line: u64,
+    line_start: usize,
+    /// The last offset a column was computed for on the current line, and that column: columns
+    /// count characters, and on a one-line file counting from the line's start each time would
+    /// make reading quadratic.
+    column_mark: (usize, u64),
+}
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Self {
+        let skip_bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: skip_bom,
+            line: 1,
+            line_start: skip_bom,
+            column_mark: (skip_bom, 1),
+        }
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(&b) = self.bytes.get(self.at) {
+            match b {
+                b' ' | b'\t' | b'\r' => self.at += 1,
+                b'\n' => {
+                    self.at += 1;
+                    self.line += 1;
+                    self.line_start = self.at;
+                    self.column_mark = (self.at, 1);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// The line and column of an offset on the current line (or before the reader started it).
+    fn pos_at(&mut self, at: usize) -> Pos {
+        if at < self.line_start {
+            return position_of(self.text, at);
+        }
+        let (from, column) = if self.column_mark.0 <= at {
+            self.column_mark
+        } else {
+            (self.line_start, 1)
+        };
+        let column = column + chars_in(&self.bytes[from..at]);
+        self.column_mark = (at, column);
+        Pos {
+            line: self.line,
+            column,
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Node, Problem> {
+        self.skip_space();
+        let start = self.at;
+        let pos = self.pos_at(start);
+        let value = match self.bytes.get(start) {
+            Some(b'{') => {
+                self.enter(depth, pos)?;
+                self.object(depth)?
+            }
+            Some(b'[') => {
+                self.enter(depth, pos)?;
+                self.array(depth)?
+            }
+            Some(b'"') => Value::Str(self.string()?),
+            Some(b't') => self.literal("true", Value::Bool(true))?,
+            Some(b'f') => self.literal("false", Value::Bool(false))?,
+            Some(b'n') => self.literal("null", Value::Null)?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            _ => return Err(Problem::Syntax(start)),
+        };
+        Ok(Node { pos, value })
+    }
+
+    fn enter(&self, depth: usize, pos: Pos) -> Result<(), Problem> {
+        if depth >= MAX_DEPTH {
+            return Err(Problem::Located(pos, Box::new(too_deep())));
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, Problem> {
+        self.at += 1;
+        let mut entries: Vec<(Node, Node)> = Vec::new();
+        // Small mappings are checked for a repeated key by looking back; big ones by hashing.
+        let mut seen: Option<HashSet<String>> = None;
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return Ok(Value::Map(entries));
+        }
+        loop {
+            self.skip_space();
+            if self.bytes.get(self.at) != Some(&b'"') {
+                return Err(Problem::Syntax(self.at));
+            }
+            let key = self.value(depth + 1)?;
+            let Value::Str(name) = &key.value else {
+                return Err(Problem::Syntax(self.at));
+            };
+            let repeated = match &mut seen {
+                Some(set) => !set.insert(name.clone()),
+                None => {
+                    let repeated = entries.iter().any(|(k, _)| k.value == key.value);
+                    if entries.len() >= 16 {
+                        let mut set: HashSet<String> = HashSet::new();
+                        for (k, _) in &entries {
+                            if let Value::Str(k) = &k.value {
+                                set.insert(k.clone());
+                            }
+                        }
+                        set.insert(name.clone());
+                        seen = Some(set);
+                    }
+                    repeated
+                }
+            };
+            if repeated {
+                let d = Diagnostic::error(format!("duplicate key `{}`", shorten(name)))
+                    .label("written twice in one mapping")
+                    .help("a key appears once in a mapping; remove one of the two, or rename it");
+                return Err(Problem::Located(key.pos, Box::new(d)));
+            }
+            self.skip_space();
+            if self.bytes.get(self.at) != Some(&b':') {
+                return Err(Problem::Syntax(self.at));
+            }
+            self.at += 1;
+            let value = self.value(depth + 1)?;
+            entries.push((key, value));
+            self.skip_space();
+            match self.bytes.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Value::Map(entries));
+                }
+                _ => return Err(Problem::Syntax(self.at)),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, Problem> {
+        self.at += 1;
+        let mut items = Vec::new();
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&b']') {
+            self.at += 1;
+            return Ok(Value::Seq(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.skip_space();
+            match self.bytes.get(self.at) {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Value::Seq(items));
+                }
+                _ => return Err(Problem::Syntax(self.at)),
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, Problem> {
+        let start = self.at;
+        let mut i = start + 1;
+        let mut escaped = false;
+        loop {
+            match self.bytes.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    i += 2;
+                }
+                Some(&b) if b < 0x20 => return Err(Problem::Syntax(i)),
+                Some(_) => i += 1,
+                None => return Err(Problem::Syntax(self.bytes.len())),
+            }
+        }
+        self.at = i + 1;
+        if !escaped {
+            return Ok(self.text[start + 1..i].to_owned());
+        }
+        serde_json::from_str::<String>(&self.text[start..=i]).map_err(|_| Problem::Syntax(start))
+    }
+
+    fn literal(&mut self, word: &str, value: Value) -> Result<Value, Problem> {
+        if self.bytes[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(Problem::Syntax(self.at))
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, Problem> {
+        let start = self.at;
+        let digits = |bytes: &[u8], mut i: usize| {
+            let from = i;
+            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            (i, i - from)
+        };
+        let mut i = start + usize::from(self.bytes[start] == b'-');
+        let (after, count) = digits(self.bytes, i);
+        if count == 0 || (count > 1 && self.bytes[i] == b'0') {
+            return Err(Problem::Syntax(i));
+        }
+        i = after;
+        let mut whole = true;
+        if self.bytes.get(i) == Some(&b'.') {
+            whole = false;
+            let (after, count) = digits(self.bytes, i + 1);
+            if count == 0 {
+                return Err(Problem::Syntax(after));
+            }
+            i = after;
+        }
+        if matches!(self.bytes.get(i), Some(b'e' | b'E')) {
+            whole = false;
+            i += 1;
+            if matches!(self.bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let (after, count) = digits(self.bytes, i);
+            if count == 0 {
+                return Err(Problem::Syntax(after));
+            }
+            i = after;
+        }
+        self.at = i;
+        let literal = &self.text[start..i];
+        if whole && let Ok(n) = literal.parse::<i64>() {
+            return Ok(Value::Int(n));
+        }
+        // A whole number too large for 64 bits becomes a float, as it does in YAML, so that
+        // the decoder says it is out of range.
+        match literal.parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+            // serde_json says so too, but only when it reads the number into a value.
+            _ => Err(Problem::Located(
+                self.pos_at(start),
+                Box::new(
+                    Diagnostic::error("invalid JSON: number out of range")
+                        .label("too large for a 64-bit float")
+                        .help("write a smaller number"),
+                ),
+            )),
+        }
+    }
+}
+
+/// Characters in UTF-8 bytes: every byte but continuation bytes starts one.
+fn chars_in(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count() as u64
+}
+
+fn position_of(text: &str, at: usize) -> Pos {
+    let before = &text.as_bytes()[..at.min(text.len())];
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Pos {
+        line: 1 + before.iter().filter(|&&b| b == b'\n').count() as u64,
+        column: 1 + chars_in(&before[line_start..]),
+    }
+}
+
+/// The text is not JSON: serde_json reads it again and says why, in its words and at its place;
+/// should it disagree and accept the text, the place this reader stopped is reported.
+fn syntax_error(text: &str, fallback: Pos) -> Diagnostic {
+    let help = "fix the JSON syntax; every other check runs once the file parses";
+    let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) else {
+        return Diagnostic::error("invalid JSON")
+            .help(help)
+            .at(Span { pos: fallback, len: 1 });
+    };
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    let pos = if e.line() == 0 {
+        fallback
+    } else {
+        // serde_json counts the column in bytes; the renderer counts characters.
+        let line_text = text.split('\n').nth(e.line() - 1).unwrap_or_default();
+        let upto = e.column().min(line_text.len());
+        let upto = (0..=upto).rev().find(|&i| line_text.is_char_boundary(i)).unwrap_or(0);
+        Pos {
+            line: e.line() as u64,
+            column: chars_in(&line_text.as_bytes()[..upto]).max(1),
+        }
+    };
+    Diagnostic::error(format!("invalid JSON: {}", shorten(message)))
+        .help(help)
+        .at(Span { pos, len: 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Node {
+        read(text).unwrap_or_else(|d| panic!("{}", d.message))
+    }
+
+    fn error(text: &str) -> (String, u64, u64) {
+        let d = read(text).expect_err("should not parse");
+        let at = d.at.expect("a place").pos;
+        (d.message, at.line, at.column)
+    }
+
+    #[test]
+    fn every_node_knows_its_line_and_column() {
+        let root = parse("{\n  \"a\": [1, \"é\", {\"b\": true}],\n  \"c\": null\n}");
+        assert_eq!(root.pos, Pos { line: 1, column: 1 });
+        let Value::Map(entries) = &root.value else { panic!() };
+        assert_eq!(entries[0].0.pos, Pos { line: 2, column: 3 });
+        let Value::Seq(items) = &entries[0].1.value else {
+            panic!()
+        };
+        assert_eq!(items[1].pos, Pos { line: 2, column: 12 });
+        assert_eq!(items[2].pos, Pos { line: 2, column: 17 }, "columns count characters");
+        assert_eq!(
+            entries[1].1,
+            Node {
+                pos: Pos { line: 3, column: 8 },
+                value: Value::Null
+            }
+        );
+    }
+
+    #[test]
+    fn columns_on_one_long_line_are_counted_from_the_last_one() {
+        let text = format!("[{}]", vec!["\"ü\""; 2000].join(","));
+        let Value::Seq(items) = parse(&text).value else {
+            panic!()
+        };
+        assert_eq!(items[1999].pos.column, 2 + 4 * 1999);
+    }
+
+    #[test]
+    fn scalars_read_as_json_says() {
+        let Value::Seq(items) = parse(r#"[-0, 12, 1.5, 2e3, "a\"\u00e9\n", false, 99999999999999999999]"#).value else {
+            panic!()
+        };
+        let values: Vec<Value> = items.into_iter().map(|n| n.value).collect();
+        assert_eq!(
+            values,
+            vec![
+                Value::Int(0),
+                Value::Int(12),
+                Value::Float(1.5),
+                Value::Float(2000.0),
+                Value::Str("a\"é\n".into()),
+                Value::Bool(false),
+                Value::Float(1e20),
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_serde_json_s() {
+        assert_eq!(
+            error("{\n  \"a\": 1,\n}"),
+            ("invalid JSON: key must be a string".into(), 3, 1)
+        );
+        assert_eq!(error("[1,\n 2,]"), ("invalid JSON: expected value".into(), 2, 4));
+        assert_eq!(error("{\"a\" 1}"), ("invalid JSON: expected `:`".into(), 1, 6));
+        assert_eq!(error("[01]").0, "invalid JSON: invalid number");
+        assert_eq!(error("{} x").0, "invalid JSON: trailing characters");
+        assert_eq!(error("[1e999]").0, "invalid JSON: number out of range");
+        assert_eq!(
+            error("[\"a\nb\"]").0,
+            "invalid JSON: control character (\\u0000-\\u001F) found while parsing a string"
+        );
+    }
+
+    #[test]
+    fn a_key_written_twice_is_refused_in_small_and_big_mappings() {
+        assert_eq!(error("{\"a\": 1,\n \"a\": 2}"), ("duplicate key `a`".into(), 2, 2));
+        let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\": 1")).collect();
+        let text = format!("{{{}, \"k39\": 2}}", keys.join(", "));
+        assert_eq!(error(&text).0, "duplicate key `k39`");
+        assert!(read(&format!("{{{}}}", keys.join(", "))).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_limited_as_in_yaml() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(read(&ok).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let (message, line, column) = error(&deep);
+        assert!(message.contains("deeper than 64"), "{message}");
+        assert_eq!((line, column), (1, MAX_DEPTH as u64 + 1));
+    }
+}
