@@ -260,3 +260,44 @@ fn step(out: &mut String, s: &Step, style: Style) {
         }
     }
 }
+
+/// One JSON Lines record of a batch: the query's line and its trace, as `-o json` writes it.
+pub fn json_line(line: usize, t: &Trace) -> String {
+    let record = serde_json::json!({ "line": line, "trace": t });
+    record.to_string() + "\n"
+}
+
+/// A batch in text: one line per trace (where it was delivered, or why not), then a count.
+pub fn summary(traces: &[(Option<usize>, Trace)], style: Style) -> String {
+    let mut out = String::new();
+    let mut failed = 0;
+    for (line, t) in traces {
+        let verdict = if t.verdict.is_success() {
+            style.good(t.verdict.name())
+        } else {
+            failed += 1;
+            style.bad(t.verdict.name())
+        };
+        let _ = write!(out, "{}: {} -> {}: {verdict}", line.unwrap_or_default(), t.from, t.to);
+        match &t.delivered_to {
+            Some(d) => {
+                let who = match (&d.namespace, &d.pod) {
+                    (Some(ns), Some(pod)) => format!("{ns}/{pod} "),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, " to {who}at {}:{}", d.ip, d.port);
+            }
+            None if t.verdict.is_success() => out.push('\n'),
+            None => {
+                let _ = writeln!(out, ": {}", t.reason);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} traces: {} delivered or left the cluster, {failed} did not",
+        traces.len(),
+        traces.len() - failed
+    );
+    out
+}
