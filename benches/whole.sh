@@ -15,20 +15,19 @@ k8snet=target/release/k8snet
 floor=target/release/examples/parse_floor
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; exit 1' INT TERM
 timeout_s=${K8SNET_BENCH_TIMEOUT:-0}
 
-# Runs a command once; prints "WALL RSS_MB", or "> T -" when the timeout stopped it.
+# Runs a command once; prints "WALL RSS_MB", with WALL ">T" when the timeout stopped it (the
+# memory is then its peak until it was stopped).
 measure() {
     if [ "$timeout_s" -gt 0 ]; then
         set -- timeout "$timeout_s" "$@"
     fi
     status=0
     /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || status=$?
-    if [ "$status" -eq 124 ]; then
-        echo "> $timeout_s -"
-    else
-        tail -n 1 "$work/time" | awk '{ printf "%s %.0f\n", $1, $2 / 1024 }'
-    fi
+    tail -n 1 "$work/time" | awk -v stopped="$([ "$status" -eq 124 ] && echo ">$timeout_s")" \
+        '{ printf "%s %.0f\n", stopped != "" ? stopped : $1, $2 / 1024 }'
 }
 
 echo "| cluster | file | command | wall s | peak RSS MB | time × floor | memory × floor |"
