@@ -3,12 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, ColorWhen, Command, Format, ProtocolArg};
+mod batch;
+mod generate;
+
+use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, ProtocolArg};
 use crate::diagnostic::{self, Diagnostic};
 use crate::input::{self, Source};
 use crate::model::{self, Cluster};
 use crate::render::{self, style::Style};
 use crate::sim::netfilter::BranchChoice;
+use crate::trace::Trace;
 
 /// The demo cluster, compiled into the binary so the tool works with no file at all.
 pub const DEMO: &str = include_str!("../scenarios/demo.yaml");
@@ -121,6 +125,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     let err_color = style_for(cli.color, stderr_is_terminal).color;
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
+        Command::Generate(args) => generate_command(args),
         Command::Check { file, scenario } => check_command(
             file.as_deref().or(scenario.scenario.as_deref()),
             cli.max_input_size,
@@ -187,23 +192,56 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     }
 }
 
+/// One trace the user asked for, from the command line or a batch line, before its names are
+/// resolved.
+pub(crate) struct Request {
+    /// The batch line it came from.
+    pub line: Option<usize>,
+    pub from: String,
+    pub to: String,
+    pub container: Option<String>,
+    pub port: Option<u16>,
+    pub protocol: Option<ProtocolArg>,
+    pub namespace: String,
+    pub endpoint: Option<String>,
+    pub all_endpoints: bool,
+    pub via_node: Option<String>,
+}
+
 fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     let Command::Trace {
         scenario,
         from,
-        container,
         to,
-        port,
-        protocol,
+        options,
         namespace,
-        endpoint,
-        all_endpoints,
-        via_node,
+        batch,
         output,
         detail,
     } = &cli.command
     else {
         return usage("not a trace".into());
+    };
+    let requests: Vec<Request> = match batch {
+        Some(file) => match batch::read(file, namespace) {
+            Ok(r) => r,
+            Err(e) => return usage(e),
+        },
+        None => to
+            .iter()
+            .map(|to| Request {
+                line: None,
+                from: from.clone().unwrap_or_default(),
+                to: to.clone(),
+                container: options.container.clone(),
+                port: options.port,
+                protocol: options.protocol,
+                namespace: namespace.clone(),
+                endpoint: options.endpoint.clone(),
+                all_endpoints: options.all_endpoints,
+                via_node: options.via_node.clone(),
+            })
+            .collect(),
     };
     let loaded = match load(scenario.scenario.as_deref(), cli.max_input_size, err_color) {
         Ok(l) => l,
@@ -211,83 +249,123 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     };
     let c = &loaded.cluster;
     let state = crate::compile::compile(c);
-    let endpoint_ip = match endpoint {
-        Some(name) => {
-            let bare = name.strip_prefix("pod/").unwrap_or(name);
-            let (ns, pod) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
-            match c.pod_named(ns, pod) {
-                Some(i) => Some(c.pods[i].ip),
-                None => return usage(format!("--endpoint: no pod `{ns}/{pod}`")),
-            }
+    // One group of traces per request: several when it asks for every endpoint.
+    let mut groups: Vec<(Option<usize>, Vec<Trace>)> = Vec::with_capacity(requests.len());
+    for r in &requests {
+        match traces_for(c, &state, r) {
+            Ok(t) => groups.push((r.line, t)),
+            Err(e) => match (batch, r.line) {
+                (Some(file), Some(line)) => return usage(format!("{}:{line}: {e}", batch::shown(file))),
+                _ => return usage(e),
+            },
         }
-        None => None,
-    };
-    let query = crate::resolve::Query {
-        from,
-        container: container.as_deref(),
-        to,
-        port: *port,
-        protocol: protocol.map(|p| match p {
-            ProtocolArg::Tcp => crate::net::Protocol::Tcp,
-            ProtocolArg::Udp => crate::net::Protocol::Udp,
-            ProtocolArg::Sctp => crate::net::Protocol::Sctp,
-        }),
-        namespace,
-        endpoint: endpoint_ip,
-        via_node: via_node.as_deref(),
-    };
-    let choice = match endpoint_ip {
-        Some(ip) => BranchChoice::pinned(vec![ip]),
-        None => BranchChoice::default(),
-    };
-    let first = match crate::tracer::trace(c, &state, &query, choice.clone()) {
-        Ok(t) => t,
-        Err(e) => return usage(e),
-    };
-    let mut traces = vec![];
-    match crate::tracer::endpoint_decision(&first).filter(|_| *all_endpoints) {
-        Some((decision, branches)) => {
-            for n in 0..branches {
-                let each = BranchChoice {
-                    nth: Some((decision, n)),
-                    ..choice.clone()
-                };
-                match crate::tracer::trace(c, &state, &query, each) {
-                    Ok(t) => traces.push(t),
-                    Err(e) => return usage(e),
-                }
-            }
-        }
-        None => traces.push(first),
     }
-    let code = if traces.iter().all(|t| t.verdict.is_success()) {
+    let traces: Vec<(Option<usize>, &Trace)> = groups
+        .iter()
+        .flat_map(|(line, ts)| ts.iter().map(move |t| (*line, t)))
+        .collect();
+    let code = if traces.iter().all(|(_, t)| t.verdict.is_success()) {
         EXIT_OK
     } else {
         EXIT_DROPPED
     };
-    let stdout = match output {
-        Format::Json => render::trace::json(&traces),
-        Format::Mermaid | Format::Dot if traces.len() > 1 => {
+    let detail = if *detail {
+        render::trace::Detail::Full
+    } else {
+        render::trace::Detail::Brief
+    };
+    let stdout = match (output, batch.is_some()) {
+        (Format::Json, true) => traces
+            .iter()
+            .map(|(line, t)| render::trace::json_line(line.unwrap_or_default(), t))
+            .collect(),
+        (Format::Text, true) => render::trace::summary(&traces, style),
+        (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
             return usage(
-                "--all-endpoints gives several traces and a diagram draws one: pick a branch with --endpoint".into(),
+                "a diagram draws one trace: pick one --to, and a branch with --endpoint instead of --all-endpoints"
+                    .into(),
             );
         }
-        Format::Mermaid => render::trace::mermaid(&traces[0]),
-        Format::Dot => render::trace::dot(&traces[0]),
-        Format::Text => render::trace::texts(
-            &traces,
-            style,
-            if *detail {
-                render::trace::Detail::Full
-            } else {
-                render::trace::Detail::Brief
-            },
-        ),
+        (Format::Mermaid, _) => render::trace::mermaid(traces[0].1),
+        (Format::Dot, _) => render::trace::dot(traces[0].1),
+        (Format::Json, false) => {
+            let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
+            render::trace::json(&traces)
+        }
+        (Format::Text, false) => {
+            let texts: Vec<String> = groups
+                .iter()
+                .map(|(_, ts)| render::trace::texts(ts, style, detail))
+                .collect();
+            texts.join("\n") + &render::trace::footer(style, detail)
+        }
     };
     Outcome {
         stdout,
         stderr: String::new(),
         code,
+    }
+}
+
+/// The traces one request asks for: one, or one per endpoint branch with --all-endpoints.
+fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<Vec<Trace>, String> {
+    let endpoint_ip = match &r.endpoint {
+        Some(name) => {
+            let bare = name.strip_prefix("pod/").unwrap_or(name);
+            let (ns, pod) = bare.split_once('/').unwrap_or((r.namespace.as_str(), bare));
+            match c.pod_named(ns, pod) {
+                Some(i) => Some(c.pods[i].ip),
+                None => return Err(format!("--endpoint: no pod `{ns}/{pod}`")),
+            }
+        }
+        None => None,
+    };
+    let query = crate::resolve::Query {
+        from: &r.from,
+        container: r.container.as_deref(),
+        to: &r.to,
+        port: r.port,
+        protocol: r.protocol.map(|p| match p {
+            ProtocolArg::Tcp => crate::net::Protocol::Tcp,
+            ProtocolArg::Udp => crate::net::Protocol::Udp,
+            ProtocolArg::Sctp => crate::net::Protocol::Sctp,
+        }),
+        namespace: &r.namespace,
+        endpoint: endpoint_ip,
+        via_node: r.via_node.as_deref(),
+    };
+    let choice = match endpoint_ip {
+        Some(ip) => BranchChoice::pinned(vec![ip]),
+        None => BranchChoice::default(),
+    };
+    let first = crate::tracer::trace(c, state, &query, choice.clone())?;
+    match crate::tracer::endpoint_decision(&first).filter(|_| r.all_endpoints) {
+        Some((decision, branches)) => (0..branches)
+            .map(|n| {
+                let each = BranchChoice {
+                    nth: Some((decision, n)),
+                    ..choice.clone()
+                };
+                crate::tracer::trace(c, state, &query, each)
+            })
+            .collect(),
+        None => Ok(vec![first]),
+    }
+}
+
+fn generate_command(args: &GenerateArgs) -> Outcome {
+    let plan = match crate::generate::Plan::new(generate::options(args)) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let stdout = match (args.queries, args.format) {
+        (Some(n), _) => crate::generate::queries(&plan, n),
+        (None, GenerateFormat::Yaml) => crate::generate::scenario(&plan, crate::generate::Format::Yaml),
+        (None, GenerateFormat::Json) => crate::generate::scenario(&plan, crate::generate::Format::Json),
+    };
+    Outcome {
+        stdout,
+        ..Outcome::default()
     }
 }
 

@@ -77,37 +77,30 @@ pub enum Command {
         teardown: bool,
     },
     /// Trace one packet from a pod, container, node or internet client to a Service, load balancer, Ingress, pod, node, DNS name or address, and its reply.
+    ///
+    /// With several --to, or --batch FILE (one query a line), every trace runs on one load of
+    /// the scenario; see docs/trace.md.
     Trace {
         #[command(flatten)]
         scenario: ScenarioArgs,
         /// Who sends: POD, NAMESPACE/POD, POD/CONTAINER, node/NODE, internet or external:IP.
-        #[arg(long)]
-        from: String,
-        /// The container of --from that sends (they all share the pod's network).
-        #[arg(short = 'c', long)]
-        container: Option<String>,
+        #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+        from: Option<String>,
         /// Where to: svc/NAME, lb/NAME, ingress/NAME, http://HOST/PATH, a DNS name (NAME, NAME.NAMESPACE, ...),
         /// pod/NAME, node/NODE:PORT, IP, IP:PORT or localhost:PORT. NAMESPACE/svc/NAME etc. for other namespaces.
-        #[arg(long)]
-        to: String,
-        /// Destination port, 1 to 65535 (defaults to the Service's or pod's only port).
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-        port: Option<u16>,
-        #[arg(long, value_enum)]
-        protocol: Option<ProtocolArg>,
-        /// Namespace for names that carry none.
+        /// May be given more than once: one trace for each.
+        #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+        to: Vec<String>,
+        #[command(flatten)]
+        options: QueryOptions,
+        /// Namespace for names that carry none (in a batch too, for lines that give no -n).
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
-        /// Follow the branch that leads to this endpoint pod, instead of the first.
-        #[arg(long, conflicts_with = "all_endpoints")]
-        endpoint: Option<String>,
-        /// Trace every endpoint branch in turn.
-        #[arg(long)]
-        all_endpoints: bool,
-        /// The node a cloud load balancer (or an Ingress host without one) sends to, instead of
-        /// the first healthy one by name.
-        #[arg(long, value_name = "NODE")]
-        via_node: Option<String>,
+        /// Read queries from FILE (`-` for stdin), one a line: `FROM TO [OPTIONS]`, with the
+        /// options of this command that shape one trace. Blank lines and lines starting with #
+        /// are skipped. Text output is one line per trace; -o json writes JSON Lines.
+        #[arg(long, value_name = "FILE")]
+        batch: Option<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
         output: Format,
@@ -116,6 +109,156 @@ pub enum Command {
         #[arg(short = 'v', long = "detail", visible_alias = "verbose")]
         detail: bool,
     },
+    /// Write a generated cluster of any size in the scenario format to stdout.
+    ///
+    /// Kubenet and iptables kube-proxy; each node's pods are spread round-robin over the
+    /// Services, so every pod is an endpoint of one Service. The same options give the same
+    /// bytes, and the result always validates. The layout is in docs/generate.md.
+    Generate(GenerateArgs),
+}
+
+/// What shapes one trace: given on the command line, or on each line of a batch.
+#[derive(Debug, Clone, Default, Args)]
+pub struct QueryOptions {
+    /// The container of --from that sends (they all share the pod's network).
+    #[arg(short = 'c', long, conflicts_with = "batch")]
+    pub container: Option<String>,
+    /// Destination port, 1 to 65535 (defaults to the Service's or pod's only port).
+    #[arg(long, conflicts_with = "batch", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    #[arg(long, value_enum, conflicts_with = "batch")]
+    pub protocol: Option<ProtocolArg>,
+    /// Follow the branch that leads to this endpoint pod, instead of the first.
+    #[arg(long, conflicts_with_all = ["all_endpoints", "batch"])]
+    pub endpoint: Option<String>,
+    /// Trace every endpoint branch in turn.
+    #[arg(long, conflicts_with = "batch")]
+    pub all_endpoints: bool,
+    /// The node a cloud load balancer (or an Ingress host without one) sends to, instead of
+    /// the first healthy one by name.
+    #[arg(long, value_name = "NODE", conflicts_with = "batch")]
+    pub via_node: Option<String>,
+}
+
+/// One line of a `trace --batch` file: `FROM TO [OPTIONS]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "query",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+pub struct BatchLine {
+    pub from: String,
+    pub to: String,
+    #[arg(long)]
+    pub container: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolArg>,
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[arg(long, conflicts_with = "all_endpoints")]
+    pub endpoint: Option<String>,
+    #[arg(long)]
+    pub all_endpoints: bool,
+    #[arg(long, value_name = "NODE")]
+    pub via_node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Pods on each node (at most 253: a node's /24).
+    #[arg(long, default_value_t = 30)]
+    pub pods_per_node: u32,
+    /// Services for each node; the cluster has nodes × this many.
+    #[arg(long, default_value_t = 2)]
+    pub services_per_node: u32,
+    /// Picks the trace cases (--traces) and queries (--queries); the cluster itself does not
+    /// depend on it.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The scenario format written as YAML, or as JSON with the same field names.
+    #[arg(long, value_enum, default_value_t = GenerateFormat::Yaml)]
+    pub format: GenerateFormat,
+    /// The cluster's CNI model.
+    #[arg(long, value_enum, default_value_t = CniArg::Kubenet)]
+    pub cni: CniArg,
+    /// The kube-proxy mode.
+    #[arg(long, value_enum, default_value_t = KubeProxyArg::Iptables)]
+    pub kube_proxy: KubeProxyArg,
+    /// The cluster's hairpinMode.
+    #[arg(long, value_enum, default_value_t = HairpinArg::HairpinVeth)]
+    pub hairpin_mode: HairpinArg,
+    /// The cluster's bridgeNfCallIptables.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub bridge_nf_call_iptables: bool,
+    /// Make the first K Services NodePort (nodePort 30000 + the Service's number from 0).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub node_ports: u32,
+    /// Make the K Services after those LoadBalancer, each with a loadBalancerIP from 198.18.0.0/15.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub load_balancers: u32,
+    /// externalTrafficPolicy of the NodePort and LoadBalancer Services.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Cluster)]
+    pub external_traffic_policy: PolicyArg,
+    /// internalTrafficPolicy of every Service (kept; k8snet does not model its effect).
+    #[arg(long, value_enum, default_value_t = PolicyArg::Cluster)]
+    pub internal_traffic_policy: PolicyArg,
+    /// sessionAffinity of every Service.
+    #[arg(long, value_enum, default_value_t = AffinityArg::None)]
+    pub session_affinity: AffinityArg,
+    /// Add N `traces:` (pod to Service, or pod to pod, across nodes), each expecting
+    /// `delivered`, for `k8snet check`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub traces: u32,
+    /// Print N `trace --batch` queries for this cluster instead of the scenario (the same cases
+    /// --traces N writes).
+    #[arg(long, value_name = "N")]
+    pub queries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CniArg {
+    Kubenet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubeProxyArg {
+    Iptables,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HairpinArg {
+    HairpinVeth,
+    PromiscuousBridge,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    #[value(name = "Cluster")]
+    Cluster,
+    #[value(name = "Local")]
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AffinityArg {
+    #[value(name = "None")]
+    None,
+    #[value(name = "ClientIP")]
+    ClientIp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

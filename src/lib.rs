@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
+pub mod generate;
 pub mod input;
 pub mod model;
 pub mod net;

@@ -57,3 +57,26 @@ fn the_schema_rejects_an_unknown_verdict() {
     value["verdict"] = "teleported".into();
     assert!(!validator.is_valid(&value));
 }
+
+/// `trace --batch -o json` writes JSON Lines: each record's `trace` is a trace of the schema.
+#[test]
+fn every_json_lines_record_of_a_batch_holds_a_trace_of_the_schema() {
+    let validator = schema();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8snet"))
+        .args(["trace", "--batch", "tests/batch/demo.txt", "-o", "json"])
+        .env_remove("K8SNET_SCENARIO")
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let mut lines = vec![];
+    for record in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(record).expect("each line is one JSON value");
+        assert!(validator.is_valid(&value["trace"]), "{record}");
+        lines.push(value["line"].as_u64().expect("a line number"));
+    }
+    assert_eq!(
+        lines,
+        [2, 3, 5, 6, 6, 7],
+        "one record per trace, each with its query's line"
+    );
+}

@@ -7,7 +7,10 @@ mod walk;
 
 pub use diagram::{dot, mermaid};
 
+use std::fmt::Write;
+
 use crate::render::style::Style;
+use crate::render::untrusted;
 use crate::trace::{Branch, Trace, Tuple};
 
 /// How much of a trace the text shows.
@@ -20,7 +23,7 @@ pub enum Detail {
     Full,
 }
 
-pub fn json(traces: &[Trace]) -> String {
+pub fn json(traces: &[&Trace]) -> String {
     let value = match traces {
         [one] => serde_json::to_value(one),
         many => serde_json::to_value(many),
@@ -41,12 +44,8 @@ fn text(t: &Trace, style: Style, detail: Detail) -> String {
 /// One trace, or several of one question (`--all-endpoints`), each labelled, with a summary
 /// line.
 pub fn texts(traces: &[Trace], style: Style, detail: Detail) -> String {
-    let footer = match detail {
-        Detail::Brief => brief::footer(style),
-        Detail::Full => String::new(),
-    };
     if let [one] = traces {
-        return text(one, style, detail) + &footer;
+        return text(one, style, detail);
     }
     let mut out = String::new();
     for (i, t) in traces.iter().enumerate() {
@@ -75,7 +74,15 @@ pub fn texts(traces: &[Trace], style: Style, detail: Detail) -> String {
     }
     let summary: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {v}")).collect();
     out.push_str(&format!("\n{} branches: {}\n", traces.len(), summary.join(", ")));
-    out + &footer
+    out
+}
+
+/// The line under brief traces that says where the rest is; nothing under the full walk.
+pub fn footer(style: Style, detail: Detail) -> String {
+    match detail {
+        Detail::Brief => brief::footer(style),
+        Detail::Full => String::new(),
+    }
 }
 
 /// A tuple, with the parts that differ from `before` highlighted.
@@ -117,4 +124,51 @@ fn branch_label(b: &Branch) -> String {
         format!("{} → {target}", b.target)
     };
     format!("{lead}, p={:.5}, share {:.1} %", b.probability, b.share * 100.0)
+}
+
+/// One JSON Lines record of a batch: the query's line and its trace, as `-o json` writes it.
+pub fn json_line(line: usize, t: &Trace) -> String {
+    let record = serde_json::json!({ "line": line, "trace": t });
+    record.to_string() + "\n"
+}
+
+/// A batch in text: one line per trace (where it was delivered, or why not), then a count.
+pub fn summary(traces: &[(Option<usize>, &Trace)], style: Style) -> String {
+    let mut out = String::new();
+    let mut failed = 0;
+    for (line, t) in traces {
+        let verdict = if t.verdict.is_success() {
+            style.good(t.verdict.name())
+        } else {
+            failed += 1;
+            style.bad(t.verdict.name())
+        };
+        let _ = write!(
+            out,
+            "{}: {} -> {}: {verdict}",
+            line.unwrap_or_default(),
+            untrusted::escape(&t.from),
+            untrusted::escape(&t.to)
+        );
+        match &t.delivered_to {
+            Some(d) => {
+                let who = match (&d.namespace, &d.pod) {
+                    (Some(ns), Some(pod)) => format!("{ns}/{pod} "),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, " to {who}at {}:{}", d.ip, d.port);
+            }
+            None if t.verdict.is_success() => out.push('\n'),
+            None => {
+                let _ = writeln!(out, ": {}", t.reason);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} traces: {} delivered or left the cluster, {failed} did not",
+        traces.len(),
+        traces.len() - failed
+    );
+    out
 }

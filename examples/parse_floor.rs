@@ -1,0 +1,43 @@
+//! The parse-only floor as a process of its own, for `benches/whole.sh`: reads a scenario
+//! (`.json` with serde_json, anything else with serde-saphyr) into plain serde structs and
+//! prints how many nodes, pods and Services it read.
+//!
+//! cargo run --release --example parse_floor -- FILE
+
+#[path = "../benches/floor/mirror.rs"]
+mod mirror;
+
+fn main() -> std::process::ExitCode {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: parse_floor FILE");
+        return std::process::ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {path}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let parsed = if path.ends_with(".json") {
+        mirror::from_json(&text)
+    } else {
+        mirror::from_yaml(&text)
+    };
+    match parsed {
+        Ok(s) => {
+            println!(
+                "{} nodes, {} pods, {} Services, {} traces",
+                s.nodes.len(),
+                s.pods.len(),
+                s.services.len(),
+                s.traces.len()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
