@@ -227,6 +227,20 @@ pub struct Hop {
     pub steps: Vec<Step>,
 }
 
+impl Hop {
+    /// The packet as it leaves the hop: as it arrived, with the hop's last translation applied.
+    pub fn leaving(&self) -> Tuple {
+        self.steps
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Step::Nat { after, .. } => Some(*after),
+                _ => None,
+            })
+            .unwrap_or(self.packet)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DnsQuery {
     pub name: String,

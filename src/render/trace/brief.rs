@@ -117,16 +117,7 @@ fn rows(hops: &[Hop], style: Style) -> Vec<Row> {
                 packet_plain: hop.packet.to_string(),
                 decision: decision(hop, style),
             };
-            previous = Some(
-                hop.steps
-                    .iter()
-                    .rev()
-                    .find_map(|s| match s {
-                        Step::Nat { after, .. } => Some(*after),
-                        _ => None,
-                    })
-                    .unwrap_or(hop.packet),
-            );
+            previous = Some(hop.leaving());
             row
         })
         .collect()

@@ -108,16 +108,7 @@ fn hops(
             }
             step(out, s, style, seen);
         }
-        *previous = Some(
-            hop.steps
-                .iter()
-                .rev()
-                .find_map(|s| match s {
-                    Step::Nat { after, .. } => Some(*after),
-                    _ => None,
-                })
-                .unwrap_or(hop.packet),
-        );
+        *previous = Some(hop.leaving());
         out.push('\n');
     }
 }
