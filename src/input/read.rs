@@ -43,10 +43,33 @@ pub fn file(path: &Path, max: u64) -> Result<Source, ReadError> {
     text(name, bytes)
 }
 
+/// `text` with each carriage return that stands alone (an old Mac line break) made a line feed.
+/// YAML counts such a return as a line break, and the messages that quote the file find lines by
+/// their line feeds, so without this every error in such a file would point at its first line.
+/// A CR LF pair stays as it is.
+fn line_feeds(text: String) -> String {
+    let bytes = text.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return text;
+    }
+    let mut out = text.into_bytes();
+    for i in 0..out.len() {
+        if out[i] == b'\r' && out.get(i + 1) != Some(&b'\n') {
+            out[i] = b'\n';
+        }
+    }
+    // Only ASCII bytes were replaced by ASCII bytes, so the text is still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// The bytes as text, or where the first byte that is not UTF-8 is.
 pub fn text(name: String, bytes: Vec<u8>) -> Result<Source, ReadError> {
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(Source { name, text }),
+        Ok(text) => Ok(Source {
+            name,
+            text: line_feeds(text),
+        }),
         Err(e) => {
             let bytes = e.as_bytes();
             let offset = e.utf8_error().valid_up_to();

@@ -131,7 +131,10 @@ pub fn check_pipeline(bytes: &[u8], shell: bool) -> Reached {
         return Reached::default();
     };
     let state = compile::compile(&cluster);
-    let _ = render::explain::render(&cluster, &state, &Default::default(), Style::PLAIN);
+    let filter = render::explain::Filter::default();
+    let shown = render::explain::shown(&cluster, &filter);
+    let facts = compile::facts::gather(&cluster, &state, &shown.services, shown.whole);
+    let _ = render::explain::render(&cluster, &state, &facts, &filter, Style::PLAIN);
     // Which pairs are traced follows from the input alone, so a replay traces the same ones.
     let mut rng = Rng(fnv1a(bytes));
     let mut reached = Reached {
@@ -201,10 +204,14 @@ fn trace_all_branches(c: &Cluster, state: &NetState, q: &Query<'_>) -> usize {
         }
     }
     traces.push(first);
-    for t in &traces {
-        let _ = render::trace::text(t, Style::PLAIN);
+    for detail in [render::trace::Detail::Brief, render::trace::Detail::Full] {
+        let _ = render::trace::texts(&traces, Style::PLAIN, detail);
     }
-    let json = render::trace::json(&traces);
+    for t in &traces {
+        let _ = render::trace::mermaid(t);
+        let _ = render::trace::dot(t);
+    }
+    let json = render::trace::json(&traces.iter().collect::<Vec<_>>());
     assert!(
         serde_json::from_str::<serde_json::Value>(&json).is_ok(),
         "trace JSON does not parse:\n{json}"
