@@ -7,14 +7,17 @@ use k8snet::{app, cli::Cli};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // The message quotes what was typed, which may hold terminal escapes: it is
+            // written plain, with control characters shown.
+            let message = k8snet::render::untrusted::escape_lines(&e.render().to_string());
+            let _ = std::io::stderr().write_all(message.as_bytes());
+            return ExitCode::from(app::EXIT_BAD_INPUT);
+        }
         Err(e) => {
-            let code = if e.use_stderr() {
-                app::EXIT_BAD_INPUT
-            } else {
-                app::EXIT_OK
-            };
+            // --help and --version: the program's own text.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(app::EXIT_OK);
         }
     };
     let outcome = app::run(&cli, std::io::stdout().is_terminal(), std::io::stderr().is_terminal());

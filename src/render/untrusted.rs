@@ -26,6 +26,12 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A whole message that quotes untrusted text (a command-line error), escaped as [`escape`]
+/// does but for its own line breaks, which stay.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
 /// `text` (a file quoted in a message) with each control character shown as one visible
 /// character, its Unicode control picture (`␛` for ESC), so that a quoted line keeps its columns
 /// under the marker that points into it. Line breaks and tabs stay, with the carriage return of
@@ -71,6 +77,14 @@ mod tests {
         for hostile in ["a\nb", "\u{1b}]0;title\u{7}", "\r", "\u{2028}"] {
             assert!(!escape(hostile).chars().any(|c| c.is_control() || c == '\u{2028}'));
         }
+    }
+
+    #[test]
+    fn a_message_keeps_its_lines() {
+        assert_eq!(
+            escape_lines("error: invalid value 'x\u{1b}[2J'\n  [possible values: tcp]\n"),
+            "error: invalid value 'x\\u{1b}[2J'\n  [possible values: tcp]\n"
+        );
     }
 
     #[test]
