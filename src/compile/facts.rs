@@ -157,7 +157,8 @@ fn ports(c: &Cluster, state: &NetState, nodes: &[usize], si: usize) -> Vec<PortF
             // Nodes hold different rules for a port only under a Local traffic policy, and then
             // only as their local endpoints differ: nodes with the same local endpoints hold the
             // same rules, so one of each kind is read.
-            let local_policy = s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local;
+            let local_policy = (s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local)
+                || s.internal_traffic_policy == TrafficPolicy::Local;
             let mut local: HashMap<&str, Vec<usize>> = HashMap::new();
             if local_policy {
                 for (i, e) in p.endpoints.iter().enumerate() {
