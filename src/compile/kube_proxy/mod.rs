@@ -19,6 +19,7 @@ pub const MARK_MASQ: &str = "KUBE-MARK-MASQ";
 pub const POSTROUTING: &str = "KUBE-POSTROUTING";
 pub const EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";
 pub const FORWARD: &str = "KUBE-FORWARD";
+pub const PROXY_FIREWALL: &str = "KUBE-PROXY-FIREWALL";
 
 /// The chains kube-proxy writes for one Service port.
 pub struct PortChains {
@@ -159,6 +160,17 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
     );
 
     let new = || ct(&[CtState::New]);
+    // kube-proxy puts each jump at the top of its chain, one after the other, so they end up in
+    // the reverse of the order it lists them in: the load-balancer firewall comes first.
+    for builtin in ["INPUT", "FORWARD", "OUTPUT"] {
+        filter.append(
+            builtin,
+            Rule::new(
+                vec![new(), comment("kubernetes load balancer firewall")],
+                jump(PROXY_FIREWALL),
+            ),
+        );
+    }
     filter.append(
         "INPUT",
         Rule::new(vec![comment("kubernetes health check service ports")], jump(NODEPORTS)),
@@ -221,7 +233,7 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         ),
     );
     // Chains exist even when empty: kube-proxy creates them all up front.
-    for chain in [SERVICES, NODEPORTS, EXTERNAL_SERVICES] {
+    for chain in [SERVICES, NODEPORTS, EXTERNAL_SERVICES, PROXY_FIREWALL] {
         filter.ensure(chain);
         nat.ensure(chain);
     }
@@ -328,7 +340,7 @@ fn service_port_rules(cluster: &Cluster, service: &Service, port: &ServicePort, 
     }
 
     if external {
-        external::entry_rules(service, port, &chains, nat);
+        external::entry_rules(cluster, service, port, &chains, nat, filter);
         if service.external_traffic_policy == TrafficPolicy::Cluster {
             external::ext_chain(cluster.pod_network, service, &chains, &[], nat);
         }

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::external::{ext_chain, filter_external, filter_rules};
+use super::external::{ext_chain, filter_external, filter_rules, fw_chain, ranges_hold_a_node};
 use super::{
     EXTERNAL_SERVICES, PortChains, SERVICES, cluster_ip_masquerade, comment, endpoint_rules, jump, port_chains, spread,
     uses_cluster_chain,
@@ -23,7 +23,8 @@ use crate::net::iptables::{Chain, Match, Rule, Table, Target, host};
 
 pub(super) struct PerNode {
     pod_network: ipnet::Ipv4Net,
-
+    /// Each node's address, for `loadBalancerSourceRanges` that hold it.
+    node_ips: Vec<std::net::Ipv4Addr>,
     /// In the cluster's order, which is the order kube-proxy writes their rules in.
     services: Vec<External>,
     /// The shared `nat` and `filter` tables, read for KUBE-SERVICES when a Service has
@@ -34,7 +35,9 @@ pub(super) struct PerNode {
 
 struct External {
     service: Service,
-
+    /// Whether a source range holds some node's address, which makes the KUBE-FW chains the
+    /// nodes' own.
+    own_firewall: bool,
     ports: Vec<Port>,
 }
 
@@ -89,6 +92,9 @@ impl PerNode {
             .iter()
             .filter(|s| writes_own_rules(s))
             .map(|s| External {
+                own_firewall: s.load_balancer_ip.is_some()
+                    && !s.load_balancer_source_ranges.is_empty()
+                    && ranges_hold_a_node(cluster, s),
                 service: s.clone(),
                 ports: s
                     .ports
@@ -102,7 +108,7 @@ impl PerNode {
             .collect();
         PerNode {
             pod_network: cluster.pod_network,
-
+            node_ips: cluster.nodes.iter().map(|n| n.ip).collect(),
             services,
             shared: any_internal_local.then(|| (Arc::clone(shared_nat), Arc::clone(shared_filter))),
         }
@@ -117,6 +123,11 @@ impl PerNode {
         for ext in &self.services {
             let s = &ext.service;
             for (port, p) in ext.ports() {
+                if ext.own_firewall && !port.endpoints.is_empty() {
+                    let ip = self.node_ips[node];
+                    let holds_node = s.load_balancer_source_ranges.iter().any(|r| r.contains(&ip));
+                    fw_chain(s, &p.chains, holds_node, &mut nat);
+                }
                 if port.endpoints.is_empty() || !uses_local_chain(s) {
                     continue;
                 }
