@@ -201,13 +201,7 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         "OUTPUT",
         Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)),
     );
-    filter.append(
-        FORWARD,
-        Rule::new(
-            vec![ct(&[CtState::Invalid]), comment("kubernetes forwarding rules")],
-            Target::Drop,
-        ),
-    );
+    filter.append(FORWARD, Rule::new(vec![ct(&[CtState::Invalid])], Target::Drop));
     filter.append(
         FORWARD,
         Rule::new(
@@ -243,23 +237,24 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         if service.cluster_ip.is_none() {
             continue; // Headless: DNS hands out pod IPs, kube-proxy has nothing to do.
         }
-        if let Some(port) = health_check_port(service) {
-            filter.append(
-                NODEPORTS,
-                Rule::new(
-                    vec![
-                        Match::Protocol(crate::net::Protocol::Tcp),
-                        comment(format!("{} health check node port", service.qualified_name())),
-                        Match::DestinationPort {
-                            protocol: crate::net::Protocol::Tcp,
-                            port: Some(port),
-                        },
-                    ],
-                    Target::Accept,
-                ),
-            );
-        }
         for port in &service.ports {
+            // kube-proxy accepts the health-check port once per Service port, endpoints or not.
+            if let Some(health) = health_check_port(service) {
+                filter.append(
+                    NODEPORTS,
+                    Rule::new(
+                        vec![
+                            Match::Protocol(crate::net::Protocol::Tcp),
+                            comment(format!("{} health check node port", service_port_name(service, port))),
+                            Match::DestinationPort {
+                                protocol: crate::net::Protocol::Tcp,
+                                port: Some(health),
+                            },
+                        ],
+                        Target::Accept,
+                    ),
+                );
+            }
             service_port_rules(cluster, service, port, &mut nat, &mut filter);
         }
     }
