@@ -206,7 +206,7 @@ pub struct GenerateArgs {
     /// externalTrafficPolicy of the NodePort and LoadBalancer Services.
     #[arg(long, value_enum, default_value_t = PolicyArg::Cluster)]
     pub external_traffic_policy: PolicyArg,
-    /// internalTrafficPolicy of every Service (kept; k8snet does not model its effect).
+    /// internalTrafficPolicy of every Service.
     #[arg(long, value_enum, default_value_t = PolicyArg::Cluster)]
     pub internal_traffic_policy: PolicyArg,
     /// sessionAffinity of every Service.

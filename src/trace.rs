@@ -30,6 +30,7 @@ pub enum Verdict {
     ReplyLost,
     Loop,
     NoLocalEndpoints,
+    NoLocalEndpointsInternal,
     Nxdomain,
     NotFound,
 }
@@ -51,6 +52,7 @@ impl Verdict {
         Verdict::ReplyLost,
         Verdict::Loop,
         Verdict::NoLocalEndpoints,
+        Verdict::NoLocalEndpointsInternal,
         Verdict::Nxdomain,
         Verdict::NotFound,
     ];
@@ -72,6 +74,7 @@ impl Verdict {
             Verdict::ReplyLost => "reply_lost",
             Verdict::Loop => "loop",
             Verdict::NoLocalEndpoints => "no_local_endpoints",
+            Verdict::NoLocalEndpointsInternal => "no_local_endpoints_internal",
             Verdict::Nxdomain => "nxdomain",
             Verdict::NotFound => "not_found",
         }
@@ -100,6 +103,9 @@ impl Verdict {
             Verdict::Loop => "the packet went round in circles until its TTL ran out",
             Verdict::NoLocalEndpoints => {
                 "externalTrafficPolicy is Local and this node runs no endpoint of the Service, so kube-proxy drops it"
+            }
+            Verdict::NoLocalEndpointsInternal => {
+                "internalTrafficPolicy is Local and the sending node runs no endpoint of the Service, so kube-proxy drops traffic to its ClusterIP"
             }
             Verdict::Nxdomain => "the name resolves to nothing: the resolver answers NXDOMAIN",
             Verdict::NotFound => {
@@ -134,6 +140,9 @@ impl Verdict {
             Verdict::Loop => "the extra routes on the nodes point at each other; remove one",
             Verdict::NoLocalEndpoints => {
                 "send to a node that runs an endpoint (a cloud load balancer's health checks on healthCheckNodePort pick only those), or use externalTrafficPolicy Cluster (the pod then sees a node's address instead of the client's)"
+            }
+            Verdict::NoLocalEndpointsInternal => {
+                "run an endpoint on every node that sends to the Service (a DaemonSet), or use internalTrafficPolicy Cluster"
             }
             Verdict::Nxdomain => "check the name and namespace: a Service is NAME.NAMESPACE.svc.CLUSTER-DOMAIN",
             Verdict::NotFound => "add a path for this request to an Ingress rule, or give the Ingress a defaultBackend",

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::cloud::{Backend, lb_backends};
-use super::kube_proxy::{EXTERNAL_SERVICES, NODEPORTS, PortChains, SERVICES, port_chains};
+use super::kube_proxy::{EXTERNAL_SERVICES, NODEPORTS, PROXY_FIREWALL, PortChains, SERVICES, port_chains};
 use super::names::service_port_name;
 use crate::model::{Cluster, ServiceType, TrafficPolicy};
 use crate::net::iptables::Table;
@@ -120,7 +120,7 @@ fn shared_rules(c: &Cluster, state: &NetState, nodes: &[usize]) -> Vec<String> {
 /// every rule of the port's own chains. No other chain holds a rule whose comment names it.
 fn port_rules(table: &Table, port_name: &str, own_chains: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
-    for name in [SERVICES, NODEPORTS, EXTERNAL_SERVICES] {
+    for name in [SERVICES, NODEPORTS, EXTERNAL_SERVICES, PROXY_FIREWALL] {
         let Some(chain) = table.chain(name) else { continue };
         for rule in &chain.rules {
             if rule.comment().is_some_and(|c| names_port(c, port_name)) {
@@ -157,7 +157,8 @@ fn ports(c: &Cluster, state: &NetState, nodes: &[usize], si: usize) -> Vec<PortF
             // Nodes hold different rules for a port only under a Local traffic policy, and then
             // only as their local endpoints differ: nodes with the same local endpoints hold the
             // same rules, so one of each kind is read.
-            let local_policy = s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local;
+            let local_policy = (s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local)
+                || s.internal_traffic_policy == TrafficPolicy::Local;
             let mut local: HashMap<&str, Vec<usize>> = HashMap::new();
             if local_policy {
                 for (i, e) in p.endpoints.iter().enumerate() {
@@ -167,11 +168,22 @@ fn ports(c: &Cluster, state: &NetState, nodes: &[usize], si: usize) -> Vec<PortF
                         .push(i);
                 }
             }
+            // A node whose address is in a loadBalancerSourceRanges range also has a KUBE-FW
+            // rule of its own.
+            let in_ranges = |h: usize| {
+                s.load_balancer_ip.is_some()
+                    && !s.load_balancer_source_ranges.is_empty()
+                    && c.node_named(&state.hosts[h].name).is_some_and(|n| {
+                        let ip = c.nodes[n].ip;
+                        s.load_balancer_source_ranges.iter().any(|r| r.contains(&ip))
+                    })
+            };
             let mut kinds: Vec<(usize, Vec<usize>)> = Vec::new();
-            let mut kind_of: HashMap<&[usize], usize> = HashMap::new();
+            let mut kind_of: HashMap<(&[usize], bool), usize> = HashMap::new();
             for (order, &h) in nodes.iter().enumerate() {
-                let key: &[usize] = local.get(state.hosts[h].name.as_str()).map_or(&[], Vec::as_slice);
-                match kind_of.get(key) {
+                let endpoints: &[usize] = local.get(state.hosts[h].name.as_str()).map_or(&[], Vec::as_slice);
+                let key = (endpoints, in_ranges(h));
+                match kind_of.get(&key) {
                     Some(&k) => kinds[k].1.push(order),
                     None => {
                         kind_of.insert(key, kinds.len());

@@ -174,6 +174,9 @@ pub enum Target {
         value: u32,
         mask: u32,
     },
+    /// No `-j` at all: the rule only counts the packets that match it, which go on to the next
+    /// rule (kube-proxy writes one as a signpost at the end of a `KUBE-FW-*` chain).
+    None,
 }
 
 /// The probability kube-proxy asks for, as the kernel stores it (a fraction of 2^31).
@@ -256,6 +259,7 @@ impl fmt::Display for Target {
                 Ok(())
             }
             Target::SetXMark { value, mask } => write!(f, "-j MARK --set-xmark {value:#x}/{mask:#x}"),
+            Target::None => Ok(()),
         }
     }
 }
@@ -272,8 +276,10 @@ impl Rule {
             line.push(' ');
             line.push_str(&m.to_string());
         }
-        line.push(' ');
-        line.push_str(&self.target.to_string());
+        if self.target != Target::None {
+            line.push(' ');
+            line.push_str(&self.target.to_string());
+        }
         line
     }
 

@@ -383,6 +383,9 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
     if s.kind != ServiceType::ClusterIP {
         extra = format!(", externalTrafficPolicy {}", s.external_traffic_policy);
     }
+    if s.internal_traffic_policy == TrafficPolicy::Local {
+        extra.push_str(", internalTrafficPolicy Local");
+    }
     if let Some(lb) = s.load_balancer_ip {
         extra.push_str(&format!(", load balancer {lb}"));
     }
@@ -431,14 +434,28 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
             let _ = writeln!(out, "  Endpoints of port {label}, in kube-proxy's order");
             let mut t = style.table(&["chain", "pod", "endpoint", "node", "share of new connections"]);
             let n = p.endpoints.len();
+            let internal_local = s.internal_traffic_policy == TrafficPolicy::Local;
             for (i, e) in p.endpoints.iter().enumerate() {
                 let pod = &c.pods[e.pod];
+                // Under internalTrafficPolicy Local a node spreads ClusterIP traffic over its own
+                // endpoints only; NodePort and load-balancer traffic still follows the external policy.
+                let share = if internal_local {
+                    let on_node = p.endpoints.iter().filter(|o| c.pods[o.pod].node == pod.node).count();
+                    let local = format!("{:.3} of its node's ClusterIP traffic", 1.0 / on_node as f64);
+                    if s.kind == ServiceType::ClusterIP {
+                        local
+                    } else {
+                        format!("{:.3}; {local}", 1.0 / n as f64)
+                    }
+                } else {
+                    format!("{:.3}", 1.0 / n as f64)
+                };
                 t.add_row(vec![
                     chains.endpoints[i].clone(),
                     pod.qualified_name(),
                     format!("{}:{}", e.ip, e.port),
                     c.nodes[pod.node].name.clone(),
-                    format!("{:.3}", 1.0 / n as f64),
+                    share,
                 ]);
             }
             let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
@@ -463,6 +480,12 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
             let _ = writeln!(
                 out,
                 "  externalTrafficPolicy Local: nodes without a local endpoint drop external traffic; the client's address is kept."
+            );
+        }
+        if s.internal_traffic_policy == TrafficPolicy::Local && s.cluster_ip.is_some() {
+            let _ = writeln!(
+                out,
+                "  internalTrafficPolicy Local: ClusterIP traffic goes only to an endpoint on the sender's node; nodes without one drop it."
             );
         }
     }

@@ -159,6 +159,7 @@ impl Walk<'_> {
                     self.steps.push(step("reject (ICMP port unreachable)".into()));
                     return Flow::Stop(Verdict::Reject(line));
                 }
+                Target::None => self.steps.push(step("no target: on to the next rule".into())),
                 Target::SetXMark { value, mask } => {
                     pkt.mark = (pkt.mark & !mask) ^ value;
                     self.steps.push(step(format!("mark is now {:#x}", pkt.mark)));

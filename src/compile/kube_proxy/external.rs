@@ -2,12 +2,21 @@
 //! (with `loadBalancerSourceRanges`), and the KUBE-EXT chain that applies
 //! `externalTrafficPolicy`.
 
-use super::{EXTERNAL_SERVICES, MARK_MASQ, NODEPORTS, PortChains, SERVICES, comment, jump};
-use crate::model::{Service, ServicePort, TrafficPolicy};
+use super::{EXTERNAL_SERVICES, MARK_MASQ, NODEPORTS, PROXY_FIREWALL, PortChains, SERVICES, comment, jump};
+use crate::model::{Cluster, Service, ServicePort, TrafficPolicy};
 use crate::net::iptables::{Match, Rule, Table, Target, host};
 
-/// NodePort and load-balancer entry points in the `nat` table: the same on every node.
-pub(super) fn entry_rules(service: &Service, port: &ServicePort, chains: &PortChains, nat: &mut Table) {
+/// NodePort and load-balancer entry points in the `nat` table, and the drop in `filter`
+/// KUBE-PROXY-FIREWALL of what a load balancer's KUBE-FW chain did not accept: the same on every
+/// node (but for a KUBE-FW chain whose ranges hold a node's address, which is the node's own).
+pub(super) fn entry_rules(
+    cluster: &Cluster,
+    service: &Service,
+    port: &ServicePort,
+    chains: &PortChains,
+    nat: &mut Table,
+    filter: &mut Table,
+) {
     let name = &chains.port_name;
     let proto = port.protocol;
     let dport = |p: u16| Match::DestinationPort {
@@ -15,19 +24,17 @@ pub(super) fn entry_rules(service: &Service, port: &ServicePort, chains: &PortCh
         port: Some(p),
     };
     if let Some(lb) = service.load_balancer_ip {
-        let entry = if service.load_balancer_source_ranges.is_empty() {
-            &chains.ext
-        } else {
-            &chains.fw
+        let firewalled = !service.load_balancer_source_ranges.is_empty();
+        let entry = if firewalled { &chains.fw } else { &chains.ext };
+        let to_lb = || Match::Destination {
+            net: host(lb),
+            negated: false,
         };
         nat.append(
             SERVICES,
             Rule::new(
                 vec![
-                    Match::Destination {
-                        net: host(lb),
-                        negated: false,
-                    },
+                    to_lb(),
                     Match::Protocol(proto),
                     comment(format!("{name} loadbalancer IP")),
                     dport(port.port),
@@ -35,20 +42,22 @@ pub(super) fn entry_rules(service: &Service, port: &ServicePort, chains: &PortCh
                 jump(entry),
             ),
         );
-        for range in &service.load_balancer_source_ranges {
-            nat.append(
-                &chains.fw,
+        if firewalled {
+            filter.append(
+                PROXY_FIREWALL,
                 Rule::new(
                     vec![
-                        Match::Source {
-                            net: *range,
-                            negated: false,
-                        },
-                        comment(format!("{name} loadbalancer IP")),
+                        to_lb(),
+                        Match::Protocol(proto),
+                        comment(format!("{name} traffic not accepted by {}", chains.fw)),
+                        dport(port.port),
                     ],
-                    jump(&chains.ext),
+                    Target::Drop,
                 ),
             );
+            if !ranges_hold_a_node(cluster, service) {
+                fw_chain(service, chains, false, nat);
+            }
         }
     }
     if let Some(np) = port.node_port {
@@ -62,9 +71,50 @@ pub(super) fn entry_rules(service: &Service, port: &ServicePort, chains: &PortCh
     }
 }
 
-/// The filter rules one external Service port adds to KUBE-EXTERNAL-SERVICES on a node: the
-/// drop of what a load balancer's firewall chain did not accept, and under `Local`, on a node
-/// without a local endpoint, the drop of all external traffic.
+/// Whether some node's address is in one of the Service's `loadBalancerSourceRanges`: kube-proxy
+/// then also accepts, on that node, traffic from the load-balancer address itself, so the
+/// KUBE-FW chain differs from node to node.
+pub(super) fn ranges_hold_a_node(cluster: &Cluster, service: &Service) -> bool {
+    cluster
+        .nodes
+        .iter()
+        .any(|n| service.load_balancer_source_ranges.iter().any(|r| r.contains(&n.ip)))
+}
+
+/// The KUBE-FW chain: each source range goes on to KUBE-EXT; on a node whose address is in a
+/// range, so does traffic from the load-balancer address (a node that holds the address sends
+/// from it); the last rule only marks the end: what gets there is not DNATed, and
+/// KUBE-PROXY-FIREWALL drops it in `filter`.
+pub(super) fn fw_chain(service: &Service, chains: &PortChains, allow_from_node: bool, nat: &mut Table) {
+    let name = &chains.port_name;
+    let from = |net| {
+        Rule::new(
+            vec![
+                Match::Source { net, negated: false },
+                comment(format!("{name} loadbalancer IP")),
+            ],
+            jump(&chains.ext),
+        )
+    };
+    for range in &service.load_balancer_source_ranges {
+        nat.append(&chains.fw, from(*range));
+    }
+    if allow_from_node && let Some(lb) = service.load_balancer_ip {
+        nat.append(&chains.fw, from(host(lb)));
+    }
+    nat.append(
+        &chains.fw,
+        Rule::new(
+            vec![comment(format!(
+                "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"
+            ))],
+            Target::None,
+        ),
+    );
+}
+
+/// The filter rule one external Service port adds to KUBE-EXTERNAL-SERVICES on a node: under
+/// `Local`, on a node without a local endpoint, the drop of all external traffic.
 pub(super) fn filter_rules(
     service: &Service,
     port: &ServicePort,
@@ -72,32 +122,15 @@ pub(super) fn filter_rules(
     local_endpoints: &[usize],
     filter: &mut Table,
 ) {
-    let name = &chains.port_name;
-    let proto = port.protocol;
-    if let Some(lb) = service.load_balancer_ip
-        && !service.load_balancer_source_ranges.is_empty()
-    {
-        filter.append(
-            EXTERNAL_SERVICES,
-            Rule::new(
-                vec![
-                    Match::Destination {
-                        net: host(lb),
-                        negated: false,
-                    },
-                    Match::Protocol(proto),
-                    comment(format!("{name} traffic not accepted by {}", chains.fw)),
-                    Match::DestinationPort {
-                        protocol: proto,
-                        port: Some(port.port),
-                    },
-                ],
-                Target::Drop,
-            ),
-        );
-    }
     if service.external_traffic_policy == TrafficPolicy::Local && local_endpoints.is_empty() {
-        filter_external(service, port, name, "has no local endpoints", Target::Drop, filter);
+        filter_external(
+            service,
+            port,
+            &chains.port_name,
+            "has no local endpoints",
+            Target::Drop,
+            filter,
+        );
     }
 }
 

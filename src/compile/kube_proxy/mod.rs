@@ -19,6 +19,7 @@ pub const MARK_MASQ: &str = "KUBE-MARK-MASQ";
 pub const POSTROUTING: &str = "KUBE-POSTROUTING";
 pub const EXTERNAL_SERVICES: &str = "KUBE-EXTERNAL-SERVICES";
 pub const FORWARD: &str = "KUBE-FORWARD";
+pub const PROXY_FIREWALL: &str = "KUBE-PROXY-FIREWALL";
 
 /// The chains kube-proxy writes for one Service port.
 pub struct PortChains {
@@ -79,10 +80,11 @@ pub struct KubeProxy {
 impl KubeProxy {
     pub fn new(cluster: &Cluster) -> KubeProxy {
         let (nat, filter) = shared_tables(cluster);
+        let (nat, filter) = (Arc::new(nat), Arc::new(filter));
         KubeProxy {
-            nat: Arc::new(nat),
-            filter: Arc::new(filter),
-            per_node: Arc::new(per_node::PerNode::new(cluster)),
+            per_node: Arc::new(per_node::PerNode::new(cluster, &nat, &filter)),
+            nat,
+            filter,
         }
     }
 
@@ -158,6 +160,17 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
     );
 
     let new = || ct(&[CtState::New]);
+    // kube-proxy puts each jump at the top of its chain, one after the other, so they end up in
+    // the reverse of the order it lists them in: the load-balancer firewall comes first.
+    for builtin in ["INPUT", "FORWARD", "OUTPUT"] {
+        filter.append(
+            builtin,
+            Rule::new(
+                vec![new(), comment("kubernetes load balancer firewall")],
+                jump(PROXY_FIREWALL),
+            ),
+        );
+    }
     filter.append(
         "INPUT",
         Rule::new(vec![comment("kubernetes health check service ports")], jump(NODEPORTS)),
@@ -188,13 +201,7 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         "OUTPUT",
         Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)),
     );
-    filter.append(
-        FORWARD,
-        Rule::new(
-            vec![ct(&[CtState::Invalid]), comment("kubernetes forwarding rules")],
-            Target::Drop,
-        ),
-    );
+    filter.append(FORWARD, Rule::new(vec![ct(&[CtState::Invalid])], Target::Drop));
     filter.append(
         FORWARD,
         Rule::new(
@@ -220,7 +227,7 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         ),
     );
     // Chains exist even when empty: kube-proxy creates them all up front.
-    for chain in [SERVICES, NODEPORTS, EXTERNAL_SERVICES] {
+    for chain in [SERVICES, NODEPORTS, EXTERNAL_SERVICES, PROXY_FIREWALL] {
         filter.ensure(chain);
         nat.ensure(chain);
     }
@@ -230,23 +237,24 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         if service.cluster_ip.is_none() {
             continue; // Headless: DNS hands out pod IPs, kube-proxy has nothing to do.
         }
-        if let Some(port) = health_check_port(service) {
-            filter.append(
-                NODEPORTS,
-                Rule::new(
-                    vec![
-                        Match::Protocol(crate::net::Protocol::Tcp),
-                        comment(format!("{} health check node port", service.qualified_name())),
-                        Match::DestinationPort {
-                            protocol: crate::net::Protocol::Tcp,
-                            port: Some(port),
-                        },
-                    ],
-                    Target::Accept,
-                ),
-            );
-        }
         for port in &service.ports {
+            // kube-proxy accepts the health-check port once per Service port, endpoints or not.
+            if let Some(health) = health_check_port(service) {
+                filter.append(
+                    NODEPORTS,
+                    Rule::new(
+                        vec![
+                            Match::Protocol(crate::net::Protocol::Tcp),
+                            comment(format!("{} health check node port", service_port_name(service, port))),
+                            Match::DestinationPort {
+                                protocol: crate::net::Protocol::Tcp,
+                                port: Some(health),
+                            },
+                        ],
+                        Target::Accept,
+                    ),
+                );
+            }
             service_port_rules(cluster, service, port, &mut nat, &mut filter);
         }
     }
@@ -299,76 +307,119 @@ fn service_port_rules(cluster: &Cluster, service: &Service, port: &ServicePort, 
         return;
     }
 
-    // ClusterIP: dispatch, masquerade for non-pod sources, then spread over the endpoints.
-    nat.append(
-        SERVICES,
-        Rule::new(
-            vec![
-                to_ip(cluster_ip),
-                Match::Protocol(proto),
-                comment(format!("{name} cluster IP")),
-                dport(port.port),
-            ],
-            jump(&chains.svc),
-        ),
-    );
-    nat.append(
-        &chains.svc,
-        Rule::new(
-            vec![
-                Match::Source {
-                    net: cluster.pod_network,
-                    negated: true,
-                },
-                to_ip(cluster_ip),
-                Match::Protocol(proto),
-                comment(format!("{name} cluster IP")),
-                dport(port.port),
-            ],
-            jump(MARK_MASQ),
-        ),
-    );
-    let all: Vec<usize> = (0..port.endpoints.len()).collect();
-    spread(service, port, &chains, &chains.svc, &all, nat);
+    // ClusterIP: dispatch, masquerade for non-pod sources, then spread over the endpoints. Under
+    // internalTrafficPolicy Local the dispatch goes to the node's own KUBE-SVL chain (or is
+    // dropped where the node has no endpoint), so it is the node's own (`per_node`).
+    let internal_local = service.internal_traffic_policy == TrafficPolicy::Local;
+    if !internal_local {
+        nat.append(
+            SERVICES,
+            Rule::new(
+                vec![
+                    to_ip(cluster_ip),
+                    Match::Protocol(proto),
+                    comment(format!("{name} cluster IP")),
+                    dport(port.port),
+                ],
+                jump(&chains.svc),
+            ),
+        );
+        nat.append(
+            &chains.svc,
+            cluster_ip_masquerade(cluster.pod_network, service, port, &chains),
+        );
+    }
+    if uses_cluster_chain(service) {
+        let all: Vec<usize> = (0..port.endpoints.len()).collect();
+        spread(service, port, &chains, &chains.svc, &all, nat);
+    }
 
     if external {
-        external::entry_rules(service, port, &chains, nat);
+        external::entry_rules(cluster, service, port, &chains, nat, filter);
         if service.external_traffic_policy == TrafficPolicy::Cluster {
             external::ext_chain(cluster.pod_network, service, &chains, &[], nat);
         }
     }
 
-    for (i, endpoint) in port.endpoints.iter().enumerate() {
-        let sep = &chains.endpoints[i];
-        nat.append(
-            sep,
-            Rule::new(
-                vec![
-                    Match::Source {
-                        net: host(endpoint.ip),
-                        negated: false,
-                    },
-                    comment(name.clone()),
-                ],
-                jump(MARK_MASQ),
-            ),
-        );
-        let mut dnat = vec![Match::Protocol(proto), comment(name.clone())];
-        if service.session_affinity_timeout.is_some() {
-            dnat.push(Match::Recent {
-                name: sep.clone(),
-                check: RecentCheck::Set,
-            });
+    // kube-proxy writes a KUBE-SEP chain only for the endpoints a node can send to: all of them
+    // when the KUBE-SVC chain is in use, otherwise only the node's own (`per_node`).
+    if uses_cluster_chain(service) {
+        for i in 0..port.endpoints.len() {
+            endpoint_rules(service, port, &chains, i, nat);
         }
-        dnat.push(Match::DestinationPort {
-            protocol: proto,
-            port: None,
-        });
-        nat.append(
-            sep,
-            Rule::new(dnat, Target::Dnat(SocketAddrV4::new(endpoint.ip, endpoint.port))),
-        );
     }
+}
+
+/// Whether kube-proxy writes a port's KUBE-SVC chain, which spreads over every endpoint: under
+/// internalTrafficPolicy Cluster, and for any Service reachable from outside (whose KUBE-EXT
+/// chain sends the node's own and its pods' traffic there whatever the external policy).
+pub(super) fn uses_cluster_chain(service: &Service) -> bool {
+    service.internal_traffic_policy == TrafficPolicy::Cluster || service.kind != ServiceType::ClusterIP
+}
+
+/// The first rule of the chain ClusterIP traffic is sent to (KUBE-SVC, or KUBE-SVL under
+/// internalTrafficPolicy Local): traffic from outside the pod network is masqueraded.
+pub(super) fn cluster_ip_masquerade(
+    pod_network: ipnet::Ipv4Net,
+    service: &Service,
+    port: &ServicePort,
+    chains: &PortChains,
+) -> Rule {
+    let cluster_ip = service.cluster_ip.expect("headless Services are skipped");
+    Rule::new(
+        vec![
+            Match::Source {
+                net: pod_network,
+                negated: true,
+            },
+            Match::Destination {
+                net: host(cluster_ip),
+                negated: false,
+            },
+            Match::Protocol(port.protocol),
+            comment(format!("{} cluster IP", chains.port_name)),
+            Match::DestinationPort {
+                protocol: port.protocol,
+                port: Some(port.port),
+            },
+        ],
+        jump(MARK_MASQ),
+    )
+}
+
+/// The KUBE-SEP chain of endpoint `i`: masquerade hairpin traffic, then DNAT.
+pub(super) fn endpoint_rules(service: &Service, port: &ServicePort, chains: &PortChains, i: usize, nat: &mut Table) {
+    let name = &chains.port_name;
+    let endpoint = &port.endpoints[i];
+    let sep = &chains.endpoints[i];
+    nat.append(
+        sep,
+        Rule::new(
+            vec![
+                Match::Source {
+                    net: host(endpoint.ip),
+                    negated: false,
+                },
+                comment(name.clone()),
+            ],
+            jump(MARK_MASQ),
+        ),
+    );
+    let mut dnat = vec![Match::Protocol(port.protocol), comment(name.clone())];
+    if service.session_affinity_timeout.is_some() {
+        dnat.push(Match::Recent {
+            name: sep.clone(),
+            check: RecentCheck::Set,
+        });
+    }
+    dnat.push(Match::DestinationPort {
+        protocol: port.protocol,
+        port: None,
+    });
+    nat.append(
+        sep,
+        Rule::new(dnat, Target::Dnat(SocketAddrV4::new(endpoint.ip, endpoint.port))),
+    );
 }
 
 /// The rules of a KUBE-SVC or KUBE-SVL chain that pick one of `endpoints`: affinity checks
@@ -454,7 +505,13 @@ pub fn verdict_for_rule(rule: &str) -> Option<crate::trace::Verdict> {
     if rule.contains(" has no endpoints\"") {
         Some(crate::trace::Verdict::NoEndpoints)
     } else if rule.contains(" has no local endpoints\"") {
-        Some(crate::trace::Verdict::NoLocalEndpoints)
+        // The ClusterIP drop (internalTrafficPolicy) is in KUBE-SERVICES, the drop of external
+        // traffic in KUBE-EXTERNAL-SERVICES.
+        Some(if rule.starts_with(&format!("-A {SERVICES} ")) {
+            crate::trace::Verdict::NoLocalEndpointsInternal
+        } else {
+            crate::trace::Verdict::NoLocalEndpoints
+        })
     } else {
         None
     }
@@ -545,6 +602,48 @@ mod tests {
             let (nat, _) = kube_proxy.tables(n);
             assert_eq!(ends_in_svl(&nat), node_with(n), "node {n}");
             assert_eq!(nat.chain(&chains.svl).is_some(), node_with(n), "node {n}");
+        }
+    }
+
+    #[test]
+    fn internal_traffic_policy_local_keeps_cluster_ip_traffic_on_the_senders_node() {
+        let source = Source {
+            name: "traffic-policy".into(),
+            text: include_str!("../../../scenarios/traffic-policy.yaml").into(),
+        };
+        let (spec, _) = parse(&source).unwrap();
+        let cluster = crate::model::build(&spec).unwrap_or_else(|e| panic!("{e:#?}")).cluster;
+        let kube_proxy = KubeProxy::new(&cluster);
+        let s = &cluster.services[cluster.service_named("monitoring", "node-logs").unwrap()];
+        let chains = port_chains(s, &s.ports[0]);
+        for n in 0..cluster.nodes.len() {
+            let (nat, filter) = kube_proxy.tables(n);
+            let local: Vec<usize> = (0..s.ports[0].endpoints.len())
+                .filter(|&i| cluster.pods[s.ports[0].endpoints[i].pod].node == n)
+                .collect();
+            assert!(
+                nat.chain(&chains.svc).is_none(),
+                "a ClusterIP-only Service has no KUBE-SVC"
+            );
+            for (i, sep) in chains.endpoints.iter().enumerate() {
+                assert_eq!(nat.chain(sep).is_some(), local.contains(&i), "node {n}, endpoint {i}");
+            }
+            let services = nat.chain(SERVICES).unwrap();
+            let last = services.rules.last().unwrap();
+            assert_eq!(
+                last.target,
+                Target::Jump(NODEPORTS.into()),
+                "the NodePort jump stays last"
+            );
+            let dispatch = services
+                .rules
+                .iter()
+                .any(|r| r.target == Target::Jump(chains.svl.clone()));
+            let drop = filter.chain(SERVICES).unwrap().rules.iter().any(|r| {
+                r.target == Target::Drop && r.comment() == Some("monitoring/node-logs has no local endpoints")
+            });
+            assert_eq!(dispatch, !local.is_empty(), "node {n}");
+            assert_eq!(drop, local.is_empty(), "node {n}");
         }
     }
 }

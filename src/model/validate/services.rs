@@ -277,6 +277,32 @@ impl Validator {
                     "remove it, or change the Service type",
                 );
             }
+            // The API server allocates healthCheckNodePort from the NodePort range, and only for
+            // a LoadBalancer with externalTrafficPolicy Local.
+            if let Some(h) = &sv.health_check_node_port {
+                if kind != ServiceType::LoadBalancer || external_traffic_policy != TrafficPolicy::Local {
+                    self.error(
+                        h.span,
+                        "healthCheckNodePort applies only to a LoadBalancer Service with externalTrafficPolicy: Local",
+                        "remove it, or make the Service a LoadBalancer with externalTrafficPolicy: Local",
+                    );
+                } else if !NODE_PORT_RANGE.contains(&h.value) {
+                    self.error(
+                        h.span,
+                        format!(
+                            "healthCheckNodePort {} is outside the NodePort range 30000-32767",
+                            h.value
+                        ),
+                        "the API server allocates it from --service-node-port-range, like a nodePort",
+                    );
+                } else if let Some(other) = node_ports.insert(h.value, qualified.clone()) {
+                    self.error(
+                        h.span,
+                        format!("healthCheckNodePort {} is already used by service `{other}`", h.value),
+                        "it is opened on every node like a nodePort, so it must differ from every nodePort",
+                    );
+                }
+            }
             let (Some(name), Some(namespace), Some(cluster_ip)) = (name, namespace, cluster_ip) else {
                 continue;
             };
