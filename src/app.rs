@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod batch;
+mod check;
 mod generate;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, ProtocolArg};
@@ -126,9 +127,18 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
         Command::Generate(args) => generate_command(args),
-        Command::Check { file, scenario } => check_command(
-            file.as_deref().or(scenario.scenario.as_deref()),
-            cli.max_input_size,
+        Command::Check {
+            file,
+            scenario,
+            output,
+            junit,
+        } => check::run(
+            &check::Options {
+                path: file.as_deref().or(scenario.scenario.as_deref()),
+                max_input: cli.max_input_size,
+                json: *output == crate::cli::ReportFormat::Json,
+                junit: junit.as_deref(),
+            },
             style,
             err_color,
         ),
@@ -179,12 +189,15 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             let state = crate::compile::compile(&loaded.cluster);
             let shown = render::explain::shown(&loaded.cluster, &filter);
             let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
+            let mut warnings = loaded.warnings.clone();
+            warnings.extend(check::case_warnings(&loaded.cluster, &state));
+            diagnostic::sort(&mut warnings);
             Outcome {
                 stdout: render::explain::render(&loaded.cluster, &state, &facts, &filter, style),
-                stderr: if loaded.warnings.is_empty() {
+                stderr: if warnings.is_empty() {
                     String::new()
                 } else {
-                    render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+                    render::diagnostics::render(&loaded.source, &warnings, err_color)
                 },
                 code: EXIT_OK,
             }
@@ -309,18 +322,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
 
 /// The traces one request asks for: one, or one per endpoint branch with --all-endpoints.
 fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<Vec<Trace>, String> {
-    let endpoint_ip = match &r.endpoint {
-        Some(name) => {
-            let bare = name.strip_prefix("pod/").unwrap_or(name);
-            let (ns, pod) = bare.split_once('/').unwrap_or((r.namespace.as_str(), bare));
-            match c.pod_named(ns, pod) {
-                Some(i) => Some(c.pods[i].ip),
-                None => return Err(format!("--endpoint: no pod `{ns}/{pod}`")),
-            }
-        }
-        None => None,
-    };
-    let query = crate::resolve::Query {
+    let mut query = crate::resolve::Query {
         from: &r.from,
         container: r.container.as_deref(),
         to: &r.to,
@@ -331,9 +333,14 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
             ProtocolArg::Sctp => crate::net::Protocol::Sctp,
         }),
         namespace: &r.namespace,
-        endpoint: endpoint_ip,
+        endpoint: None,
         via_node: r.via_node.as_deref(),
     };
+    let endpoint_ip = match &r.endpoint {
+        Some(name) => Some(crate::resolve::endpoint_address(c, state, &query, name).map_err(|p| p.for_command_line())?),
+        None => None,
+    };
+    query.endpoint = endpoint_ip;
     let choice = match endpoint_ip {
         Some(ip) => BranchChoice::pinned(vec![ip]),
         None => BranchChoice::default(),
@@ -366,54 +373,6 @@ fn generate_command(args: &GenerateArgs) -> Outcome {
     Outcome {
         stdout,
         ..Outcome::default()
-    }
-}
-
-/// Runs every trace case of the scenario; a case whose verdict differs from its `expect`, or
-/// that cannot be traced, fails the run.
-fn check_command(path: Option<&Path>, max_input: u64, style: Style, err_color: bool) -> Outcome {
-    let loaded = match load(path, max_input, err_color) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
-    let c = &loaded.cluster;
-    if c.traces.is_empty() {
-        return usage(format!("{} has no `traces:` to check", loaded.source.name));
-    }
-    let state = crate::compile::compile(c);
-    let mut table = style.table(&["line", "from", "to", "expected", "got", ""]);
-    let mut failed = 0;
-    for case in &c.traces {
-        let query = crate::resolve::Query {
-            from: &case.from,
-            container: None,
-            to: &case.to,
-            port: case.port,
-            protocol: case.protocol,
-            namespace: "default",
-            endpoint: None,
-            via_node: None,
-        };
-        let got = match crate::tracer::trace(c, &state, &query, BranchChoice::default()) {
-            Ok(t) => t.verdict.name().to_owned(),
-            Err(e) => format!("error: {e}"),
-        };
-        let ok = got == case.expect;
-        failed += usize::from(!ok);
-        table.add_row(vec![
-            case.line.to_string(),
-            render::untrusted::escape(&case.from).into_owned(),
-            render::untrusted::escape(&case.to).into_owned(),
-            render::untrusted::escape(&case.expect).into_owned(),
-            render::untrusted::escape(&got).into_owned(),
-            if ok { style.good("ok") } else { style.bad("FAILED") },
-        ]);
-    }
-    let total = c.traces.len();
-    Outcome {
-        stdout: format!("{table}\n{} passed, {failed} failed\n", total - failed),
-        stderr: String::new(),
-        code: if failed == 0 { EXIT_OK } else { EXIT_DROPPED },
     }
 }
 

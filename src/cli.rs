@@ -55,12 +55,22 @@ pub enum Command {
         service: Option<String>,
     },
     /// Run the scenario's `traces:` and compare each verdict with its `expect`.
+    ///
+    /// One line per case, ✓ or ✗ with the first difference and the trace command that shows
+    /// it, then a count. Exits 0 when every case matches, 1 when any differs, 2 when a case
+    /// names something the scenario does not have.
     Check {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
         file: Option<PathBuf>,
         #[command(flatten)]
         scenario: ScenarioArgs,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+        /// Also write a JUnit XML report to FILE, for CI systems that show test results.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Print a shell script that builds the cluster's network for real, in network namespaces.
     Materialize {
@@ -266,6 +276,13 @@ pub enum ProtocolArg {
     Tcp,
     Udp,
     Sctp,
+}
+
+/// The formats of a report that is not a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod names;
 mod request;
 mod source;
 
@@ -69,6 +70,48 @@ pub struct Query<'a> {
 /// A mistake in `--from`/`--to`/`--port`, worded for the user.
 pub type Error = String;
 
+/// Which part of a question a mistake is in, so a trace case can point at its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    From,
+    Container,
+    To,
+    Endpoint,
+    ViaNode,
+}
+
+/// A mistake in the question, with the part of it that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: Field,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: Field, message: impl Into<String>) -> Self {
+        Problem {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The message as the command line words it: naming the flag when the mistake is in one.
+    pub fn for_command_line(&self) -> String {
+        match self.field {
+            Field::Endpoint => format!("--endpoint: {}", self.message),
+            Field::ViaNode if !self.message.starts_with("--via-node") => format!("--via-node: {}", self.message),
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// A mistake in `--from` (the usual place `?` finds one in the source's resolution).
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Problem::new(Field::From, message)
+    }
+}
+
 fn split_ns<'a>(name: &'a str, default_ns: &'a str) -> (&'a str, &'a str) {
     name.split_once('/').unwrap_or((default_ns, name))
 }
@@ -133,8 +176,34 @@ fn cluster_ip_note(c: &Cluster, si: usize, ip: Ipv4Addr, port: u16, protocol: Pr
 }
 
 pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints, Error> {
+    resolve_fields(c, state, q).map_err(|p| p.for_command_line())
+}
+
+/// The namespace for names that carry none: the sending pod's, as its DNS search list would
+/// use, or else the query's (`-n`).
+fn names_namespace<'a>(c: &'a Cluster, q: &Query<'a>, sender: Option<usize>) -> &'a str {
+    sender.map(|p| c.pods[p].namespace.as_str()).unwrap_or(q.namespace)
+}
+
+/// The address of the pod `--endpoint` names (`POD`, `NAMESPACE/POD` or `pod/POD`), in the
+/// sender's namespace unless it gives one.
+pub fn endpoint_address(c: &Cluster, state: &NetState, q: &Query<'_>, name: &str) -> Result<Ipv4Addr, Problem> {
+    let sender = source::resolve(c, state, q, &mut Vec::new())?.pod;
+    let bare = name.strip_prefix("pod/").unwrap_or(name);
+    let (ns, pod) = bare.split_once('/').unwrap_or((names_namespace(c, q, sender), bare));
+    c.pod_named(ns, pod)
+        .map(|i| c.pods[i].ip)
+        .ok_or_else(|| Problem::new(Field::Endpoint, names::no_pod(c, ns, pod)))
+}
+
+/// As [`resolve`], saying which part of the question a mistake is in.
+pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints, Problem> {
     let mut notes = Vec::new();
     let from = source::resolve(c, state, q, &mut notes)?;
+    let q = &Query {
+        namespace: names_namespace(c, q, from.pod),
+        ..*q
+    };
     let mut ends = Endpoints {
         origin: from.origin,
         src_ip: from.ip,
@@ -147,9 +216,12 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
         http: None,
         load_balancer: None,
     };
-    let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes)?;
+    let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes).map_err(|m| Problem::new(Field::To, m))?;
     if matches!(ends.origin, Origin::Outside { .. }) && dst.is_some_and(|d| d.ip().is_loopback()) {
-        return Err("localhost of a client on the internet is its own machine, which is not modelled".into());
+        return Err(Problem::new(
+            Field::To,
+            "localhost of a client on the internet is its own machine, which is not modelled",
+        ));
     }
     ends.dst = dst;
     ends.protocol = protocol;
@@ -170,23 +242,29 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
     if let Some(node) = q.via_node {
         let ni = c
             .node_named(node)
-            .ok_or_else(|| format!("--via-node: no node `{node}`"))?;
+            .ok_or_else(|| Problem::new(Field::ViaNode, names::no_node(c, node)))?;
         match ends.load_balancer {
             Some(si) if dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip) => {
                 let b = lb_backends(c, &c.services[si]).into_iter().find(|b| b.node == ni);
                 if let Some(b) = b.filter(|b| !b.healthy) {
-                    return Err(format!(
-                        "--via-node {node}: the load balancer never sends there ({}); to see what the node does with such a packet, trace --from internet --to node/{node}:NODEPORT",
-                        b.why
+                    return Err(Problem::new(
+                        Field::ViaNode,
+                        format!(
+                            "--via-node {node}: the load balancer never sends there ({}); to see what the node does with such a packet, trace --from internet --to node/{node}:NODEPORT",
+                            b.why
+                        ),
                     ));
                 }
                 ends.pins.push(c.nodes[ni].ip);
             }
             _ if ends.http.is_some() => {}
             _ => {
-                return Err(format!(
-                    "--via-node picks the node a cloud load balancer sends to; {} is not a load-balancer address",
-                    q.to
+                return Err(Problem::new(
+                    Field::ViaNode,
+                    format!(
+                        "--via-node picks the node a cloud load balancer sends to; {} is not a load-balancer address",
+                        q.to
+                    ),
                 ));
             }
         }
@@ -227,7 +305,7 @@ fn destination(
             .ingresses
             .iter()
             .find(|i| i.namespace == ns && i.name == name)
-            .ok_or_else(|| format!("no ingress `{ns}/{name}`"))?;
+            .ok_or_else(|| names::no_ingress(c, ns, name))?;
         // The first path of the first rule, with a wildcard host given a label to match.
         let (host, path) = match ing.rules.first() {
             Some(rule) => (
@@ -259,7 +337,7 @@ fn destination(
     if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer"]) {
         let si = c
             .service_named(ns, name)
-            .ok_or_else(|| format!("no service `{ns}/{name}`"))?;
+            .ok_or_else(|| names::no_service(c, ns, name))?;
         let s = &c.services[si];
         let ip = s.load_balancer_ip.ok_or_else(|| {
             format!(
@@ -289,7 +367,7 @@ fn destination(
     if let Some((ns, name)) = kind_name(to, q.namespace, &["svc", "service"]) {
         let si = c
             .service_named(ns, name)
-            .ok_or_else(|| format!("no service `{ns}/{name}`"))?;
+            .ok_or_else(|| names::no_service(c, ns, name))?;
         let ip = c.services[si].cluster_ip.ok_or_else(|| {
             format!("service {ns}/{name} is headless: it has no ClusterIP; trace to one of its pods, or to its DNS name {name}.{ns}")
         })?;
@@ -299,7 +377,7 @@ fn destination(
     }
     if let Some(node) = to.strip_prefix("node/") {
         let (node, port) = split_port(node)?;
-        let i = c.node_named(node).ok_or_else(|| format!("no node `{node}`"))?;
+        let i = c.node_named(node).ok_or_else(|| names::no_node(c, node))?;
         let port = q
             .port
             .or(port)

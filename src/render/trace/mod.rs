@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use crate::render::style::Style;
 use crate::render::untrusted;
-use crate::trace::{Branch, Trace, Tuple};
+use crate::trace::{Branch, Place, Step, Trace, Tuple};
 
 /// How much of a trace the text shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,4 +171,53 @@ pub fn summary(traces: &[(Option<usize>, &Trace)], style: Style) -> String {
         traces.len() - failed
     );
     out
+}
+
+/// A place as one line names it. Pods and nodes are named with their kind, as kubectl names
+/// them; the other places' names already say what they are ("cloud router").
+pub(crate) fn place_label(p: &Place) -> String {
+    match (&p.node, p.kind.as_str()) {
+        (Some(n), "pod") => format!("pod {} on {n}", p.name),
+        (_, "pod" | "node") => format!("{} {}", p.kind, p.name),
+        _ => p.name.clone(),
+    }
+}
+
+/// Where a trace that failed stopped: the hop (numbered as the brief form numbers them, the
+/// reply's after the request's), its place, and the netfilter rule that decided, if one did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stop {
+    /// `request` or `reply`.
+    pub direction: &'static str,
+    pub hop: usize,
+    pub host: String,
+    pub rule: Option<String>,
+}
+
+pub fn stopped(t: &Trace) -> Option<Stop> {
+    if t.verdict.is_success() {
+        return None;
+    }
+    let request = t.hops.len();
+    let (direction, hop, last) = match t.reply.as_ref().and_then(|r| r.hops.last().map(|h| (r.hops.len(), h))) {
+        Some((n, h)) => ("reply", request + n, h),
+        None => ("request", request, t.hops.last()?),
+    };
+    use crate::trace::Verdict as V;
+    let by_rule = matches!(
+        t.verdict,
+        V::Filtered | V::Rejected | V::NoEndpoints | V::NoLocalEndpoints
+    );
+    let rule = last.steps.iter().rev().find_map(|s| match s {
+        Step::Netfilter {
+            rule, action, chain, ..
+        } if by_rule => Some(rule.clone().unwrap_or_else(|| format!("{chain}: {action}"))),
+        _ => None,
+    });
+    Some(Stop {
+        direction,
+        hop,
+        host: place_label(&last.place),
+        rule,
+    })
 }
