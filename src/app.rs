@@ -7,7 +7,7 @@ mod batch;
 mod check;
 mod generate;
 
-use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, ProtocolArg};
+use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, PortArg, ProtocolArg};
 use crate::diagnostic::{self, Diagnostic};
 use crate::input::{self, Source};
 use crate::model::{self, Cluster};
@@ -18,6 +18,8 @@ use crate::trace::Trace;
 /// The demo cluster, compiled into the binary so the tool works with no file at all.
 pub const DEMO: &str = include_str!("../scenarios/demo.yaml");
 pub const DEMO_NAME: &str = "<built-in demo>";
+/// How a scenario read from standard input is named in messages.
+pub const STDIN_NAME: &str = "<stdin>";
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_DROPPED: u8 = 1;
@@ -65,7 +67,11 @@ fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Sourc
             name: DEMO_NAME.to_owned(),
             text: DEMO.to_owned(),
         }),
-        Some(p) => match input::read::file(&p, max_input) {
+        Some(p) => match if p == Path::new("-") {
+            stdin_source(max_input)
+        } else {
+            input::read::file(&p, max_input)
+        } {
             Ok(source) => Ok(source),
             Err(input::read::ReadError::Io(e)) => Err(Outcome {
                 stderr: format!(
@@ -82,6 +88,30 @@ fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Sourc
             }),
         },
     }
+}
+
+/// The scenario from standard input (`-f -`), under the same limit as a file.
+fn stdin_source(max_input: u64) -> Result<Source, input::read::ReadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(max_input.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(input::read::ReadError::Io)?;
+    if bytes.len() as u64 > max_input {
+        let source = Source {
+            name: STDIN_NAME.to_owned(),
+            text: String::new(),
+        };
+        let d = Diagnostic::error(format!(
+            "the scenario is larger than the input limit of {}",
+            input::read::size(max_input)
+        ))
+        .help("raise the limit with --max-input-size (for example --max-input-size 4GiB)");
+        return Err(input::read::ReadError::Refused(Box::new((source, d))));
+    }
+    input::read::text(STDIN_NAME.to_owned(), bytes)
 }
 
 /// Reads, decodes and validates a scenario; on failure the outcome carries every diagnostic.
@@ -159,6 +189,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             scenario,
             node,
             service,
+            namespace,
         } => {
             let loaded = match load(
                 file.as_deref().or(scenario.scenario.as_deref()),
@@ -168,24 +199,40 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
                 Ok(l) => l,
                 Err(o) => return o,
             };
-            let filter = render::explain::Filter {
-                node: node.clone(),
-                service: service.clone(),
-            };
-            if let Some(n) = &filter.node
+            if let Some(n) = node
                 && loaded.cluster.node_named(n).is_none()
             {
-                return usage(format!("no node `{n}` in {}", loaded.source.name));
+                return usage(format!(
+                    "{}: {}",
+                    loaded.source.name,
+                    crate::resolve::names::no_node(&loaded.cluster, n)
+                ));
             }
-            if let Some(s) = &filter.service
-                && !loaded
-                    .cluster
-                    .services
-                    .iter()
-                    .any(|sv| &sv.name == s || &sv.qualified_name() == s)
-            {
-                return usage(format!("no service `{s}` in {}", loaded.source.name));
-            }
+            // The filter names the Service as the renderer lists it: `namespace/name`.
+            let service = match service {
+                Some(s) => {
+                    let bare = ["svc/", "service/", "services/"]
+                        .iter()
+                        .find_map(|k| s.strip_prefix(k))
+                        .unwrap_or(s);
+                    let (ns, name) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
+                    match loaded.cluster.service_named(ns, name) {
+                        Some(i) => Some(loaded.cluster.services[i].qualified_name()),
+                        None => {
+                            return usage(format!(
+                                "{}: {}",
+                                loaded.source.name,
+                                crate::resolve::names::no_service(&loaded.cluster, ns, name)
+                            ));
+                        }
+                    }
+                }
+                None => None,
+            };
+            let filter = render::explain::Filter {
+                node: node.clone(),
+                service,
+            };
             let state = crate::compile::compile(&loaded.cluster);
             let shown = render::explain::shown(&loaded.cluster, &filter);
             let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
@@ -213,7 +260,7 @@ pub(crate) struct Request {
     pub from: String,
     pub to: String,
     pub container: Option<String>,
-    pub port: Option<u16>,
+    pub port: Option<PortArg>,
     pub protocol: Option<ProtocolArg>,
     pub namespace: String,
     pub endpoint: Option<String>,
@@ -235,6 +282,9 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     else {
         return usage("not a trace".into());
     };
+    if batch.as_deref() == Some(Path::new("-")) && scenario.scenario.as_deref() == Some(Path::new("-")) {
+        return usage("the scenario and the batch cannot both come from stdin: give one of them as a file".into());
+    }
     let requests: Vec<Request> = match batch {
         Some(file) => match batch::read(file, namespace) {
             Ok(r) => r,
@@ -247,7 +297,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
                 from: from.clone().unwrap_or_default(),
                 to: to.clone(),
                 container: options.container.clone(),
-                port: options.port,
+                port: options.port.clone(),
                 protocol: options.protocol,
                 namespace: namespace.clone(),
                 endpoint: options.endpoint.clone(),
@@ -326,7 +376,14 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
         from: &r.from,
         container: r.container.as_deref(),
         to: &r.to,
-        port: r.port,
+        port: match r.port {
+            Some(PortArg::Number(n)) => Some(n),
+            _ => None,
+        },
+        port_name: match &r.port {
+            Some(PortArg::Name(n)) => Some(n.as_str()),
+            _ => None,
+        },
         protocol: r.protocol.map(|p| match p {
             ProtocolArg::Tcp => crate::net::Protocol::Tcp,
             ProtocolArg::Udp => crate::net::Protocol::Udp,

@@ -33,7 +33,8 @@ pub enum ColorWhen {
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
-    /// The scenario file (YAML or JSON). Defaults to $K8SNET_SCENARIO, then to the built-in demo.
+    /// The scenario file (YAML or JSON; `-` for stdin). Defaults to $K8SNET_SCENARIO, then to
+    /// the built-in demo.
     #[arg(short = 'f', long = "scenario", value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
 }
@@ -50,9 +51,12 @@ pub enum Command {
         /// Show only this node.
         #[arg(long)]
         node: Option<String>,
-        /// Show only this Service (`name` or `namespace/name`).
+        /// Show only this Service (`NAME`, `NAMESPACE/NAME`, `svc/NAME`).
         #[arg(long)]
         service: Option<String>,
+        /// Namespace for a --service that carries none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
     },
     /// Run the scenario's `traces:` and compare each verdict with its `expect`.
     ///
@@ -133,9 +137,11 @@ pub struct QueryOptions {
     /// The container of --from that sends (they all share the pod's network).
     #[arg(short = 'c', long, conflicts_with = "batch")]
     pub container: Option<String>,
-    /// Destination port, 1 to 65535 (defaults to the Service's or pod's only port).
-    #[arg(long, conflicts_with = "batch", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
+    /// Destination port: a number from 1 to 65535, or the name of a Service port or container
+    /// port (`http`). Defaults to the Service's or pod's only port.
+    #[arg(long, conflicts_with = "batch", value_parser = port_arg)]
+    pub port: Option<PortArg>,
+    /// The protocol of the packet (defaults to the port's own, else TCP).
     #[arg(long, value_enum, conflicts_with = "batch")]
     pub protocol: Option<ProtocolArg>,
     /// Follow the branch that leads to this endpoint pod, instead of the first.
@@ -163,8 +169,8 @@ pub struct BatchLine {
     pub to: String,
     #[arg(long)]
     pub container: Option<String>,
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
+    #[arg(long, value_parser = port_arg)]
+    pub port: Option<PortArg>,
     #[arg(long, value_enum)]
     pub protocol: Option<ProtocolArg>,
     #[arg(short = 'n', long)]
@@ -175,6 +181,33 @@ pub struct BatchLine {
     pub all_endpoints: bool,
     #[arg(long, value_name = "NODE")]
     pub via_node: Option<String>,
+}
+
+/// A port as `--port` takes it: a number, or a port's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortArg {
+    Number(u16),
+    Name(String),
+}
+
+/// A number from 1 to 65535, or a name as Kubernetes allows for ports (IANA_SVC_NAME: at most
+/// 15 lowercase letters, digits and `-`, with a letter).
+fn port_arg(text: &str) -> Result<PortArg, String> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return crate::resolve::parse_port(text).map(PortArg::Number);
+    }
+    let ok = text.len() <= 15
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && text.bytes().any(|b| b.is_ascii_lowercase())
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if ok {
+        Ok(PortArg::Name(text.to_owned()))
+    } else {
+        Err("write a number from 1 to 65535, or a port's name (at most 15 lowercase letters, digits and -)".into())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -85,6 +85,7 @@ fn query(case: &TraceCase) -> Query<'_> {
         container: case.container.as_ref().map(|t| t.value.as_str()),
         to: &case.to.value,
         port: case.port,
+        port_name: None,
         protocol: case.protocol,
         namespace: case.namespace.as_ref().map_or("default", |t| t.value.as_str()),
         endpoint: None,

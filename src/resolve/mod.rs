@@ -60,6 +60,8 @@ pub struct Query<'a> {
     pub container: Option<&'a str>,
     pub to: &'a str,
     pub port: Option<u16>,
+    /// A port given by name (`--port http`): a Service port's or a container port's name.
+    pub port_name: Option<&'a str>,
     pub protocol: Option<Protocol>,
     pub namespace: &'a str,
     /// The address of the pod `--endpoint` names.
@@ -137,7 +139,31 @@ fn port_list(c: &Cluster, si: usize) -> String {
 /// The Service port asked for, or its only one; and the protocol.
 fn service_port(c: &Cluster, si: usize, q: &Query<'_>) -> Result<(u16, Protocol), Error> {
     let s = &c.services[si];
-    let port = match q.port {
+    let named = match q.port_name {
+        Some(name) if q.port.is_none() => Some(
+            s.ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .map(|p| p.port)
+                .ok_or_else(|| {
+                    let names: Vec<String> = s
+                        .ports
+                        .iter()
+                        .map(|p| match &p.name {
+                            Some(n) => format!("{n} ({}/{})", p.port, p.protocol),
+                            None => format!("(unnamed) {}/{}", p.port, p.protocol),
+                        })
+                        .collect();
+                    format!(
+                        "service {} has no port named {name}; its ports: {}",
+                        s.qualified_name(),
+                        names.join(", ")
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+    let port = match q.port.or(named) {
         Some(p) => p,
         None => match s.ports.as_slice() {
             [only] => only.port,
@@ -300,7 +326,7 @@ fn destination(
         )
         .map(|d| (Some(d), Protocol::Tcp));
     }
-    if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing"]) {
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing", "ingresses"]) {
         let ing = c
             .ingresses
             .iter()
@@ -334,7 +360,9 @@ fn destination(
         )
         .map(|d| (Some(d), Protocol::Tcp));
     }
-    if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer"]) {
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer", "loadbalancers"]) {
+        let (name, port) = split_port_spec(name)?;
+        let q = &with_port(q, port);
         let si = c
             .service_named(ns, name)
             .ok_or_else(|| names::no_service(c, ns, name))?;
@@ -364,7 +392,9 @@ fn destination(
         ends.load_balancer = Some(si);
         return Ok((Some(SocketAddrV4::new(ip, port)), protocol));
     }
-    if let Some((ns, name)) = kind_name(to, q.namespace, &["svc", "service"]) {
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["svc", "service", "services"]) {
+        let (name, port) = split_port_spec(name)?;
+        let q = &with_port(q, port);
         let si = c
             .service_named(ns, name)
             .ok_or_else(|| names::no_service(c, ns, name))?;
@@ -405,19 +435,40 @@ fn destination(
         let port = parse_port(port)?;
         return Ok((Some(SocketAddrV4::new(ip, q.port.unwrap_or(port))), tcp));
     }
-    let bare = to.strip_prefix("pod/");
-    let (name, port) = split_port(bare.unwrap_or(to))?;
+    let bare = to.strip_prefix("pod/").or_else(|| to.strip_prefix("pods/"));
+    let (name, port) = split_port_spec(bare.unwrap_or(to))?;
+    let q = &with_port(q, port);
     let (ns, pod) = split_ns(name, q.namespace);
     // A pod's name wins; a name that is no pod's, or has dots in it, is a DNS name.
     let pi = c.pod_named(ns, pod);
     if pi.is_none() && bare.is_none() && !name.contains('/') {
-        return dns_name(c, q, src_pod, ends, notes, name, port);
+        return dns_name(c, q, src_pod, ends, notes, name, None);
     }
-    let pi = pi.ok_or_else(|| format!("no pod or service `{to}` (write svc/NAME for a Service)"))?;
+    let pi = pi.ok_or_else(|| match bare {
+        Some(_) => names::no_pod(c, ns, pod),
+        None => format!("{} (write svc/NAME for a Service)", names::no_pod(c, ns, pod)),
+    })?;
     let p = &c.pods[pi];
-    let port = match q.port.or(port) {
-        Some(port) => port,
-        None => match p.listeners().collect::<Vec<_>>().as_slice() {
+    let port = match (q.port, q.port_name) {
+        (Some(port), _) => port,
+        (None, Some(wanted)) => match p.listeners().find(|(_, cp)| cp.name.as_deref() == Some(wanted)) {
+            Some((_, cp)) => cp.port,
+            None => {
+                let named: Vec<String> = p
+                    .listeners()
+                    .filter_map(|(_, cp)| cp.name.as_ref().map(|n| format!("{n} ({}/{})", cp.port, cp.protocol)))
+                    .collect();
+                return Err(format!(
+                    "pod {ns}/{pod} has no container port named {wanted}; its named ports: {}",
+                    if named.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        named.join(", ")
+                    }
+                ));
+            }
+        },
+        (None, None) => match p.listeners().collect::<Vec<_>>().as_slice() {
             [(_, only)] => only.port,
             [] => {
                 return Err(format!(
@@ -551,8 +602,39 @@ fn dns_name(
     Ok((Some(SocketAddrV4::new(addr, protocol.0)), protocol.1))
 }
 
-/// An HTTP request to an ingress controller: the host is taken to resolve to the controller
-/// Service's load-balancer address, or else to a node's NodePort.
+/// A port written after a name: a number, or a port's name (`svc/web:http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortSpec<'a> {
+    Number(u16),
+    Name(&'a str),
+}
+
+/// `NAME`, `NAME:PORT` or `NAME:PORTNAME`.
+fn split_port_spec(text: &str) -> Result<(&str, Option<PortSpec<'_>>), Error> {
+    match text.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && !port.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok((name, Some(PortSpec::Name(port))))
+        }
+        Some((name, port)) => Ok((name, Some(PortSpec::Number(parse_port(port)?)))),
+        None => Ok((text, None)),
+    }
+}
+
+/// The query with the port written after the name, unless `--port` gave one.
+fn with_port<'a>(q: &Query<'a>, port: Option<PortSpec<'a>>) -> Query<'a> {
+    if q.port.is_some() || q.port_name.is_some() {
+        return Query { ..*q };
+    }
+    match port {
+        Some(PortSpec::Number(n)) => Query { port: Some(n), ..*q },
+        Some(PortSpec::Name(n)) => Query {
+            port_name: Some(n),
+            ..*q
+        },
+        None => Query { ..*q },
+    }
+}
+
 fn split_port(text: &str) -> Result<(&str, Option<u16>), Error> {
     match text.rsplit_once(':') {
         Some((name, port)) => Ok((name, Some(parse_port(port)?))),
