@@ -337,10 +337,14 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     } else {
         render::trace::Detail::Brief
     };
+    let scenario_ref = render::ScenarioRef::of(&loaded.source);
     let stdout = match (output, batch.is_some()) {
-        (Format::Json, true) => traces
+        (Format::Json, true) => groups
             .iter()
-            .map(|(line, t)| render::trace::json_line(line.unwrap_or_default(), t))
+            .map(|(line, ts)| {
+                let ts: Vec<&Trace> = ts.iter().collect();
+                render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
+            })
             .collect(),
         (Format::Text, true) => render::trace::summary(&traces, style),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
@@ -353,7 +357,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Format::Dot, _) => render::trace::dot(traces[0].1),
         (Format::Json, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
-            render::trace::json(&traces)
+            render::trace::json(&scenario_ref, &traces)
         }
         (Format::Text, false) => {
             let texts: Vec<String> = groups

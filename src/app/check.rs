@@ -49,7 +49,7 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
             ..Outcome::default()
         };
     }
-    let report = render::check::Report::new(loaded.source.name.clone(), cases);
+    let report = render::check::Report::new(render::ScenarioRef::of(&loaded.source), cases);
     if let Some(file) = o.junit
         && let Err(e) = std::fs::write(file, render::check::junit(&report))
     {

@@ -46,14 +46,14 @@ pub struct CaseReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema_version: u32,
-    pub scenario: String,
+    pub scenario: crate::render::ScenarioRef,
     pub cases: Vec<CaseReport>,
     pub passed: usize,
     pub failed: usize,
 }
 
 impl Report {
-    pub fn new(scenario: String, cases: Vec<CaseReport>) -> Report {
+    pub fn new(scenario: crate::render::ScenarioRef, cases: Vec<CaseReport>) -> Report {
         let passed = cases.iter().filter(|c| c.passed).count();
         Report {
             schema_version: SCHEMA_VERSION,
@@ -132,7 +132,7 @@ fn xml(text: &str) -> String {
 /// A JUnit XML report: one test suite for the scenario, one test case per trace case, a
 /// failure for each verdict that differs. Times are 0: a trace is simulated, not timed.
 pub fn junit(r: &Report) -> String {
-    let suite = xml(&r.scenario);
+    let suite = xml(&r.scenario.name);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,

@@ -23,13 +23,57 @@ pub enum Detail {
     Full,
 }
 
-pub fn json(traces: &[&Trace]) -> String {
-    let value = match traces {
-        [one] => serde_json::to_value(one),
-        many => serde_json::to_value(many),
+/// The version of the JSON output's shape; it changes only when a field changes meaning or goes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A trace as JSON: its own fields, with the verdict's meaning and hint after the verdict and
+/// where it stopped after the reason.
+fn trace_value(t: &Trace) -> serde_json::Value {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(t) else {
+        return serde_json::Value::Null;
     };
-    value
-        .and_then(|v| serde_json::to_string_pretty(&v))
+    let mut out = serde_json::Map::with_capacity(fields.len() + 3);
+    for (k, v) in fields {
+        let after = k.clone();
+        out.insert(k, v);
+        match after.as_str() {
+            "verdict" => {
+                out.insert("meaning".into(), t.verdict.meaning().into());
+                out.insert("hint".into(), t.verdict.hint().into());
+            }
+            "reason" => {
+                out.insert(
+                    "stopped".into(),
+                    serde_json::to_value(stopped(t)).unwrap_or(serde_json::Value::Null),
+                );
+            }
+            _ => {}
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The one shape of `-o json`: `{"schema_version", "scenario", "traces": [...]}`, whether one
+/// trace was asked for or several (`--all-endpoints`, several `--to`).
+fn document(scenario: &crate::render::ScenarioRef, line: Option<usize>, traces: &[&Trace]) -> serde_json::Value {
+    let mut doc = serde_json::Map::new();
+    doc.insert("schema_version".into(), SCHEMA_VERSION.into());
+    doc.insert(
+        "scenario".into(),
+        serde_json::to_value(scenario).unwrap_or(serde_json::Value::Null),
+    );
+    if let Some(line) = line {
+        doc.insert("line".into(), line.into());
+    }
+    doc.insert(
+        "traces".into(),
+        serde_json::Value::Array(traces.iter().map(|t| trace_value(t)).collect()),
+    );
+    serde_json::Value::Object(doc)
+}
+
+pub fn json(scenario: &crate::render::ScenarioRef, traces: &[&Trace]) -> String {
+    serde_json::to_string_pretty(&document(scenario, None, traces))
         .map(|s| s + "\n")
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
 }
@@ -126,10 +170,10 @@ fn branch_label(b: &Branch) -> String {
     format!("{lead}, p={:.5}, share {:.1} %", b.probability, b.share * 100.0)
 }
 
-/// One JSON Lines record of a batch: the query's line and its trace, as `-o json` writes it.
-pub fn json_line(line: usize, t: &Trace) -> String {
-    let record = serde_json::json!({ "line": line, "trace": t });
-    record.to_string() + "\n"
+/// One JSON Lines record of a batch: the document `-o json` writes for one query, on one line,
+/// with the query's line number.
+pub fn json_line(scenario: &crate::render::ScenarioRef, line: usize, traces: &[&Trace]) -> String {
+    document(scenario, Some(line), traces).to_string() + "\n"
 }
 
 /// A batch in text: one line per trace (where it was delivered, or why not), then a count.
