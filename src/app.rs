@@ -157,6 +157,8 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
         Command::Generate(args) => generate_command(args),
+        Command::Completions { shell } => completions(*shell),
+        Command::Man { subcommand } => man_page(subcommand.as_deref()),
         Command::Check {
             file,
             scenario,
@@ -418,6 +420,42 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
             })
             .collect(),
         None => Ok(vec![first]),
+    }
+}
+
+/// A shell's completion script, from the same definitions that parse the command line.
+fn completions(shell: clap_complete::Shell) -> Outcome {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "k8snet", &mut out);
+    Outcome {
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        ..Outcome::default()
+    }
+}
+
+/// The manual page in roff: the overview (`k8snet(1)`), or a subcommand's (`k8snet-trace(1)`).
+fn man_page(subcommand: Option<&str>) -> Outcome {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => sub.clone().name(format!("k8snet-{name}")),
+            None => {
+                let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                return usage(format!("no subcommand {name}; subcommands: {}", names.join(", ")));
+            }
+        },
+    };
+    let mut out = Vec::new();
+    match clap_mangen::Man::new(page).render(&mut out) {
+        Ok(()) => Outcome {
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            ..Outcome::default()
+        },
+        Err(e) => usage(format!("cannot render the manual page: {e}")),
     }
 }
 

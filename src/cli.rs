@@ -9,7 +9,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "k8snet",
     version,
     about = "Explains Kubernetes networking by tracing a packet through a cluster, hop by hop",
-    after_help = "With no scenario file (no argument, no -f, no K8SNET_SCENARIO), the built-in demo cluster is used."
+    after_help = "With no scenario file (no argument, no -f, no K8SNET_SCENARIO), the built-in demo cluster is used.
+
+Examples:
+  k8snet trace --from pod-a --to svc/web        trace a packet through the built-in demo
+  k8snet explain scenarios/shop.yaml            the cluster as Linux holds it
+  k8snet check scenarios/outside-in.yaml        run a scenario's pinned traces, for CI
+  k8snet completions bash > ~/.local/share/bash-completion/completions/k8snet
+  k8snet man | man -l -                         this manual as a man page"
 )]
 pub struct Cli {
     /// When to colour the output.
@@ -42,6 +49,12 @@ pub struct ScenarioArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Explain a cluster: address plan, nodes' interfaces and routes, Services' kube-proxy rules.
+    #[command(after_help = "Examples:
+  k8snet explain                                  the built-in demo
+  k8snet explain scenarios/shop.yaml
+  k8snet explain -f scenarios/shop.yaml --node node-3
+  k8snet explain scenarios/shop.yaml -n shop --service front
+  cat scenarios/shop.yaml | k8snet explain -f -")]
     Explain {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
@@ -63,6 +76,11 @@ pub enum Command {
     /// One line per case, ✓ or ✗ with the first difference and the trace command that shows
     /// it, then a count. Exits 0 when every case matches, 1 when any differs, 2 when a case
     /// names something the scenario does not have.
+    #[command(after_help = "Examples:
+  k8snet check                                    the built-in demo's traces
+  k8snet check scenarios/outside-in.yaml
+  k8snet check scenarios/outside-in.yaml --junit report.xml
+  k8snet check scenarios/outside-in.yaml -o json")]
     Check {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
@@ -77,6 +95,10 @@ pub enum Command {
         junit: Option<PathBuf>,
     },
     /// Print a shell script that builds the cluster's network for real, in network namespaces.
+    #[command(after_help = "Examples:
+  k8snet materialize > build.sh && sudo sh build.sh
+  k8snet materialize scenarios/datapath.yaml --prefix lab
+  k8snet materialize --teardown | sudo sh")]
     Materialize {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
@@ -94,6 +116,17 @@ pub enum Command {
     ///
     /// With several --to, or --batch FILE (one query a line), every trace runs on one load of
     /// the scenario; see docs/trace.md.
+    #[command(after_help = "Examples:
+  k8snet trace --from pod-a --to svc/web                     the verdict, then one line per hop
+  k8snet trace --from pod-a --to svc/web -v                  the full walk, rule by rule
+  k8snet trace --from pod-a --to svc/web --all-endpoints     every endpoint branch
+  k8snet trace --from pod-a --to svc/web --endpoint web-1    one branch
+  k8snet trace --from pod-a --to pod/web-1 --port 9999       no listener: exit 1
+  k8snet trace -f scenarios/outside-in.yaml --from shop/web-1 --to svc/web:http
+  k8snet trace -f scenarios/outside-in.yaml --from internet --to http://shop.example.com/cart
+  k8snet trace --from pod-a --to svc/web -o json
+  k8snet trace --from pod-a --to svc/web -o dot | dot -Tsvg > trace.svg
+  printf 'pod-a svc/web\\npod-a pod/web-1 --port 9999\\n' | k8snet trace --batch -")]
     Trace {
         #[command(flatten)]
         scenario: ScenarioArgs,
@@ -128,7 +161,31 @@ pub enum Command {
     /// Kubenet and iptables kube-proxy; each node's pods are spread round-robin over the
     /// Services, so every pod is an endpoint of one Service. The same options give the same
     /// bytes, and the result always validates. The layout is in docs/generate.md.
+    #[command(after_help = "Examples:
+  k8snet generate --nodes 100 --pods-per-node 30 > big.yaml
+  k8snet generate --nodes 10 --traces 20 | k8snet check -f -
+  k8snet generate --nodes 10 --queries 50 > queries.txt")]
     Generate(GenerateArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or PowerShell.
+    #[command(after_help = "Examples:
+  k8snet completions bash > ~/.local/share/bash-completion/completions/k8snet
+  k8snet completions zsh > ~/.zfunc/_k8snet            (with fpath+=~/.zfunc in ~/.zshrc)
+  k8snet completions fish > ~/.config/fish/completions/k8snet.fish
+  k8snet completions powershell >> $PROFILE")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): the overview, or one subcommand's page.
+    #[command(after_help = "Examples:
+  k8snet man | man -l -
+  k8snet man trace | man -l -
+  k8snet man > /usr/local/share/man/man1/k8snet.1")]
+    Man {
+        /// The subcommand whose page to print (its page is named k8snet-SUBCOMMAND).
+        subcommand: Option<String>,
+    },
 }
 
 /// What shapes one trace: given on the command line, or on each line of a batch.
