@@ -88,7 +88,9 @@ pub fn no_pod(c: &Cluster, ns: &str, name: &str) -> String {
         .collect();
     let mut msg = format!("no pod {ns}/{name}");
     if let Some(other) = elsewhere.first() {
-        msg.push_str(&format!("; there is {other}: write it with its namespace, or give -n"));
+        msg.push_str(&format!(
+            "; did you mean {other}? (names without a namespace are looked up in {ns})"
+        ));
         return msg;
     }
     if here.is_empty() {
@@ -115,7 +117,9 @@ pub fn no_service(c: &Cluster, ns: &str, name: &str) -> String {
         .collect();
     let mut msg = format!("no service {ns}/{name}");
     if let Some(other) = elsewhere.first() {
-        msg.push_str(&format!("; there is {other}: write it with its namespace, or give -n"));
+        msg.push_str(&format!(
+            "; did you mean {other}? (names without a namespace are looked up in {ns})"
+        ));
         return msg;
     }
     if here.is_empty() {
@@ -180,6 +184,30 @@ mod tests {
         assert_eq!(suggest("database", &["web", "cart"]), None);
         assert_eq!(suggest("ab", &["cd"]), None);
         assert_eq!(suggest("x", &["y"]), None);
+    }
+
+    #[test]
+    fn a_name_in_another_namespace_is_pointed_at() {
+        let scenario = crate::input::Source {
+            name: "t".into(),
+            text: crate::app::DEMO.replace("namespace: default              # default: default", "namespace: shop"),
+        };
+        let (spec, problems) = crate::input::parse(&scenario).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let c = crate::model::build(&spec).unwrap().cluster;
+        assert_eq!(
+            no_pod(&c, "default", "pod-a"),
+            "no pod default/pod-a; did you mean shop/pod-a? (names without a namespace are looked up in default)"
+        );
+        assert_eq!(
+            no_pod(&c, "default", "web-3"),
+            "no pod default/web-3; pods in default: web-1, web-2"
+        );
+        assert_eq!(no_node(&c, "node-3"), "no node node-3; nodes: node-1, node-2");
+        assert_eq!(
+            no_node(&c, "nod-1"),
+            "no node nod-1; did you mean node-1? nodes: node-1, node-2"
+        );
     }
 
     #[test]
