@@ -117,6 +117,7 @@ fn bench(c: &mut Criterion) {
             container: None,
             to: &to,
             port: None,
+            port_name: None,
             protocol: None,
             namespace: "default",
             endpoint: None,

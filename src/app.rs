@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 mod batch;
+mod check;
 mod generate;
 
-use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, ProtocolArg};
+use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, PortArg, ProtocolArg};
 use crate::diagnostic::{self, Diagnostic};
 use crate::input::{self, Source};
 use crate::model::{self, Cluster};
@@ -17,6 +18,8 @@ use crate::trace::Trace;
 /// The demo cluster, compiled into the binary so the tool works with no file at all.
 pub const DEMO: &str = include_str!("../scenarios/demo.yaml");
 pub const DEMO_NAME: &str = "<built-in demo>";
+/// How a scenario read from standard input is named in messages.
+pub const STDIN_NAME: &str = "<stdin>";
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_DROPPED: u8 = 1;
@@ -64,7 +67,11 @@ fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Sourc
             name: DEMO_NAME.to_owned(),
             text: DEMO.to_owned(),
         }),
-        Some(p) => match input::read::file(&p, max_input) {
+        Some(p) => match if p == Path::new("-") {
+            stdin_source(max_input)
+        } else {
+            input::read::file(&p, max_input)
+        } {
             Ok(source) => Ok(source),
             Err(input::read::ReadError::Io(e)) => Err(Outcome {
                 stderr: format!(
@@ -81,6 +88,30 @@ fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Sourc
             }),
         },
     }
+}
+
+/// The scenario from standard input (`-f -`), under the same limit as a file.
+fn stdin_source(max_input: u64) -> Result<Source, input::read::ReadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(max_input.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(input::read::ReadError::Io)?;
+    if bytes.len() as u64 > max_input {
+        let source = Source {
+            name: STDIN_NAME.to_owned(),
+            text: String::new(),
+        };
+        let d = Diagnostic::error(format!(
+            "the scenario is larger than the input limit of {}",
+            input::read::size(max_input)
+        ))
+        .help("raise the limit with --max-input-size (for example --max-input-size 4GiB)");
+        return Err(input::read::ReadError::Refused(Box::new((source, d))));
+    }
+    input::read::text(STDIN_NAME.to_owned(), bytes)
 }
 
 /// Reads, decodes and validates a scenario; on failure the outcome carries every diagnostic.
@@ -126,9 +157,20 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
         Command::Generate(args) => generate_command(args),
-        Command::Check { file, scenario } => check_command(
-            file.as_deref().or(scenario.scenario.as_deref()),
-            cli.max_input_size,
+        Command::Completions { shell } => completions(*shell),
+        Command::Man { subcommand } => man_page(subcommand.as_deref()),
+        Command::Check {
+            file,
+            scenario,
+            output,
+            junit,
+        } => check::run(
+            &check::Options {
+                path: file.as_deref().or(scenario.scenario.as_deref()),
+                max_input: cli.max_input_size,
+                json: *output == crate::cli::ReportFormat::Json,
+                junit: junit.as_deref(),
+            },
             style,
             err_color,
         ),
@@ -149,6 +191,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             scenario,
             node,
             service,
+            namespace,
         } => {
             let loaded = match load(
                 file.as_deref().or(scenario.scenario.as_deref()),
@@ -158,33 +201,52 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
                 Ok(l) => l,
                 Err(o) => return o,
             };
-            let filter = render::explain::Filter {
-                node: node.clone(),
-                service: service.clone(),
-            };
-            if let Some(n) = &filter.node
+            if let Some(n) = node
                 && loaded.cluster.node_named(n).is_none()
             {
-                return usage(format!("no node `{n}` in {}", loaded.source.name));
+                return usage(format!(
+                    "{}: {}",
+                    loaded.source.name,
+                    crate::resolve::names::no_node(&loaded.cluster, n)
+                ));
             }
-            if let Some(s) = &filter.service
-                && !loaded
-                    .cluster
-                    .services
-                    .iter()
-                    .any(|sv| &sv.name == s || &sv.qualified_name() == s)
-            {
-                return usage(format!("no service `{s}` in {}", loaded.source.name));
-            }
+            // The filter names the Service as the renderer lists it: `namespace/name`.
+            let service = match service {
+                Some(s) => {
+                    let bare = ["svc/", "service/", "services/"]
+                        .iter()
+                        .find_map(|k| s.strip_prefix(k))
+                        .unwrap_or(s);
+                    let (ns, name) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
+                    match loaded.cluster.service_named(ns, name) {
+                        Some(i) => Some(loaded.cluster.services[i].qualified_name()),
+                        None => {
+                            return usage(format!(
+                                "{}: {}",
+                                loaded.source.name,
+                                crate::resolve::names::no_service(&loaded.cluster, ns, name)
+                            ));
+                        }
+                    }
+                }
+                None => None,
+            };
+            let filter = render::explain::Filter {
+                node: node.clone(),
+                service,
+            };
             let state = crate::compile::compile(&loaded.cluster);
             let shown = render::explain::shown(&loaded.cluster, &filter);
             let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
+            let mut warnings = loaded.warnings.clone();
+            warnings.extend(check::case_warnings(&loaded.cluster, &state));
+            diagnostic::sort(&mut warnings);
             Outcome {
                 stdout: render::explain::render(&loaded.cluster, &state, &facts, &filter, style),
-                stderr: if loaded.warnings.is_empty() {
+                stderr: if warnings.is_empty() {
                     String::new()
                 } else {
-                    render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+                    render::diagnostics::render(&loaded.source, &warnings, err_color)
                 },
                 code: EXIT_OK,
             }
@@ -200,7 +262,7 @@ pub(crate) struct Request {
     pub from: String,
     pub to: String,
     pub container: Option<String>,
-    pub port: Option<u16>,
+    pub port: Option<PortArg>,
     pub protocol: Option<ProtocolArg>,
     pub namespace: String,
     pub endpoint: Option<String>,
@@ -222,6 +284,9 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     else {
         return usage("not a trace".into());
     };
+    if batch.as_deref() == Some(Path::new("-")) && scenario.scenario.as_deref() == Some(Path::new("-")) {
+        return usage("the scenario and the batch cannot both come from stdin: give one of them as a file".into());
+    }
     let requests: Vec<Request> = match batch {
         Some(file) => match batch::read(file, namespace) {
             Ok(r) => r,
@@ -234,7 +299,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
                 from: from.clone().unwrap_or_default(),
                 to: to.clone(),
                 container: options.container.clone(),
-                port: options.port,
+                port: options.port.clone(),
                 protocol: options.protocol,
                 namespace: namespace.clone(),
                 endpoint: options.endpoint.clone(),
@@ -274,10 +339,14 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     } else {
         render::trace::Detail::Brief
     };
+    let scenario_ref = render::ScenarioRef::of(&loaded.source);
     let stdout = match (output, batch.is_some()) {
-        (Format::Json, true) => traces
+        (Format::Json, true) => groups
             .iter()
-            .map(|(line, t)| render::trace::json_line(line.unwrap_or_default(), t))
+            .map(|(line, ts)| {
+                let ts: Vec<&Trace> = ts.iter().collect();
+                render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
+            })
             .collect(),
         (Format::Text, true) => render::trace::summary(&traces, style),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
@@ -290,7 +359,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Format::Dot, _) => render::trace::dot(traces[0].1),
         (Format::Json, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
-            render::trace::json(&traces)
+            render::trace::json(&scenario_ref, &traces)
         }
         (Format::Text, false) => {
             let texts: Vec<String> = groups
@@ -309,31 +378,32 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
 
 /// The traces one request asks for: one, or one per endpoint branch with --all-endpoints.
 fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<Vec<Trace>, String> {
-    let endpoint_ip = match &r.endpoint {
-        Some(name) => {
-            let bare = name.strip_prefix("pod/").unwrap_or(name);
-            let (ns, pod) = bare.split_once('/').unwrap_or((r.namespace.as_str(), bare));
-            match c.pod_named(ns, pod) {
-                Some(i) => Some(c.pods[i].ip),
-                None => return Err(format!("--endpoint: no pod `{ns}/{pod}`")),
-            }
-        }
-        None => None,
-    };
-    let query = crate::resolve::Query {
+    let mut query = crate::resolve::Query {
         from: &r.from,
         container: r.container.as_deref(),
         to: &r.to,
-        port: r.port,
+        port: match r.port {
+            Some(PortArg::Number(n)) => Some(n),
+            _ => None,
+        },
+        port_name: match &r.port {
+            Some(PortArg::Name(n)) => Some(n.as_str()),
+            _ => None,
+        },
         protocol: r.protocol.map(|p| match p {
             ProtocolArg::Tcp => crate::net::Protocol::Tcp,
             ProtocolArg::Udp => crate::net::Protocol::Udp,
             ProtocolArg::Sctp => crate::net::Protocol::Sctp,
         }),
         namespace: &r.namespace,
-        endpoint: endpoint_ip,
+        endpoint: None,
         via_node: r.via_node.as_deref(),
     };
+    let endpoint_ip = match &r.endpoint {
+        Some(name) => Some(crate::resolve::endpoint_address(c, state, &query, name).map_err(|p| p.for_command_line())?),
+        None => None,
+    };
+    query.endpoint = endpoint_ip;
     let choice = match endpoint_ip {
         Some(ip) => BranchChoice::pinned(vec![ip]),
         None => BranchChoice::default(),
@@ -353,6 +423,42 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
     }
 }
 
+/// A shell's completion script, from the same definitions that parse the command line.
+fn completions(shell: clap_complete::Shell) -> Outcome {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "k8snet", &mut out);
+    Outcome {
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        ..Outcome::default()
+    }
+}
+
+/// The manual page in roff: the overview (`k8snet(1)`), or a subcommand's (`k8snet-trace(1)`).
+fn man_page(subcommand: Option<&str>) -> Outcome {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => sub.clone().name(format!("k8snet-{name}")),
+            None => {
+                let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                return usage(format!("no subcommand {name}; subcommands: {}", names.join(", ")));
+            }
+        },
+    };
+    let mut out = Vec::new();
+    match clap_mangen::Man::new(page).render(&mut out) {
+        Ok(()) => Outcome {
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            ..Outcome::default()
+        },
+        Err(e) => usage(format!("cannot render the manual page: {e}")),
+    }
+}
+
 fn generate_command(args: &GenerateArgs) -> Outcome {
     let plan = match crate::generate::Plan::new(generate::options(args)) {
         Ok(p) => p,
@@ -366,54 +472,6 @@ fn generate_command(args: &GenerateArgs) -> Outcome {
     Outcome {
         stdout,
         ..Outcome::default()
-    }
-}
-
-/// Runs every trace case of the scenario; a case whose verdict differs from its `expect`, or
-/// that cannot be traced, fails the run.
-fn check_command(path: Option<&Path>, max_input: u64, style: Style, err_color: bool) -> Outcome {
-    let loaded = match load(path, max_input, err_color) {
-        Ok(l) => l,
-        Err(o) => return o,
-    };
-    let c = &loaded.cluster;
-    if c.traces.is_empty() {
-        return usage(format!("{} has no `traces:` to check", loaded.source.name));
-    }
-    let state = crate::compile::compile(c);
-    let mut table = style.table(&["line", "from", "to", "expected", "got", ""]);
-    let mut failed = 0;
-    for case in &c.traces {
-        let query = crate::resolve::Query {
-            from: &case.from,
-            container: None,
-            to: &case.to,
-            port: case.port,
-            protocol: case.protocol,
-            namespace: "default",
-            endpoint: None,
-            via_node: None,
-        };
-        let got = match crate::tracer::trace(c, &state, &query, BranchChoice::default()) {
-            Ok(t) => t.verdict.name().to_owned(),
-            Err(e) => format!("error: {e}"),
-        };
-        let ok = got == case.expect;
-        failed += usize::from(!ok);
-        table.add_row(vec![
-            case.line.to_string(),
-            render::untrusted::escape(&case.from).into_owned(),
-            render::untrusted::escape(&case.to).into_owned(),
-            render::untrusted::escape(&case.expect).into_owned(),
-            render::untrusted::escape(&got).into_owned(),
-            if ok { style.good("ok") } else { style.bad("FAILED") },
-        ]);
-    }
-    let total = c.traces.len();
-    Outcome {
-        stdout: format!("{table}\n{} passed, {failed} failed\n", total - failed),
-        stderr: String::new(),
-        code: if failed == 0 { EXIT_OK } else { EXIT_DROPPED },
     }
 }
 

@@ -9,7 +9,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "k8snet",
     version,
     about = "Explains Kubernetes networking by tracing a packet through a cluster, hop by hop",
-    after_help = "With no scenario file (no argument, no -f, no K8SNET_SCENARIO), the built-in demo cluster is used."
+    after_help = "With no scenario file (no argument, no -f, no K8SNET_SCENARIO), the built-in demo cluster is used.
+
+Examples:
+  k8snet trace --from pod-a --to svc/web        trace a packet through the built-in demo
+  k8snet explain scenarios/shop.yaml            the cluster as Linux holds it
+  k8snet check scenarios/outside-in.yaml        run a scenario's pinned traces, for CI
+  k8snet completions bash > ~/.local/share/bash-completion/completions/k8snet
+  k8snet man | man -l -                         this manual as a man page"
 )]
 pub struct Cli {
     /// When to colour the output.
@@ -33,7 +40,8 @@ pub enum ColorWhen {
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
-    /// The scenario file (YAML or JSON). Defaults to $K8SNET_SCENARIO, then to the built-in demo.
+    /// The scenario file (YAML or JSON; `-` for stdin). Defaults to $K8SNET_SCENARIO, then to
+    /// the built-in demo.
     #[arg(short = 'f', long = "scenario", value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
 }
@@ -41,6 +49,12 @@ pub struct ScenarioArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Explain a cluster: address plan, nodes' interfaces and routes, Services' kube-proxy rules.
+    #[command(after_help = "Examples:
+  k8snet explain                                  the built-in demo
+  k8snet explain scenarios/shop.yaml
+  k8snet explain -f scenarios/shop.yaml --node node-3
+  k8snet explain scenarios/shop.yaml -n shop --service front
+  cat scenarios/shop.yaml | k8snet explain -f -")]
     Explain {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
@@ -50,19 +64,41 @@ pub enum Command {
         /// Show only this node.
         #[arg(long)]
         node: Option<String>,
-        /// Show only this Service (`name` or `namespace/name`).
+        /// Show only this Service (`NAME`, `NAMESPACE/NAME`, `svc/NAME`).
         #[arg(long)]
         service: Option<String>,
+        /// Namespace for a --service that carries none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
     },
     /// Run the scenario's `traces:` and compare each verdict with its `expect`.
+    ///
+    /// One line per case, ✓ or ✗ with the first difference and the trace command that shows
+    /// it, then a count. Exits 0 when every case matches, 1 when any differs, 2 when a case
+    /// names something the scenario does not have.
+    #[command(after_help = "Examples:
+  k8snet check                                    the built-in demo's traces
+  k8snet check scenarios/outside-in.yaml
+  k8snet check scenarios/outside-in.yaml --junit report.xml
+  k8snet check scenarios/outside-in.yaml -o json")]
     Check {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
         file: Option<PathBuf>,
         #[command(flatten)]
         scenario: ScenarioArgs,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
+        /// Also write a JUnit XML report to FILE, for CI systems that show test results.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Print a shell script that builds the cluster's network for real, in network namespaces.
+    #[command(after_help = "Examples:
+  k8snet materialize > build.sh && sudo sh build.sh
+  k8snet materialize scenarios/datapath.yaml --prefix lab
+  k8snet materialize --teardown | sudo sh")]
     Materialize {
         /// The scenario file (same as -f).
         #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
@@ -80,6 +116,17 @@ pub enum Command {
     ///
     /// With several --to, or --batch FILE (one query a line), every trace runs on one load of
     /// the scenario; see docs/trace.md.
+    #[command(after_help = "Examples:
+  k8snet trace --from pod-a --to svc/web                     the verdict, then one line per hop
+  k8snet trace --from pod-a --to svc/web -v                  the full walk, rule by rule
+  k8snet trace --from pod-a --to svc/web --all-endpoints     every endpoint branch
+  k8snet trace --from pod-a --to svc/web --endpoint web-1    one branch
+  k8snet trace --from pod-a --to pod/web-1 --port 9999       no listener: exit 1
+  k8snet trace -f scenarios/outside-in.yaml --from shop/web-1 --to svc/web:http
+  k8snet trace -f scenarios/outside-in.yaml --from internet --to http://shop.example.com/cart
+  k8snet trace --from pod-a --to svc/web -o json
+  k8snet trace --from pod-a --to svc/web -o dot | dot -Tsvg > trace.svg
+  printf 'pod-a svc/web\\npod-a pod/web-1 --port 9999\\n' | k8snet trace --batch -")]
     Trace {
         #[command(flatten)]
         scenario: ScenarioArgs,
@@ -114,7 +161,31 @@ pub enum Command {
     /// Kubenet and iptables kube-proxy; each node's pods are spread round-robin over the
     /// Services, so every pod is an endpoint of one Service. The same options give the same
     /// bytes, and the result always validates. The layout is in docs/generate.md.
+    #[command(after_help = "Examples:
+  k8snet generate --nodes 100 --pods-per-node 30 > big.yaml
+  k8snet generate --nodes 10 --traces 20 | k8snet check -f -
+  k8snet generate --nodes 10 --queries 50 > queries.txt")]
     Generate(GenerateArgs),
+    /// Print a shell completion script for bash, zsh, fish, elvish or PowerShell.
+    #[command(after_help = "Examples:
+  k8snet completions bash > ~/.local/share/bash-completion/completions/k8snet
+  k8snet completions zsh > ~/.zfunc/_k8snet            (with fpath+=~/.zfunc in ~/.zshrc)
+  k8snet completions fish > ~/.config/fish/completions/k8snet.fish
+  k8snet completions powershell >> $PROFILE")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): the overview, or one subcommand's page.
+    #[command(after_help = "Examples:
+  k8snet man | man -l -
+  k8snet man trace | man -l -
+  k8snet man > /usr/local/share/man/man1/k8snet.1")]
+    Man {
+        /// The subcommand whose page to print (its page is named k8snet-SUBCOMMAND).
+        subcommand: Option<String>,
+    },
 }
 
 /// What shapes one trace: given on the command line, or on each line of a batch.
@@ -123,9 +194,11 @@ pub struct QueryOptions {
     /// The container of --from that sends (they all share the pod's network).
     #[arg(short = 'c', long, conflicts_with = "batch")]
     pub container: Option<String>,
-    /// Destination port, 1 to 65535 (defaults to the Service's or pod's only port).
-    #[arg(long, conflicts_with = "batch", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
+    /// Destination port: a number from 1 to 65535, or the name of a Service port or container
+    /// port (`http`). Defaults to the Service's or pod's only port.
+    #[arg(long, conflicts_with = "batch", value_parser = port_arg)]
+    pub port: Option<PortArg>,
+    /// The protocol of the packet (defaults to the port's own, else TCP).
     #[arg(long, value_enum, conflicts_with = "batch")]
     pub protocol: Option<ProtocolArg>,
     /// Follow the branch that leads to this endpoint pod, instead of the first.
@@ -153,8 +226,8 @@ pub struct BatchLine {
     pub to: String,
     #[arg(long)]
     pub container: Option<String>,
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
+    #[arg(long, value_parser = port_arg)]
+    pub port: Option<PortArg>,
     #[arg(long, value_enum)]
     pub protocol: Option<ProtocolArg>,
     #[arg(short = 'n', long)]
@@ -165,6 +238,33 @@ pub struct BatchLine {
     pub all_endpoints: bool,
     #[arg(long, value_name = "NODE")]
     pub via_node: Option<String>,
+}
+
+/// A port as `--port` takes it: a number, or a port's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortArg {
+    Number(u16),
+    Name(String),
+}
+
+/// A number from 1 to 65535, or a name as Kubernetes allows for ports (IANA_SVC_NAME: at most
+/// 15 lowercase letters, digits and `-`, with a letter).
+fn port_arg(text: &str) -> Result<PortArg, String> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return crate::resolve::parse_port(text).map(PortArg::Number);
+    }
+    let ok = text.len() <= 15
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && text.bytes().any(|b| b.is_ascii_lowercase())
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if ok {
+        Ok(PortArg::Name(text.to_owned()))
+    } else {
+        Err("write a number from 1 to 65535, or a port's name (at most 15 lowercase letters, digits and -)".into())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +366,13 @@ pub enum ProtocolArg {
     Tcp,
     Udp,
     Sctp,
+}
+
+/// The formats of a report that is not a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -54,13 +54,31 @@ fn the_schema_rejects_an_unknown_verdict() {
     let validator = schema();
     let mut value = output_of(std::path::Path::new("tests/cmd/trace-demo-builtin-json.toml"));
     assert!(validator.is_valid(&value));
-    value["verdict"] = "teleported".into();
+    value["traces"][0]["verdict"] = "teleported".into();
     assert!(!validator.is_valid(&value));
 }
 
-/// `trace --batch -o json` writes JSON Lines: each record's `trace` is a trace of the schema.
+/// `--all-endpoints` and several `--to` give the same top-level shape as one trace.
 #[test]
-fn every_json_lines_record_of_a_batch_holds_a_trace_of_the_schema() {
+fn one_shape_for_one_trace_and_many() {
+    for case in [
+        "tests/cmd/trace-demo-builtin-json.toml",
+        "tests/cmd/trace-svc-all-endpoints-json.toml",
+        "tests/cmd/trace-many-to-json.toml",
+    ] {
+        let value = output_of(std::path::Path::new(case));
+        assert_eq!(value["schema_version"], 1, "{case}");
+        assert!(value["traces"].is_array(), "{case}");
+        assert!(value["scenario"]["sha256"].is_string(), "{case}");
+    }
+    let many = output_of(std::path::Path::new("tests/cmd/trace-svc-all-endpoints-json.toml"));
+    assert_eq!(many["traces"].as_array().map(Vec::len), Some(2));
+}
+
+/// `trace --batch -o json` writes JSON Lines: each record is the document `-o json` writes for
+/// one query, with the query's line.
+#[test]
+fn every_json_lines_record_of_a_batch_matches_the_schema() {
     let validator = schema();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8snet"))
         .args(["trace", "--batch", "tests/batch/demo.txt", "-o", "json"])
@@ -71,12 +89,16 @@ fn every_json_lines_record_of_a_batch_holds_a_trace_of_the_schema() {
     let mut lines = vec![];
     for record in text.lines() {
         let value: serde_json::Value = serde_json::from_str(record).expect("each line is one JSON value");
-        assert!(validator.is_valid(&value["trace"]), "{record}");
-        lines.push(value["line"].as_u64().expect("a line number"));
+        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{record}: {}", errors.join("; "));
+        lines.push((
+            value["line"].as_u64().expect("a line number"),
+            value["traces"].as_array().map_or(0, Vec::len),
+        ));
     }
     assert_eq!(
         lines,
-        [2, 3, 5, 6, 6, 7],
-        "one record per trace, each with its query's line"
+        [(2, 1), (3, 1), (5, 1), (6, 2), (7, 1)],
+        "one record per query, each with its line and its traces (two branches on line 6)"
     );
 }

@@ -58,6 +58,7 @@ fn trace(l: &Loaded, from: PodAt, to: &str, endpoint: Option<Ipv4Addr>, choice: 
         container: None,
         to,
         port: None,
+        port_name: None,
         protocol: None,
         namespace: "default",
         endpoint,

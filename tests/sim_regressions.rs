@@ -28,6 +28,7 @@ fn trace_in(text: &str, from: &str, to: &str, endpoint: Option<&str>) -> Trace {
         container: None,
         to,
         port: None,
+        port_name: None,
         protocol: None,
         namespace: "default",
         endpoint: None,

@@ -173,7 +173,7 @@ fn cases_cross_nodes_and_queries_match_the_traces() {
     let c = load(scenario(&p, Format::Yaml), "generated");
     let lines: Vec<String> = queries(&p, 40).lines().map(str::to_owned).collect();
     for (case, line) in c.traces.iter().zip(&lines) {
-        let mut expected = format!("{} {}", case.from, case.to);
+        let mut expected = format!("{} {}", case.from.value, case.to.value);
         if let Some(port) = case.port {
             expected += &format!(" --port {port}");
         }

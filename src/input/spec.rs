@@ -154,6 +154,10 @@ pub struct TraceSpec {
     pub port: Option<Sp<u16>>,
     pub protocol: Option<Sp<String>>,
     pub expect: Option<Sp<String>>,
+    pub namespace: Option<Sp<String>>,
+    pub container: Option<Sp<String>>,
+    pub endpoint: Option<Sp<String>>,
+    pub via_node: Option<Sp<String>>,
     pub span: crate::diagnostic::Span,
 }
 
@@ -486,7 +490,17 @@ fn decode_ingress(dec: &mut Decoder, node: &Node) -> Option<IngressSpec> {
 }
 
 fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
-    let known = ["from", "to", "port", "protocol", "expect"];
+    let known = [
+        "from",
+        "to",
+        "port",
+        "protocol",
+        "expect",
+        "namespace",
+        "container",
+        "endpoint",
+        "viaNode",
+    ];
     let f = dec.fields(node, "a trace case", &known)?;
     let what = "a trace case";
     Some(TraceSpec {
@@ -501,6 +515,10 @@ fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
         expect: dec
             .require(&f, "expect", what)
             .and_then(|n| dec.string(n, "expected verdict")),
+        namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
+        container: opt(&f, "container", |n| dec.string(n, "container")),
+        endpoint: opt(&f, "endpoint", |n| dec.string(n, "endpoint")),
+        via_node: opt(&f, "viaNode", |n| dec.string(n, "viaNode")),
         span: f.span,
     })
 }

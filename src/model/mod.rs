@@ -254,12 +254,24 @@ pub struct Backend {
 /// A trace the scenario pins for CI, with the verdict it must end in.
 #[derive(Debug, Clone)]
 pub struct TraceCase {
-    pub from: String,
-    pub to: String,
+    pub from: CaseText,
+    pub to: CaseText,
     pub port: Option<u16>,
     pub protocol: Option<Protocol>,
     pub expect: String,
+    pub namespace: Option<CaseText>,
+    pub container: Option<CaseText>,
+    pub endpoint: Option<CaseText>,
+    pub via_node: Option<CaseText>,
     pub line: u64,
+}
+
+/// A name a trace case gives, with where the file gives it: a name that resolves to nothing is
+/// reported there.
+#[derive(Debug, Clone)]
+pub struct CaseText {
+    pub value: String,
+    pub at: crate::diagnostic::Span,
 }
 
 impl Cluster {

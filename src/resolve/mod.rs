@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod names;
 mod request;
 mod source;
 
@@ -59,6 +60,8 @@ pub struct Query<'a> {
     pub container: Option<&'a str>,
     pub to: &'a str,
     pub port: Option<u16>,
+    /// A port given by name (`--port http`): a Service port's or a container port's name.
+    pub port_name: Option<&'a str>,
     pub protocol: Option<Protocol>,
     pub namespace: &'a str,
     /// The address of the pod `--endpoint` names.
@@ -68,6 +71,48 @@ pub struct Query<'a> {
 
 /// A mistake in `--from`/`--to`/`--port`, worded for the user.
 pub type Error = String;
+
+/// Which part of a question a mistake is in, so a trace case can point at its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    From,
+    Container,
+    To,
+    Endpoint,
+    ViaNode,
+}
+
+/// A mistake in the question, with the part of it that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: Field,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: Field, message: impl Into<String>) -> Self {
+        Problem {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The message as the command line words it: naming the flag when the mistake is in one.
+    pub fn for_command_line(&self) -> String {
+        match self.field {
+            Field::Endpoint => format!("--endpoint: {}", self.message),
+            Field::ViaNode if !self.message.starts_with("--via-node") => format!("--via-node: {}", self.message),
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// A mistake in `--from` (the usual place `?` finds one in the source's resolution).
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Problem::new(Field::From, message)
+    }
+}
 
 fn split_ns<'a>(name: &'a str, default_ns: &'a str) -> (&'a str, &'a str) {
     name.split_once('/').unwrap_or((default_ns, name))
@@ -94,7 +139,31 @@ fn port_list(c: &Cluster, si: usize) -> String {
 /// The Service port asked for, or its only one; and the protocol.
 fn service_port(c: &Cluster, si: usize, q: &Query<'_>) -> Result<(u16, Protocol), Error> {
     let s = &c.services[si];
-    let port = match q.port {
+    let named = match q.port_name {
+        Some(name) if q.port.is_none() => Some(
+            s.ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name))
+                .map(|p| p.port)
+                .ok_or_else(|| {
+                    let names: Vec<String> = s
+                        .ports
+                        .iter()
+                        .map(|p| match &p.name {
+                            Some(n) => format!("{n} ({}/{})", p.port, p.protocol),
+                            None => format!("(unnamed) {}/{}", p.port, p.protocol),
+                        })
+                        .collect();
+                    format!(
+                        "service {} has no port named {name}; its ports: {}",
+                        s.qualified_name(),
+                        names.join(", ")
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+    let port = match q.port.or(named) {
         Some(p) => p,
         None => match s.ports.as_slice() {
             [only] => only.port,
@@ -133,8 +202,34 @@ fn cluster_ip_note(c: &Cluster, si: usize, ip: Ipv4Addr, port: u16, protocol: Pr
 }
 
 pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints, Error> {
+    resolve_fields(c, state, q).map_err(|p| p.for_command_line())
+}
+
+/// The namespace for names that carry none: the sending pod's, as its DNS search list would
+/// use, or else the query's (`-n`).
+fn names_namespace<'a>(c: &'a Cluster, q: &Query<'a>, sender: Option<usize>) -> &'a str {
+    sender.map(|p| c.pods[p].namespace.as_str()).unwrap_or(q.namespace)
+}
+
+/// The address of the pod `--endpoint` names (`POD`, `NAMESPACE/POD` or `pod/POD`), in the
+/// sender's namespace unless it gives one.
+pub fn endpoint_address(c: &Cluster, state: &NetState, q: &Query<'_>, name: &str) -> Result<Ipv4Addr, Problem> {
+    let sender = source::resolve(c, state, q, &mut Vec::new())?.pod;
+    let bare = name.strip_prefix("pod/").unwrap_or(name);
+    let (ns, pod) = bare.split_once('/').unwrap_or((names_namespace(c, q, sender), bare));
+    c.pod_named(ns, pod)
+        .map(|i| c.pods[i].ip)
+        .ok_or_else(|| Problem::new(Field::Endpoint, names::no_pod(c, ns, pod)))
+}
+
+/// As [`resolve`], saying which part of the question a mistake is in.
+pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints, Problem> {
     let mut notes = Vec::new();
     let from = source::resolve(c, state, q, &mut notes)?;
+    let q = &Query {
+        namespace: names_namespace(c, q, from.pod),
+        ..*q
+    };
     let mut ends = Endpoints {
         origin: from.origin,
         src_ip: from.ip,
@@ -147,9 +242,12 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
         http: None,
         load_balancer: None,
     };
-    let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes)?;
+    let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes).map_err(|m| Problem::new(Field::To, m))?;
     if matches!(ends.origin, Origin::Outside { .. }) && dst.is_some_and(|d| d.ip().is_loopback()) {
-        return Err("localhost of a client on the internet is its own machine, which is not modelled".into());
+        return Err(Problem::new(
+            Field::To,
+            "localhost of a client on the internet is its own machine, which is not modelled",
+        ));
     }
     ends.dst = dst;
     ends.protocol = protocol;
@@ -170,23 +268,29 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<Endpoints
     if let Some(node) = q.via_node {
         let ni = c
             .node_named(node)
-            .ok_or_else(|| format!("--via-node: no node `{node}`"))?;
+            .ok_or_else(|| Problem::new(Field::ViaNode, names::no_node(c, node)))?;
         match ends.load_balancer {
             Some(si) if dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip) => {
                 let b = lb_backends(c, &c.services[si]).into_iter().find(|b| b.node == ni);
                 if let Some(b) = b.filter(|b| !b.healthy) {
-                    return Err(format!(
-                        "--via-node {node}: the load balancer never sends there ({}); to see what the node does with such a packet, trace --from internet --to node/{node}:NODEPORT",
-                        b.why
+                    return Err(Problem::new(
+                        Field::ViaNode,
+                        format!(
+                            "--via-node {node}: the load balancer never sends there ({}); to see what the node does with such a packet, trace --from internet --to node/{node}:NODEPORT",
+                            b.why
+                        ),
                     ));
                 }
                 ends.pins.push(c.nodes[ni].ip);
             }
             _ if ends.http.is_some() => {}
             _ => {
-                return Err(format!(
-                    "--via-node picks the node a cloud load balancer sends to; {} is not a load-balancer address",
-                    q.to
+                return Err(Problem::new(
+                    Field::ViaNode,
+                    format!(
+                        "--via-node picks the node a cloud load balancer sends to; {} is not a load-balancer address",
+                        q.to
+                    ),
                 ));
             }
         }
@@ -222,12 +326,12 @@ fn destination(
         )
         .map(|d| (Some(d), Protocol::Tcp));
     }
-    if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing"]) {
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["ingress", "ing", "ingresses"]) {
         let ing = c
             .ingresses
             .iter()
             .find(|i| i.namespace == ns && i.name == name)
-            .ok_or_else(|| format!("no ingress `{ns}/{name}`"))?;
+            .ok_or_else(|| names::no_ingress(c, ns, name))?;
         // The first path of the first rule, with a wildcard host given a label to match.
         let (host, path) = match ing.rules.first() {
             Some(rule) => (
@@ -256,10 +360,12 @@ fn destination(
         )
         .map(|d| (Some(d), Protocol::Tcp));
     }
-    if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer"]) {
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["lb", "loadbalancer", "loadbalancers"]) {
+        let (name, port) = split_port_spec(name)?;
+        let q = &with_port(q, port);
         let si = c
             .service_named(ns, name)
-            .ok_or_else(|| format!("no service `{ns}/{name}`"))?;
+            .ok_or_else(|| names::no_service(c, ns, name))?;
         let s = &c.services[si];
         let ip = s.load_balancer_ip.ok_or_else(|| {
             format!(
@@ -286,10 +392,12 @@ fn destination(
         ends.load_balancer = Some(si);
         return Ok((Some(SocketAddrV4::new(ip, port)), protocol));
     }
-    if let Some((ns, name)) = kind_name(to, q.namespace, &["svc", "service"]) {
+    if let Some((ns, name)) = kind_name(to, q.namespace, &["svc", "service", "services"]) {
+        let (name, port) = split_port_spec(name)?;
+        let q = &with_port(q, port);
         let si = c
             .service_named(ns, name)
-            .ok_or_else(|| format!("no service `{ns}/{name}`"))?;
+            .ok_or_else(|| names::no_service(c, ns, name))?;
         let ip = c.services[si].cluster_ip.ok_or_else(|| {
             format!("service {ns}/{name} is headless: it has no ClusterIP; trace to one of its pods, or to its DNS name {name}.{ns}")
         })?;
@@ -299,7 +407,7 @@ fn destination(
     }
     if let Some(node) = to.strip_prefix("node/") {
         let (node, port) = split_port(node)?;
-        let i = c.node_named(node).ok_or_else(|| format!("no node `{node}`"))?;
+        let i = c.node_named(node).ok_or_else(|| names::no_node(c, node))?;
         let port = q
             .port
             .or(port)
@@ -327,19 +435,40 @@ fn destination(
         let port = parse_port(port)?;
         return Ok((Some(SocketAddrV4::new(ip, q.port.unwrap_or(port))), tcp));
     }
-    let bare = to.strip_prefix("pod/");
-    let (name, port) = split_port(bare.unwrap_or(to))?;
+    let bare = to.strip_prefix("pod/").or_else(|| to.strip_prefix("pods/"));
+    let (name, port) = split_port_spec(bare.unwrap_or(to))?;
+    let q = &with_port(q, port);
     let (ns, pod) = split_ns(name, q.namespace);
     // A pod's name wins; a name that is no pod's, or has dots in it, is a DNS name.
     let pi = c.pod_named(ns, pod);
     if pi.is_none() && bare.is_none() && !name.contains('/') {
-        return dns_name(c, q, src_pod, ends, notes, name, port);
+        return dns_name(c, q, src_pod, ends, notes, name, None);
     }
-    let pi = pi.ok_or_else(|| format!("no pod or service `{to}` (write svc/NAME for a Service)"))?;
+    let pi = pi.ok_or_else(|| match bare {
+        Some(_) => names::no_pod(c, ns, pod),
+        None => format!("{} (write svc/NAME for a Service)", names::no_pod(c, ns, pod)),
+    })?;
     let p = &c.pods[pi];
-    let port = match q.port.or(port) {
-        Some(port) => port,
-        None => match p.listeners().collect::<Vec<_>>().as_slice() {
+    let port = match (q.port, q.port_name) {
+        (Some(port), _) => port,
+        (None, Some(wanted)) => match p.listeners().find(|(_, cp)| cp.name.as_deref() == Some(wanted)) {
+            Some((_, cp)) => cp.port,
+            None => {
+                let named: Vec<String> = p
+                    .listeners()
+                    .filter_map(|(_, cp)| cp.name.as_ref().map(|n| format!("{n} ({}/{})", cp.port, cp.protocol)))
+                    .collect();
+                return Err(format!(
+                    "pod {ns}/{pod} has no container port named {wanted}; its named ports: {}",
+                    if named.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        named.join(", ")
+                    }
+                ));
+            }
+        },
+        (None, None) => match p.listeners().collect::<Vec<_>>().as_slice() {
             [(_, only)] => only.port,
             [] => {
                 return Err(format!(
@@ -473,8 +602,39 @@ fn dns_name(
     Ok((Some(SocketAddrV4::new(addr, protocol.0)), protocol.1))
 }
 
-/// An HTTP request to an ingress controller: the host is taken to resolve to the controller
-/// Service's load-balancer address, or else to a node's NodePort.
+/// A port written after a name: a number, or a port's name (`svc/web:http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortSpec<'a> {
+    Number(u16),
+    Name(&'a str),
+}
+
+/// `NAME`, `NAME:PORT` or `NAME:PORTNAME`.
+fn split_port_spec(text: &str) -> Result<(&str, Option<PortSpec<'_>>), Error> {
+    match text.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && !port.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok((name, Some(PortSpec::Name(port))))
+        }
+        Some((name, port)) => Ok((name, Some(PortSpec::Number(parse_port(port)?)))),
+        None => Ok((text, None)),
+    }
+}
+
+/// The query with the port written after the name, unless `--port` gave one.
+fn with_port<'a>(q: &Query<'a>, port: Option<PortSpec<'a>>) -> Query<'a> {
+    if q.port.is_some() || q.port_name.is_some() {
+        return Query { ..*q };
+    }
+    match port {
+        Some(PortSpec::Number(n)) => Query { port: Some(n), ..*q },
+        Some(PortSpec::Name(n)) => Query {
+            port_name: Some(n),
+            ..*q
+        },
+        None => Query { ..*q },
+    }
+}
+
 fn split_port(text: &str) -> Result<(&str, Option<u16>), Error> {
     match text.rsplit_once(':') {
         Some((name, port)) => Ok((name, Some(parse_port(port)?))),

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Origin, Query};
+use super::{Field, Origin, Problem, Query, names};
 use crate::compile::{INTERNET, pod_host_name};
 use crate::model::Cluster;
 use crate::net::NetState;
@@ -19,7 +19,7 @@ pub struct Source {
     pub pod: Option<usize>,
 }
 
-pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<String>) -> Result<Source, Error> {
+pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<String>) -> Result<Source, Problem> {
     let host_of = |name: &str| {
         state
             .host_named(name)
@@ -45,12 +45,13 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
         {
             return Err(format!(
                 "external:{ip} is not an address a client on the internet can have: pick a public one, such as 203.0.113.7"
-            ));
+            ).into());
         }
         if c.services.iter().any(|s| s.load_balancer_ip == Some(ip)) {
             return Err(format!(
                 "external:{ip} is a load-balancer address of the cluster: pick the client's own address"
-            ));
+            )
+            .into());
         }
         for (what, net) in [
             ("node network", c.node_network),
@@ -60,7 +61,8 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
             if net.contains(&ip) {
                 return Err(format!(
                     "external:{ip} lies in the cluster's {what} {net}: pick an address outside the cluster"
-                ));
+                )
+                .into());
             }
         }
         notes.push(format!(
@@ -89,14 +91,15 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
     if let (Some(ip), None) = (from_ip, &named_by_ip) {
         return Err(format!(
             "no pod or node has the address {ip} (for a client outside the cluster, write external:{ip})"
-        ));
+        )
+        .into());
     }
     if let (Some(ip), Some(name)) = (from_ip, &named_by_ip) {
         notes.push(format!("{ip} is {name}"));
     }
     let from = named_by_ip.as_deref().unwrap_or(q.from);
     if let Some(node) = from.strip_prefix("node/") {
-        let i = c.node_named(node).ok_or_else(|| format!("no node `{node}`"))?;
+        let i = c.node_named(node).ok_or_else(|| names::no_node(c, node))?;
         notes.push(format!(
             "node/{node} sends from its own network namespace, address {}",
             c.nodes[i].ip
@@ -117,22 +120,16 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
         [pod, ct] => (q.namespace, *pod, Some(*ct)),
         [ns, pod, ct] => (*ns, *pod, Some(*ct)),
         _ => {
-            return Err(format!(
-                "`{}` is not a pod: write POD, NAMESPACE/POD or POD/CONTAINER",
-                q.from
-            ));
+            return Err(format!("`{}` is not a pod: write POD, NAMESPACE/POD or POD/CONTAINER", q.from).into());
         }
     };
-    let pi = c.pod_named(ns, pod).ok_or_else(|| format!("no pod `{ns}/{pod}`"))?;
+    let pi = c.pod_named(ns, pod).ok_or_else(|| names::no_pod(c, ns, pod))?;
     let p = &c.pods[pi];
     if let Some(ct) = container
         && !p.containers.iter().any(|x| x.name == ct)
     {
-        let names: Vec<&str> = p.containers.iter().map(|x| x.name.as_str()).collect();
-        return Err(format!(
-            "pod {ns}/{pod} has no container `{ct}` (it has: {})",
-            names.join(", ")
-        ));
+        let known: Vec<&str> = p.containers.iter().map(|x| x.name.as_str()).collect();
+        return Err(Problem::new(Field::Container, names::no_container(ns, pod, ct, &known)));
     }
     let node = &c.nodes[p.node].name;
     let host = if p.host_network {

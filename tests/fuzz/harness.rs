@@ -154,19 +154,21 @@ pub fn check_pipeline(bytes: &[u8], shell: bool) -> Reached {
             namespace,
             endpoint: None,
             via_node: None,
+            port_name: None,
         };
         reached.traces += trace_all_branches(&cluster, &state, &query);
     }
     for case in cluster.traces.iter().take(MAX_SCENARIO_TRACES) {
         let query = Query {
-            from: &case.from,
+            from: &case.from.value,
             container: None,
-            to: &case.to,
+            to: &case.to.value,
             port: case.port,
             protocol: case.protocol,
             namespace: "default",
             endpoint: None,
             via_node: None,
+            port_name: None,
         };
         reached.traces += trace_all_branches(&cluster, &state, &query);
     }
@@ -211,7 +213,11 @@ fn trace_all_branches(c: &Cluster, state: &NetState, q: &Query<'_>) -> usize {
         let _ = render::trace::mermaid(t);
         let _ = render::trace::dot(t);
     }
-    let json = render::trace::json(&traces.iter().collect::<Vec<_>>());
+    let scenario = render::ScenarioRef {
+        name: "fuzz.yaml".into(),
+        sha256: String::new(),
+    };
+    let json = render::trace::json(&scenario, &traces.iter().collect::<Vec<_>>());
     assert!(
         serde_json::from_str::<serde_json::Value>(&json).is_ok(),
         "trace JSON does not parse:\n{json}"

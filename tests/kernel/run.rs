@@ -34,6 +34,7 @@ impl FlowSpec {
             container: None,
             to: &self.to,
             port: self.port,
+            port_name: None,
             protocol: self.protocol,
             namespace: "default",
             endpoint: None,

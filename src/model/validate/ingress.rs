@@ -171,9 +171,17 @@ impl Validator {
                 continue;
             }
             if let (Some(from), Some(to), Some(expect)) = (&t.from, &t.to, &t.expect) {
+                let text = |t: &crate::input::decode::Sp<String>| crate::model::CaseText {
+                    value: t.value.clone(),
+                    at: t.span,
+                };
                 out.push(TraceCase {
-                    from: from.value.clone(),
-                    to: to.value.clone(),
+                    from: text(from),
+                    to: text(to),
+                    namespace: t.namespace.as_ref().map(text),
+                    container: t.container.as_ref().map(text),
+                    endpoint: t.endpoint.as_ref().map(text),
+                    via_node: t.via_node.as_ref().map(text),
                     port: t.port.as_ref().map(|p| p.value),
                     protocol: t.protocol.as_ref().and_then(|p| Protocol::from_word(p)),
                     expect: expect.value.clone(),

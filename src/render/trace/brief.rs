@@ -99,13 +99,7 @@ fn rows(hops: &[Hop], style: Style) -> Vec<Row> {
     let mut previous: Option<Tuple> = None;
     hops.iter()
         .map(|hop| {
-            // Pods and nodes are named with their kind, as kubectl names them; the other places'
-            // names already say what they are ("cloud router").
-            let place = match (&hop.place.node, hop.place.kind.as_str()) {
-                (Some(n), "pod") => format!("pod {} on {n}", hop.place.name),
-                (_, "pod" | "node") => format!("{} {}", hop.place.kind, hop.place.name),
-                _ => hop.place.name.clone(),
-            };
+            let place = super::place_label(&hop.place);
             let arrived = match &hop.iif {
                 Some(iif) => format!("in {iif}"),
                 None => "sent".to_owned(),

@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use crate::render::style::Style;
 use crate::render::untrusted;
-use crate::trace::{Branch, Trace, Tuple};
+use crate::trace::{Branch, Place, Step, Trace, Tuple};
 
 /// How much of a trace the text shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,13 +23,57 @@ pub enum Detail {
     Full,
 }
 
-pub fn json(traces: &[&Trace]) -> String {
-    let value = match traces {
-        [one] => serde_json::to_value(one),
-        many => serde_json::to_value(many),
+/// The version of the JSON output's shape; it changes only when a field changes meaning or goes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A trace as JSON: its own fields, with the verdict's meaning and hint after the verdict and
+/// where it stopped after the reason.
+fn trace_value(t: &Trace) -> serde_json::Value {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(t) else {
+        return serde_json::Value::Null;
     };
-    value
-        .and_then(|v| serde_json::to_string_pretty(&v))
+    let mut out = serde_json::Map::with_capacity(fields.len() + 3);
+    for (k, v) in fields {
+        let after = k.clone();
+        out.insert(k, v);
+        match after.as_str() {
+            "verdict" => {
+                out.insert("meaning".into(), t.verdict.meaning().into());
+                out.insert("hint".into(), t.verdict.hint().into());
+            }
+            "reason" => {
+                out.insert(
+                    "stopped".into(),
+                    serde_json::to_value(stopped(t)).unwrap_or(serde_json::Value::Null),
+                );
+            }
+            _ => {}
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The one shape of `-o json`: `{"schema_version", "scenario", "traces": [...]}`, whether one
+/// trace was asked for or several (`--all-endpoints`, several `--to`).
+fn document(scenario: &crate::render::ScenarioRef, line: Option<usize>, traces: &[&Trace]) -> serde_json::Value {
+    let mut doc = serde_json::Map::new();
+    doc.insert("schema_version".into(), SCHEMA_VERSION.into());
+    doc.insert(
+        "scenario".into(),
+        serde_json::to_value(scenario).unwrap_or(serde_json::Value::Null),
+    );
+    if let Some(line) = line {
+        doc.insert("line".into(), line.into());
+    }
+    doc.insert(
+        "traces".into(),
+        serde_json::Value::Array(traces.iter().map(|t| trace_value(t)).collect()),
+    );
+    serde_json::Value::Object(doc)
+}
+
+pub fn json(scenario: &crate::render::ScenarioRef, traces: &[&Trace]) -> String {
+    serde_json::to_string_pretty(&document(scenario, None, traces))
         .map(|s| s + "\n")
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
 }
@@ -126,10 +170,10 @@ fn branch_label(b: &Branch) -> String {
     format!("{lead}, p={:.5}, share {:.1} %", b.probability, b.share * 100.0)
 }
 
-/// One JSON Lines record of a batch: the query's line and its trace, as `-o json` writes it.
-pub fn json_line(line: usize, t: &Trace) -> String {
-    let record = serde_json::json!({ "line": line, "trace": t });
-    record.to_string() + "\n"
+/// One JSON Lines record of a batch: the document `-o json` writes for one query, on one line,
+/// with the query's line number.
+pub fn json_line(scenario: &crate::render::ScenarioRef, line: usize, traces: &[&Trace]) -> String {
+    document(scenario, Some(line), traces).to_string() + "\n"
 }
 
 /// A batch in text: one line per trace (where it was delivered, or why not), then a count.
@@ -171,4 +215,53 @@ pub fn summary(traces: &[(Option<usize>, &Trace)], style: Style) -> String {
         traces.len() - failed
     );
     out
+}
+
+/// A place as one line names it. Pods and nodes are named with their kind, as kubectl names
+/// them; the other places' names already say what they are ("cloud router").
+pub(crate) fn place_label(p: &Place) -> String {
+    match (&p.node, p.kind.as_str()) {
+        (Some(n), "pod") => format!("pod {} on {n}", p.name),
+        (_, "pod" | "node") => format!("{} {}", p.kind, p.name),
+        _ => p.name.clone(),
+    }
+}
+
+/// Where a trace that failed stopped: the hop (numbered as the brief form numbers them, the
+/// reply's after the request's), its place, and the netfilter rule that decided, if one did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stop {
+    /// `request` or `reply`.
+    pub direction: &'static str,
+    pub hop: usize,
+    pub host: String,
+    pub rule: Option<String>,
+}
+
+pub fn stopped(t: &Trace) -> Option<Stop> {
+    if t.verdict.is_success() {
+        return None;
+    }
+    let request = t.hops.len();
+    let (direction, hop, last) = match t.reply.as_ref().and_then(|r| r.hops.last().map(|h| (r.hops.len(), h))) {
+        Some((n, h)) => ("reply", request + n, h),
+        None => ("request", request, t.hops.last()?),
+    };
+    use crate::trace::Verdict as V;
+    let by_rule = matches!(
+        t.verdict,
+        V::Filtered | V::Rejected | V::NoEndpoints | V::NoLocalEndpoints
+    );
+    let rule = last.steps.iter().rev().find_map(|s| match s {
+        Step::Netfilter {
+            rule, action, chain, ..
+        } if by_rule => Some(rule.clone().unwrap_or_else(|| format!("{chain}: {action}"))),
+        _ => None,
+    });
+    Some(Stop {
+        direction,
+        hop,
+        host: place_label(&last.place),
+        rule,
+    })
 }
