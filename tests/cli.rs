@@ -26,3 +26,28 @@ fn every_input_file_has_a_golden_case() {
         }
     }
 }
+
+/// The deepest nesting the reader accepts is answered even when the shell's stack limit is far
+/// below the usual 8 MiB: the binary does its work on a thread of its own stack size. (Found
+/// by fuzzing: an unoptimised build overflowed a 2 MiB stack on it.)
+#[test]
+fn deep_nesting_is_answered_on_a_small_stack() {
+    let bin = env!("CARGO_BIN_EXE_k8snet");
+    for (file, message) in [
+        ("tests/bad/deep-but-accepted-nesting.yaml", "has no `nodeNetwork`"),
+        (
+            "tests/fuzz/crashes/deep-nesting-on-a-small-stack.yaml",
+            "nest deeper than 64 levels",
+        ),
+    ] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -s 1024 && exec '{bin}' explain {file}"))
+            .env_remove("K8SNET_SCENARIO")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(message), "{file}: {stderr}");
+    }
+}

@@ -9,7 +9,6 @@ mod harness;
 #[path = "fuzz/mutate.rs"]
 mod mutate;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,9 +41,20 @@ fn seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The pipeline checks on `input`, on a thread with the stack the binary gives its work: a test
+/// thread's 2 MiB is less than the deepest nesting the reader accepts needs in a debug build.
+fn checked(input: &[u8]) -> std::thread::Result<harness::Reached> {
+    let owned = input.to_vec();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || harness::check_pipeline(&owned, true))
+        .expect("a fuzz thread starts")
+        .join()
+}
+
 /// Runs the pipeline checks on `input`; on a panic, keeps the input and fails with its path.
 fn run_one(input: &[u8], seed: u64) -> harness::Reached {
-    match catch_unwind(AssertUnwindSafe(|| harness::check_pipeline(input, true))) {
+    match checked(input) {
         Ok(reached) => reached,
         Err(_) => {
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
@@ -67,7 +77,7 @@ fn kept_corpus_and_crashes_replay() {
     assert!(!files.is_empty(), "the kept corpus is missing");
     for path in &files {
         let bytes = std::fs::read(path).expect("readable corpus file");
-        if catch_unwind(AssertUnwindSafe(|| harness::check_pipeline(&bytes, true))).is_err() {
+        if checked(&bytes).is_err() {
             panic!("{} fails again", path.display());
         }
     }
@@ -132,6 +142,8 @@ fn mutants_of_the_scenarios_for_a_bounded_time() {
         .iter()
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
+    // Said before the run, so that a run that dies outright (not by a panic) can be repeated.
+    eprintln!("fuzz: seed {seed} (K8SNET_FUZZ_SEED={seed} repeats this run)");
     let mut rng = Rng(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut runs, mut accepted, mut traces, mut scripts) = (0u64, 0u64, 0usize, 0usize);
