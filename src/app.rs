@@ -57,11 +57,14 @@ fn wants_color(when: ColorWhen, is_terminal: bool, no_color: bool, force: bool) 
 }
 
 fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Source, Outcome> {
+    let from_env = path.is_none();
     let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
         std::env::var_os("K8SNET_SCENARIO")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
+    // A path the user did not type on this command line is traced back to where it came from.
+    let named_by = if from_env { " (named by K8SNET_SCENARIO)" } else { "" };
     match path {
         None => Ok(Source {
             name: DEMO_NAME.to_owned(),
@@ -75,7 +78,7 @@ fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Sourc
             Ok(source) => Ok(source),
             Err(input::read::ReadError::Io(e)) => Err(Outcome {
                 stderr: format!(
-                    "error: cannot read scenario {}: {e}\n",
+                    "error: cannot read scenario {}{named_by}: {e}\n",
                     render::untrusted::escape(&p.display().to_string())
                 ),
                 code: EXIT_BAD_INPUT,
