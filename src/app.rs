@@ -171,7 +171,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             &check::Options {
                 path: file.as_deref().or(scenario.scenario.as_deref()),
                 max_input: cli.max_input_size,
-                json: *output == crate::cli::ReportFormat::Json,
+                output: *output,
                 junit: junit.as_deref(),
             },
             style,
@@ -351,6 +351,13 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
                 render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
             })
             .collect(),
+        (Format::Yaml, true) => groups
+            .iter()
+            .map(|(line, ts)| {
+                let ts: Vec<&Trace> = ts.iter().collect();
+                render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
+            })
+            .collect(),
         (Format::Text, true) => render::trace::summary(&traces, style),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
             return usage(
@@ -363,6 +370,10 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Format::Json, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
             render::trace::json(&scenario_ref, &traces)
+        }
+        (Format::Yaml, false) => {
+            let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
+            render::trace::yaml(&scenario_ref, &traces)
         }
         (Format::Text, false) => {
             let texts: Vec<String> = groups

@@ -373,12 +373,16 @@ pub enum ProtocolArg {
 pub enum ReportFormat {
     Text,
     Json,
+    /// The same document as JSON, written as YAML.
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+    /// The same document as JSON, written as YAML.
+    Yaml,
     /// A Mermaid sequence diagram of the trace (trace only).
     Mermaid,
     /// A Graphviz graph of the trace (trace only).

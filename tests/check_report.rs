@@ -54,6 +54,22 @@ fn every_json_report_matches_the_schema() {
     assert!(stopped >= 5, "only {stopped} cases say where they stopped");
 }
 
+/// `-o yaml` is the JSON report, written as YAML: it reads back to the same value, so the same
+/// schema holds for it.
+#[test]
+fn every_yaml_report_is_the_json_report() {
+    let validator = schema();
+    for scenario in SCENARIOS.iter().chain(&["scenarios/broken.yaml"]) {
+        let json: serde_json::Value = serde_json::from_slice(&check(&[scenario, "-o", "json"]).stdout)
+            .unwrap_or_else(|e| panic!("{scenario}: no JSON: {e}"));
+        let text = String::from_utf8(check(&[scenario, "-o", "yaml"]).stdout).expect("UTF-8");
+        let yaml: serde_json::Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{scenario}: the YAML does not parse: {e}"));
+        assert_eq!(yaml, json, "{scenario}: -o yaml is not the -o json document");
+        assert!(validator.is_valid(&yaml), "{scenario}");
+    }
+}
+
 #[test]
 fn the_schema_rejects_a_report_that_lost_a_field() {
     let validator = schema();

@@ -17,7 +17,7 @@ use crate::trace::Trace;
 pub struct Options<'a> {
     pub path: Option<&'a Path>,
     pub max_input: u64,
-    pub json: bool,
+    pub output: crate::cli::ReportFormat,
     pub junit: Option<&'a Path>,
 }
 
@@ -56,10 +56,10 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
         return usage(format!("cannot write the JUnit report {}: {e}", file.display()));
     }
     Outcome {
-        stdout: if o.json {
-            render::check::json(&report)
-        } else {
-            render::check::text(&report, style)
+        stdout: match o.output {
+            crate::cli::ReportFormat::Json => render::check::json(&report),
+            crate::cli::ReportFormat::Yaml => render::check::yaml(&report),
+            crate::cli::ReportFormat::Text => render::check::text(&report, style),
         },
         stderr: if loaded.warnings.is_empty() {
             String::new()

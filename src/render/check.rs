@@ -108,6 +108,10 @@ pub fn json(r: &Report) -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
 }
 
+pub fn yaml(r: &Report) -> String {
+    crate::render::yaml(r)
+}
+
 /// Text as XML character data or an attribute value. Characters XML 1.0 cannot hold at all
 /// (most control characters) are written as `\u{…}`, so a strange name cannot break the file.
 fn xml(text: &str) -> String {

@@ -78,6 +78,16 @@ pub fn json(scenario: &crate::render::ScenarioRef, traces: &[&Trace]) -> String 
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
 }
 
+/// The document of [`json`], as YAML.
+pub fn yaml(scenario: &crate::render::ScenarioRef, traces: &[&Trace]) -> String {
+    crate::render::yaml(&document(scenario, None, traces))
+}
+
+/// One batch query's document as one document of a YAML stream, started by `---`.
+pub fn yaml_document(scenario: &crate::render::ScenarioRef, line: usize, traces: &[&Trace]) -> String {
+    format!("---\n{}", crate::render::yaml(&document(scenario, Some(line), traces)))
+}
+
 fn text(t: &Trace, style: Style, detail: Detail) -> String {
     match detail {
         Detail::Brief => brief::text(t, style),
