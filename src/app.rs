@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod batch;
 mod check;
+mod explain;
 mod generate;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, PortArg, ProtocolArg};
@@ -195,65 +196,19 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             node,
             service,
             namespace,
-        } => {
-            let loaded = match load(
-                file.as_deref().or(scenario.scenario.as_deref()),
-                cli.max_input_size,
-                err_color,
-            ) {
-                Ok(l) => l,
-                Err(o) => return o,
-            };
-            if let Some(n) = node
-                && loaded.cluster.node_named(n).is_none()
-            {
-                return usage(format!(
-                    "{}: {}",
-                    loaded.source.name,
-                    crate::resolve::names::no_node(&loaded.cluster, n)
-                ));
-            }
-            // The filter names the Service as the renderer lists it: `namespace/name`.
-            let service = match service {
-                Some(s) => {
-                    let bare = ["svc/", "service/", "services/"]
-                        .iter()
-                        .find_map(|k| s.strip_prefix(k))
-                        .unwrap_or(s);
-                    let (ns, name) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
-                    match loaded.cluster.service_named(ns, name) {
-                        Some(i) => Some(loaded.cluster.services[i].qualified_name()),
-                        None => {
-                            return usage(format!(
-                                "{}: {}",
-                                loaded.source.name,
-                                crate::resolve::names::no_service(&loaded.cluster, ns, name)
-                            ));
-                        }
-                    }
-                }
-                None => None,
-            };
-            let filter = render::explain::Filter {
-                node: node.clone(),
-                service,
-            };
-            let state = crate::compile::compile(&loaded.cluster);
-            let shown = render::explain::shown(&loaded.cluster, &filter);
-            let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
-            let mut warnings = loaded.warnings.clone();
-            warnings.extend(check::case_warnings(&loaded.cluster, &state));
-            diagnostic::sort(&mut warnings);
-            Outcome {
-                stdout: render::explain::render(&loaded.cluster, &state, &facts, &filter, style),
-                stderr: if warnings.is_empty() {
-                    String::new()
-                } else {
-                    render::diagnostics::render(&loaded.source, &warnings, err_color)
-                },
-                code: EXIT_OK,
-            }
-        }
+            output,
+        } => explain::run(
+            &explain::Options {
+                path: file.as_deref().or(scenario.scenario.as_deref()),
+                max_input: cli.max_input_size,
+                node: node.as_deref(),
+                service: service.as_deref(),
+                namespace,
+                output: *output,
+            },
+            style,
+            err_color,
+        ),
     }
 }
 

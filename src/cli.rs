@@ -70,6 +70,9 @@ pub enum Command {
         /// Namespace for a --service that carries none.
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
+        /// Output format. JSON and YAML follow --node and --service but never summarise.
+        #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
     },
     /// Run the scenario's `traces:` and compare each verdict with its `expect`.
     ///

@@ -200,7 +200,7 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
     );
 }
 
-fn link_kind(link: &Link) -> &'static str {
+pub(super) fn link_kind(link: &Link) -> &'static str {
     match link {
         Link::Loopback => "loopback",
         Link::Veth { .. } => "veth",

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod diagnostics;
 pub mod explain;
+pub mod explain_data;
 pub mod materialize;
 mod overview;
 pub mod style;
