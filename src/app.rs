@@ -378,14 +378,30 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
         None => BranchChoice::default(),
     };
     let first = crate::tracer::trace(c, state, &query, choice.clone())?;
-    match crate::tracer::endpoint_decision(&first).filter(|_| r.all_endpoints) {
+    if r.all_endpoints {
+        every_branch(c, state, &query, &choice, first)
+    } else {
+        Ok(vec![first])
+    }
+}
+
+/// One trace per branch of the last endpoint decision `first` met (the endpoint's, after any
+/// load balancer's), or `first` alone if it met none.
+pub(crate) fn every_branch(
+    c: &Cluster,
+    state: &crate::net::NetState,
+    query: &crate::resolve::Query<'_>,
+    choice: &BranchChoice,
+    first: Trace,
+) -> Result<Vec<Trace>, String> {
+    match crate::tracer::endpoint_decision(&first) {
         Some((decision, branches)) => (0..branches)
             .map(|n| {
                 let each = BranchChoice {
                     nth: Some((decision, n)),
                     ..choice.clone()
                 };
-                crate::tracer::trace(c, state, &query, each)
+                crate::tracer::trace(c, state, query, each)
             })
             .collect(),
         None => Ok(vec![first]),

@@ -56,3 +56,23 @@ fn trace_docs_explain_every_verdict() {
         );
     }
 }
+
+/// The verdict enums of the JSON schemas are the verdict set.
+#[test]
+fn schemas_list_every_verdict() {
+    let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.name()).collect();
+    for (doc, pointer) in [
+        ("docs/trace.schema.json", "/$defs/trace/properties/verdict/enum"),
+        ("docs/check.schema.json", "/$defs/verdict/enum"),
+    ] {
+        let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(doc).unwrap()).unwrap();
+        let listed: Vec<&str> = schema
+            .pointer(pointer)
+            .and_then(|e| e.as_array())
+            .unwrap_or_else(|| panic!("{doc} has no {pointer}"))
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(listed, names, "{doc}");
+    }
+}
