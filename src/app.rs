@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod batch;
 mod check;
+mod explain;
 mod generate;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, PortArg, ProtocolArg};
@@ -57,11 +58,14 @@ fn wants_color(when: ColorWhen, is_terminal: bool, no_color: bool, force: bool) 
 }
 
 fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Source, Outcome> {
+    let from_env = path.is_none();
     let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
         std::env::var_os("K8SNET_SCENARIO")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
+    // A path the user did not type on this command line is traced back to where it came from.
+    let named_by = if from_env { " (named by K8SNET_SCENARIO)" } else { "" };
     match path {
         None => Ok(Source {
             name: DEMO_NAME.to_owned(),
@@ -75,7 +79,7 @@ fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Sourc
             Ok(source) => Ok(source),
             Err(input::read::ReadError::Io(e)) => Err(Outcome {
                 stderr: format!(
-                    "error: cannot read scenario {}: {e}\n",
+                    "error: cannot read scenario {}{named_by}: {e}\n",
                     render::untrusted::escape(&p.display().to_string())
                 ),
                 code: EXIT_BAD_INPUT,
@@ -168,7 +172,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             &check::Options {
                 path: file.as_deref().or(scenario.scenario.as_deref()),
                 max_input: cli.max_input_size,
-                json: *output == crate::cli::ReportFormat::Json,
+                output: *output,
                 junit: junit.as_deref(),
             },
             style,
@@ -192,65 +196,19 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             node,
             service,
             namespace,
-        } => {
-            let loaded = match load(
-                file.as_deref().or(scenario.scenario.as_deref()),
-                cli.max_input_size,
-                err_color,
-            ) {
-                Ok(l) => l,
-                Err(o) => return o,
-            };
-            if let Some(n) = node
-                && loaded.cluster.node_named(n).is_none()
-            {
-                return usage(format!(
-                    "{}: {}",
-                    loaded.source.name,
-                    crate::resolve::names::no_node(&loaded.cluster, n)
-                ));
-            }
-            // The filter names the Service as the renderer lists it: `namespace/name`.
-            let service = match service {
-                Some(s) => {
-                    let bare = ["svc/", "service/", "services/"]
-                        .iter()
-                        .find_map(|k| s.strip_prefix(k))
-                        .unwrap_or(s);
-                    let (ns, name) = bare.split_once('/').unwrap_or((namespace.as_str(), bare));
-                    match loaded.cluster.service_named(ns, name) {
-                        Some(i) => Some(loaded.cluster.services[i].qualified_name()),
-                        None => {
-                            return usage(format!(
-                                "{}: {}",
-                                loaded.source.name,
-                                crate::resolve::names::no_service(&loaded.cluster, ns, name)
-                            ));
-                        }
-                    }
-                }
-                None => None,
-            };
-            let filter = render::explain::Filter {
-                node: node.clone(),
-                service,
-            };
-            let state = crate::compile::compile(&loaded.cluster);
-            let shown = render::explain::shown(&loaded.cluster, &filter);
-            let facts = crate::compile::facts::gather(&loaded.cluster, &state, &shown.services, shown.whole);
-            let mut warnings = loaded.warnings.clone();
-            warnings.extend(check::case_warnings(&loaded.cluster, &state));
-            diagnostic::sort(&mut warnings);
-            Outcome {
-                stdout: render::explain::render(&loaded.cluster, &state, &facts, &filter, style),
-                stderr: if warnings.is_empty() {
-                    String::new()
-                } else {
-                    render::diagnostics::render(&loaded.source, &warnings, err_color)
-                },
-                code: EXIT_OK,
-            }
-        }
+            output,
+        } => explain::run(
+            &explain::Options {
+                path: file.as_deref().or(scenario.scenario.as_deref()),
+                max_input: cli.max_input_size,
+                node: node.as_deref(),
+                service: service.as_deref(),
+                namespace,
+                output: *output,
+            },
+            style,
+            err_color,
+        ),
     }
 }
 
@@ -348,6 +306,13 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
                 render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
             })
             .collect(),
+        (Format::Yaml, true) => groups
+            .iter()
+            .map(|(line, ts)| {
+                let ts: Vec<&Trace> = ts.iter().collect();
+                render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
+            })
+            .collect(),
         (Format::Text, true) => render::trace::summary(&traces, style),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
             return usage(
@@ -360,6 +325,10 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Format::Json, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
             render::trace::json(&scenario_ref, &traces)
+        }
+        (Format::Yaml, false) => {
+            let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
+            render::trace::yaml(&scenario_ref, &traces)
         }
         (Format::Text, false) => {
             let texts: Vec<String> = groups
@@ -409,14 +378,30 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
         None => BranchChoice::default(),
     };
     let first = crate::tracer::trace(c, state, &query, choice.clone())?;
-    match crate::tracer::endpoint_decision(&first).filter(|_| r.all_endpoints) {
+    if r.all_endpoints {
+        every_branch(c, state, &query, &choice, first)
+    } else {
+        Ok(vec![first])
+    }
+}
+
+/// One trace per branch of the last endpoint decision `first` met (the endpoint's, after any
+/// load balancer's), or `first` alone if it met none.
+pub(crate) fn every_branch(
+    c: &Cluster,
+    state: &crate::net::NetState,
+    query: &crate::resolve::Query<'_>,
+    choice: &BranchChoice,
+    first: Trace,
+) -> Result<Vec<Trace>, String> {
+    match crate::tracer::endpoint_decision(&first) {
         Some((decision, branches)) => (0..branches)
             .map(|n| {
                 let each = BranchChoice {
                     nth: Some((decision, n)),
                     ..choice.clone()
                 };
-                crate::tracer::trace(c, state, &query, each)
+                crate::tracer::trace(c, state, query, each)
             })
             .collect(),
         None => Ok(vec![first]),

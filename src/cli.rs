@@ -70,6 +70,9 @@ pub enum Command {
         /// Namespace for a --service that carries none.
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
+        /// Output format. JSON and YAML follow --node and --service but never summarise.
+        #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+        output: ReportFormat,
     },
     /// Run the scenario's `traces:` and compare each verdict with its `expect`.
     ///
@@ -373,12 +376,16 @@ pub enum ProtocolArg {
 pub enum ReportFormat {
     Text,
     Json,
+    /// The same document as JSON, written as YAML.
+    Yaml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+    /// The same document as JSON, written as YAML.
+    Yaml,
     /// A Mermaid sequence diagram of the trace (trace only).
     Mermaid,
     /// A Graphviz graph of the trace (trace only).

@@ -11,9 +11,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_k8snet");
 /// Scenarios whose cases between them pass, fail, drop at a rule and pin every field.
 const SCENARIOS: &[&str] = &[
     "scenarios/demo.yaml",
+    "scenarios/broken.yaml",
     "scenarios/outside-in.yaml",
     "scenarios/datapath.yaml",
     "tests/bad/wrong-expectation.yaml",
+    "tests/bad/branch-expectations.yaml",
 ];
 
 fn check(args: &[&str]) -> std::process::Output {
@@ -52,6 +54,22 @@ fn every_json_report_matches_the_schema() {
             .count();
     }
     assert!(stopped >= 5, "only {stopped} cases say where they stopped");
+}
+
+/// `-o yaml` is the JSON report, written as YAML: it reads back to the same value, so the same
+/// schema holds for it.
+#[test]
+fn every_yaml_report_is_the_json_report() {
+    let validator = schema();
+    for scenario in SCENARIOS {
+        let json: serde_json::Value = serde_json::from_slice(&check(&[scenario, "-o", "json"]).stdout)
+            .unwrap_or_else(|e| panic!("{scenario}: no JSON: {e}"));
+        let text = String::from_utf8(check(&[scenario, "-o", "yaml"]).stdout).expect("UTF-8");
+        let yaml: serde_json::Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{scenario}: the YAML does not parse: {e}"));
+        assert_eq!(yaml, json, "{scenario}: -o yaml is not the -o json document");
+        assert!(validator.is_valid(&yaml), "{scenario}");
+    }
 }
 
 #[test]

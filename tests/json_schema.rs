@@ -10,18 +10,70 @@ fn schema() -> jsonschema::Validator {
 /// Runs the binary with the arguments of a golden case (the `args = [...]` line is JSON too).
 /// The golden files themselves cannot be parsed: the golden-test runner rewrites backslashes.
 fn output_of(case: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&stdout_of(case, None)).unwrap_or_else(|e| panic!("{} printed no JSON: {e}", case.display()))
+}
+
+/// The standard output of a golden case, with `-o json` swapped for `-o FORMAT` when given.
+fn stdout_of(case: &std::path::Path, format: Option<&str>) -> Vec<u8> {
     let toml = std::fs::read_to_string(case).unwrap();
     let args_line = toml
         .lines()
         .find_map(|l| l.strip_prefix("args = "))
         .expect("an args line");
-    let args: Vec<String> = serde_json::from_str(args_line).expect("args is a JSON array of strings");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8snet"))
+    let mut args: Vec<String> = serde_json::from_str(args_line).expect("args is a JSON array of strings");
+    if let Some(format) = format {
+        let at = args.iter().position(|a| a == "json").expect("a JSON case");
+        args[at] = format.to_owned();
+    }
+    std::process::Command::new(env!("CARGO_BIN_EXE_k8snet"))
         .args(&args)
         .env_remove("K8SNET_SCENARIO")
         .output()
-        .expect("the binary runs");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{} printed no JSON: {e}", case.display()))
+        .expect("the binary runs")
+        .stdout
+}
+
+/// Every golden case of `-o json` run with `-o yaml` instead reads back to the same document,
+/// and so matches the same schema.
+#[test]
+fn every_yaml_trace_is_the_json_trace() {
+    let validator = schema();
+    let mut checked = 0;
+    for entry in std::fs::read_dir("tests/cmd").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("trace-") && name.ends_with("-json.toml")) {
+            continue;
+        }
+        let text = String::from_utf8(stdout_of(&path, Some("yaml"))).expect("UTF-8");
+        let yaml: serde_json::Value =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{name}: the YAML does not parse: {e}\n{text}"));
+        assert_eq!(yaml, output_of(&path), "{name}: -o yaml is not the -o json document");
+        assert!(validator.is_valid(&yaml), "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} YAML traces were checked");
+}
+
+/// `trace --batch -o yaml` writes a YAML stream: one document per query, each the JSON Lines
+/// record of that query.
+#[test]
+fn a_batch_as_yaml_is_its_json_lines() {
+    let run = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8snet"))
+            .args(["trace", "--batch", "tests/batch/demo.txt", "-o", format])
+            .env_remove("K8SNET_SCENARIO")
+            .output()
+            .expect("the binary runs");
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let records: Vec<serde_json::Value> = run("json")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&run("yaml")).expect("a YAML stream");
+    assert_eq!(documents.len(), 5);
+    assert_eq!(documents, records);
 }
 
 #[test]

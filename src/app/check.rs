@@ -17,7 +17,7 @@ use crate::trace::Trace;
 pub struct Options<'a> {
     pub path: Option<&'a Path>,
     pub max_input: u64,
-    pub json: bool,
+    pub output: crate::cli::ReportFormat,
     pub junit: Option<&'a Path>,
 }
 
@@ -35,7 +35,7 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
     let mut cases = Vec::new();
     for case in &c.traces {
         match trace_case(c, &state, case) {
-            Ok(t) => cases.push(report(case, &t, &loaded.source.name)),
+            Ok((traces, addresses)) => cases.push(report(case, &traces, &addresses, &loaded.source.name)),
             Err(p) => problems.push(diagnostic_for(case, &p, diagnostic::Severity::Error)),
         }
     }
@@ -56,10 +56,10 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
         return usage(format!("cannot write the JUnit report {}: {e}", file.display()));
     }
     Outcome {
-        stdout: if o.json {
-            render::check::json(&report)
-        } else {
-            render::check::text(&report, style)
+        stdout: match o.output {
+            crate::cli::ReportFormat::Json => render::check::json(&report),
+            crate::cli::ReportFormat::Yaml => render::check::yaml(&report),
+            crate::cli::ReportFormat::Text => render::check::text(&report, style),
         },
         stderr: if loaded.warnings.is_empty() {
             String::new()
@@ -74,7 +74,7 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
 pub fn case_warnings(c: &Cluster, state: &NetState) -> Vec<Diagnostic> {
     c.traces
         .iter()
-        .filter_map(|case| resolve_case(c, state, case).err())
+        .filter_map(|case| resolve_case(c, state, case).err().map(|p| (case, p)))
         .map(|(case, p)| diagnostic_for(case, &p, diagnostic::Severity::Warning))
         .collect()
 }
@@ -93,19 +93,63 @@ fn query(case: &TraceCase) -> Query<'_> {
     }
 }
 
-/// The case's names, checked without tracing.
-fn resolve_case<'a>(c: &Cluster, state: &NetState, case: &'a TraceCase) -> Result<(), (&'a TraceCase, Problem)> {
-    let mut q = query(case);
-    if let Some(e) = &case.endpoint {
-        q.endpoint = Some(crate::resolve::endpoint_address(c, state, &q, &e.value).map_err(|p| (case, p))?);
-    }
-    crate::resolve::resolve_fields(c, state, &q)
-        .map(|_| ())
-        .map_err(|p| (case, p))
+/// A name of a case that resolves to nothing; `branch` when it is a key of a per-branch
+/// `expect`.
+struct CaseProblem {
+    problem: Problem,
+    branch: Option<usize>,
 }
 
-fn trace_case(c: &Cluster, state: &NetState, case: &TraceCase) -> Result<Trace, Problem> {
-    resolve_case(c, state, case).map_err(|(_, p)| p)?;
+impl From<Problem> for CaseProblem {
+    fn from(problem: Problem) -> CaseProblem {
+        CaseProblem { problem, branch: None }
+    }
+}
+
+/// The case's names, checked without tracing; the addresses of the endpoints its per-branch
+/// `expect` names.
+fn resolve_case(c: &Cluster, state: &NetState, case: &TraceCase) -> Result<Vec<std::net::Ipv4Addr>, CaseProblem> {
+    let mut q = query(case);
+    if let Some(e) = &case.endpoint {
+        q.endpoint = Some(crate::resolve::endpoint_address(c, state, &q, &e.value)?);
+    }
+    crate::resolve::resolve_fields(c, state, &q)?;
+    branch_addresses(c, state, case)
+}
+
+/// The address of each endpoint a per-branch `expect` names, in its order.
+fn branch_addresses(c: &Cluster, state: &NetState, case: &TraceCase) -> Result<Vec<std::net::Ipv4Addr>, CaseProblem> {
+    let q = query(case);
+    case.branches
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            crate::resolve::endpoint_address(c, state, &q, &name.value).map_err(|p| CaseProblem {
+                problem: p,
+                branch: Some(i),
+            })
+        })
+        .collect()
+}
+
+/// The case's trace, or with `allEndpoints` one per endpoint branch; and the addresses of the
+/// endpoints a per-branch `expect` names.
+fn trace_case(
+    c: &Cluster,
+    state: &NetState,
+    case: &TraceCase,
+) -> Result<(Vec<Trace>, Vec<std::net::Ipv4Addr>), CaseProblem> {
+    let addresses = resolve_case(c, state, case)?;
+    let first = trace_one(c, state, case)?;
+    if !case.all_endpoints {
+        return Ok((vec![first], addresses));
+    }
+    let traces = super::every_branch(c, state, &query(case), &BranchChoice::default(), first)
+        .map_err(|m| Problem::new(Field::To, m))?;
+    Ok((traces, addresses))
+}
+
+fn trace_one(c: &Cluster, state: &NetState, case: &TraceCase) -> Result<Trace, Problem> {
     let mut q = query(case);
     let mut choice = BranchChoice::default();
     if let Some(e) = &case.endpoint {
@@ -120,10 +164,9 @@ fn trace_case(c: &Cluster, state: &NetState, case: &TraceCase) -> Result<Trace, 
     })
 }
 
-/// A case's mistake at the field it is in. A message that ends in suggestions (`no service
-/// default/wbe; did you mean web? ...`) gives them as the help.
-fn diagnostic_for(case: &TraceCase, p: &Problem, severity: diagnostic::Severity) -> Diagnostic {
-    let (at, key) = match p.field {
+/// Where in the case a field's mistake is, and the field's key.
+fn case_field(case: &TraceCase, field: &Field) -> (crate::diagnostic::Span, &'static str) {
+    match field {
         Field::From => (case.from.at, "from"),
         Field::To => (case.to.at, "to"),
         // A container given by `from: POD/CONTAINER` is wrong in `from`.
@@ -136,7 +179,17 @@ fn diagnostic_for(case: &TraceCase, p: &Problem, severity: diagnostic::Severity)
             .as_ref()
             .map_or((case.to.at, "to"), |t| (t.at, "endpoint")),
         Field::ViaNode => case.via_node.as_ref().map_or((case.to.at, "to"), |t| (t.at, "viaNode")),
+    }
+}
+
+/// A case's mistake at the field it is in. A message that ends in suggestions (`no service
+/// default/wbe; did you mean web? ...`) gives them as the help.
+fn diagnostic_for(case: &TraceCase, p: &CaseProblem, severity: diagnostic::Severity) -> Diagnostic {
+    let (at, key) = match (p.branch.and_then(|i| case.branches.get(i)), &p.problem.field) {
+        (Some((name, _)), _) => (name.at, "expect"),
+        (None, field) => case_field(case, field),
     };
+    let p = &p.problem;
     let (message, help) = match p.message.split_once("; ") {
         Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
         None => (p.message.clone(), None),
@@ -155,8 +208,25 @@ fn diagnostic_for(case: &TraceCase, p: &Problem, severity: diagnostic::Severity)
     }
 }
 
-fn report(case: &TraceCase, t: &Trace, scenario: &str) -> CaseReport {
+fn report(case: &TraceCase, traces: &[Trace], addresses: &[std::net::Ipv4Addr], scenario: &str) -> CaseReport {
     let text = |t: &Option<CaseText>| t.as_ref().map(|t| t.value.clone());
+    let (expect, branches, unmatched) = if case.all_endpoints {
+        branch_reports(case, traces, addresses, scenario)
+    } else {
+        (
+            render::check::Expect::Verdict(case.expect.clone()),
+            Vec::new(),
+            Vec::new(),
+        )
+    };
+    // The trace the case's verdict is read from: the first branch that differs, else the first.
+    let shown = branches.iter().position(|b| !b.passed).unwrap_or(0);
+    let t = &traces[shown.min(traces.len() - 1)];
+    let passed = if case.all_endpoints {
+        branches.iter().all(|b| b.passed) && unmatched.is_empty()
+    } else {
+        t.verdict.name() == case.expect
+    };
     CaseReport {
         line: case.line,
         from: case.from.value.clone(),
@@ -168,18 +238,87 @@ fn report(case: &TraceCase, t: &Trace, scenario: &str) -> CaseReport {
             container: text(&case.container),
             endpoint: text(&case.endpoint),
             via_node: text(&case.via_node),
+            all_endpoints: case.all_endpoints,
         },
-        expect: case.expect.clone(),
+        expect,
         got: t.verdict,
-        passed: t.verdict.name() == case.expect,
+        passed,
         reason: t.reason.clone(),
         stopped: render::trace::stopped(t),
-        reproduce: reproduce(case, scenario),
+        reproduce: reproduce(case, scenario, None),
+        branches,
+        unmatched,
     }
 }
 
-/// The `k8snet trace` command that shows the case's whole trace.
-fn reproduce(case: &TraceCase, scenario: &str) -> String {
+/// Each branch of an `allEndpoints` case against its expectation, and the endpoints a
+/// per-branch `expect` names that no branch reaches.
+fn branch_reports(
+    case: &TraceCase,
+    traces: &[Trace],
+    addresses: &[std::net::Ipv4Addr],
+    scenario: &str,
+) -> (render::check::Expect, Vec<render::check::BranchReport>, Vec<String>) {
+    use render::check::{BranchReport, Expect};
+    let per_branch = !case.branches.is_empty();
+    let expect = if per_branch {
+        Expect::PerBranch(
+            case.branches
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
+        )
+    } else {
+        Expect::Verdict(case.expect.clone())
+    };
+    let addresses: Vec<(&str, std::net::Ipv4Addr)> = case
+        .branches
+        .iter()
+        .map(|(name, _)| name.value.as_str())
+        .zip(addresses.iter().copied())
+        .collect();
+    let mut met = vec![false; case.branches.len()];
+    let reports = traces
+        .iter()
+        .map(|t| {
+            let chosen = render::trace::chosen_branch(t);
+            let at = chosen.and_then(|b| b.to).map(|to| *to.ip());
+            let index = at.and_then(|ip| addresses.iter().position(|(_, a)| *a == ip));
+            if let Some(i) = index {
+                met[i] = true;
+            }
+            let expect = match (per_branch, index) {
+                (false, _) => Some(case.expect.clone()),
+                (true, Some(i)) => Some(case.branches[i].1.clone()),
+                (true, None) => None,
+            };
+            let endpoint = chosen.map_or_else(|| "the only path".to_owned(), render::trace::branch_target);
+            // The branch's pod, as `--endpoint` takes it.
+            let pin = chosen.and_then(|b| b.endpoint.clone());
+            BranchReport {
+                passed: expect.as_deref() == Some(t.verdict.name()),
+                endpoint,
+                pod: pin.clone(),
+                expect,
+                got: t.verdict,
+                reason: t.reason.clone(),
+                stopped: render::trace::stopped(t),
+                reproduce: reproduce(case, scenario, pin.as_deref()),
+            }
+        })
+        .collect();
+    let unmatched = addresses
+        .iter()
+        .zip(&met)
+        .filter(|(_, m)| !**m)
+        .map(|((name, _), _)| (*name).to_owned())
+        .collect();
+    (expect, reports, unmatched)
+}
+
+/// The `k8snet trace` command that shows the case's whole trace, or with `branch` the trace
+/// of the branch to that endpoint pod.
+fn reproduce(case: &TraceCase, scenario: &str, branch: Option<&str>) -> String {
     let mut words: Vec<String> = vec!["k8snet".into(), "trace".into()];
     let mut push = |flag: &str, value: &str| {
         words.push(flag.to_owned());
@@ -205,6 +344,11 @@ fn reproduce(case: &TraceCase, scenario: &str) -> String {
         if let Some(v) = value {
             push(flag, &v.value);
         }
+    }
+    match branch {
+        Some(pod) => push("--endpoint", pod),
+        None if case.all_endpoints => words.push("--all-endpoints".into()),
+        None => {}
     }
     words.join(" ")
 }

@@ -158,8 +158,15 @@ pub struct TraceSpec {
     pub container: Option<Sp<String>>,
     pub endpoint: Option<Sp<String>>,
     pub via_node: Option<Sp<String>>,
+    /// `allEndpoints: true`: trace every endpoint branch, as `--all-endpoints`.
+    pub all_endpoints: Option<Sp<bool>>,
+    /// `expect` written as a mapping, endpoint pod to verdict: one expectation per branch.
+    pub expect_branches: Option<Sp<Vec<BranchExpectSpec>>>,
     pub span: crate::diagnostic::Span,
 }
+
+/// One entry of a per-branch `expect`: the endpoint pod as written, and its verdict.
+pub type BranchExpectSpec = (Sp<String>, Sp<String>);
 
 pub const HAIRPIN_MODES: &[&str] = &["hairpin-veth", "promiscuous-bridge", "none"];
 pub const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
@@ -500,9 +507,22 @@ fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
         "container",
         "endpoint",
         "viaNode",
+        "allEndpoints",
     ];
     let f = dec.fields(node, "a trace case", &known)?;
     let what = "a trace case";
+    let expect = dec.require(&f, "expect", what);
+    // `expect: {web-1: delivered, web-2: no_listener}`: a verdict for each endpoint branch.
+    let expect_branches = expect.and_then(|n| match &n.value {
+        crate::input::tree::Value::Map(entries) => Some(Sp::new(
+            entries
+                .iter()
+                .filter_map(|(k, v)| Some((dec.string(k, "endpoint")?, dec.string(v, "expected verdict")?)))
+                .collect(),
+            crate::input::decode::span_of(n),
+        )),
+        _ => None,
+    });
     Some(TraceSpec {
         from: dec
             .require(&f, "from", what)
@@ -512,13 +532,19 @@ fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
             .and_then(|n| dec.string(n, "trace destination")),
         port: opt(&f, "port", |n| dec.port(n, "port")),
         protocol: opt(&f, "protocol", |n| dec.word(n, "protocol", &["tcp", "udp", "sctp"])),
-        expect: dec
-            .require(&f, "expect", what)
-            .and_then(|n| dec.string(n, "expected verdict")),
+        expect: if expect_branches.is_some() {
+            None
+        } else {
+            expect.and_then(|n| dec.string(n, "expected verdict"))
+        },
         namespace: opt(&f, "namespace", |n| dec.string(n, "namespace")),
         container: opt(&f, "container", |n| dec.string(n, "container")),
         endpoint: opt(&f, "endpoint", |n| dec.string(n, "endpoint")),
         via_node: opt(&f, "viaNode", |n| dec.string(n, "viaNode")),
+        all_endpoints: f
+            .get("allEndpoints")
+            .and_then(|n| Some(Sp::new(dec.bool(n, "allEndpoints")?, crate::input::decode::span_of(n)))),
+        expect_branches,
         span: f.span,
     })
 }

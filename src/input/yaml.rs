@@ -50,12 +50,16 @@ fn options(text_len: usize) -> serde_saphyr::Options {
 
 /// Parses YAML text into the tree, or says where and why it cannot.
 pub fn read(text: &str) -> Result<Node, Diagnostic> {
-    serde_saphyr::from_str_with_options(text, options(text.len())).map_err(|e| error(&e))
+    serde_saphyr::from_str_with_options(text, options(text.len())).map_err(|e| error(&e, text))
 }
 
-fn error(e: &serde_saphyr::Error) -> Diagnostic {
+fn error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let plain = e.without_snippet();
     let d = match original(plain) {
+        serde_saphyr::Error::Budget {
+            breach: BudgetBreach::Documents { .. },
+            ..
+        } => documents_error(text),
         serde_saphyr::Error::Budget { breach, .. } => budget_error(breach),
         serde_saphyr::Error::DuplicateMappingKey { key, .. } => Diagnostic::error(match key {
             Some(k) => format!("duplicate key `{}`", crate::diagnostic::shorten(k)),
@@ -99,6 +103,26 @@ fn original(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
 
 const ALIAS_HELP: &str = "write the values out instead of referring to them with `*name`; k8snet limits what aliases may expand to, so that a short file cannot make it build billions of nodes, and the limit cannot be raised";
 
+/// The parser stops at the second document; reading on (skipping every value, under the same
+/// alias limits) tells the author how many the file holds, so that one `---` too many is told
+/// apart from several scenarios pasted together.
+fn documents_error(text: &str) -> Diagnostic {
+    let mut counting = options(text.len());
+    counting.budget = counting.budget.map(|mut b| {
+        b.max_documents = usize::MAX;
+        b
+    });
+    let found = serde_saphyr::from_multiple_with_options::<de::IgnoredAny>(text, counting).map_or(0, |docs| docs.len());
+    let message = if found > 1 {
+        format!("a scenario is one YAML document, and this file has {found}")
+    } else {
+        "a scenario is one YAML document, and this file has more than one".to_owned()
+    };
+    Diagnostic::error(message)
+        .label("a second document starts here")
+        .help("remove the `---` line, or split the file into one file per scenario")
+}
+
 fn budget_error(breach: &BudgetBreach) -> Diagnostic {
     match breach {
         BudgetBreach::Depth { .. } => super::tree::too_deep(),
@@ -114,9 +138,7 @@ fn budget_error(breach: &BudgetBreach) -> Diagnostic {
         ))
         .label("one anchor too many")
         .help("write the values out instead of anchoring them; the limit cannot be raised"),
-        BudgetBreach::Documents { .. } => Diagnostic::error("the file holds more than one YAML document")
-            .label("a second document starts here")
-            .help("a scenario is one document: remove the `---` line, or split the file in two"),
+        BudgetBreach::Documents { .. } => documents_error(""),
         BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => {
             Diagnostic::error(format!(
                 "the anchors hold more than {} YAML events",

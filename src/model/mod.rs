@@ -263,6 +263,11 @@ pub struct TraceCase {
     pub container: Option<CaseText>,
     pub endpoint: Option<CaseText>,
     pub via_node: Option<CaseText>,
+    /// Trace every endpoint branch; `expect` holds for each unless `branches` says otherwise.
+    pub all_endpoints: bool,
+    /// With `all_endpoints`, the verdict each branch must end in, by its endpoint pod, in the
+    /// file's order; empty when one verdict holds for every branch.
+    pub branches: Vec<(CaseText, String)>,
     pub line: u64,
 }
 

@@ -23,6 +23,62 @@ pub struct Pins {
     pub endpoint: Option<String>,
     #[serde(rename = "viaNode")]
     pub via_node: Option<String>,
+    #[serde(rename = "allEndpoints")]
+    pub all_endpoints: bool,
+}
+
+/// What a case expects, as the scenario writes it: one verdict, or one per endpoint branch.
+#[derive(Debug, Clone)]
+pub enum Expect {
+    Verdict(String),
+    /// Endpoint pod (as written) to verdict, in the file's order.
+    PerBranch(Vec<(String, String)>),
+}
+
+impl Serialize for Expect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Expect::Verdict(v) => s.serialize_str(v),
+            Expect::PerBranch(pairs) => {
+                let mut map = s.serialize_map(Some(pairs.len()))?;
+                for (k, v) in pairs {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Verdict(v) => f.write_str(v),
+            Expect::PerBranch(pairs) => {
+                let each: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                write!(f, "{{{}}}", each.join(", "))
+            }
+        }
+    }
+}
+
+/// One endpoint branch of an `allEndpoints` case.
+#[derive(Debug, Clone, Serialize)]
+pub struct BranchReport {
+    /// The endpoint the branch leads to: `default/web-2 10.0.1.3:8080 on node-1`.
+    pub endpoint: String,
+    /// The endpoint's pod, `namespace/name`, when the branch leads to one.
+    pub pod: Option<String>,
+    /// The verdict the case expects of this branch; `null` when a per-branch `expect` does not
+    /// name it.
+    pub expect: Option<String>,
+    pub got: Verdict,
+    pub passed: bool,
+    pub reason: String,
+    pub stopped: Option<Stop>,
+    /// The command that shows this branch's trace.
+    pub reproduce: String,
 }
 
 /// One trace case and what its trace ended in.
@@ -32,7 +88,9 @@ pub struct CaseReport {
     pub from: String,
     pub to: String,
     pub pins: Pins,
-    pub expect: String,
+    pub expect: Expect,
+    /// The verdict, or with `allEndpoints` that of the first branch that differs (else the
+    /// first branch's); `reason` and `stopped` are that branch's too.
     pub got: Verdict,
     pub passed: bool,
     /// Why the trace got its verdict, in words about this packet.
@@ -41,6 +99,10 @@ pub struct CaseReport {
     pub stopped: Option<Stop>,
     /// The command that shows the whole trace.
     pub reproduce: String,
+    /// With `allEndpoints`, every branch in kube-proxy's order; otherwise empty.
+    pub branches: Vec<BranchReport>,
+    /// Endpoints a per-branch `expect` names that no branch leads to.
+    pub unmatched: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,14 +127,72 @@ impl Report {
     }
 }
 
-/// The first difference between what a case expects and what it got.
-fn difference(c: &CaseReport) -> String {
-    let mut s = format!("expected {}, got {}", c.expect, c.got.name());
-    if let Some(stop) = &c.stopped {
+/// `expected X, got Y`, for a case or a branch.
+fn verdict_summary(expect: Option<&str>, got: Verdict) -> String {
+    match expect {
+        Some(e) => format!("expected {e}, got {}", got.name()),
+        None => format!("not named in expect, got {}", got.name()),
+    }
+}
+
+fn verdict_detail(summary: &str, stopped: Option<&Stop>, reason: &str) -> String {
+    let mut s = summary.to_owned();
+    if let Some(stop) = stopped {
         let _ = write!(s, " at hop {} ({}, {})", stop.hop, stop.host, stop.direction);
     }
-    let _ = write!(s, ": {}", c.reason);
+    let _ = write!(s, ": {reason}");
     s
+}
+
+/// The first difference between what a case expects and what it got: in short, in full, and
+/// the command that shows it.
+struct Difference<'a> {
+    summary: String,
+    detail: String,
+    reproduce: &'a str,
+}
+
+fn difference(c: &CaseReport) -> Difference<'_> {
+    if let Some(b) = c.branches.iter().find(|b| !b.passed) {
+        let summary = format!("branch {}: {}", b.endpoint, verdict_summary(b.expect.as_deref(), b.got));
+        return Difference {
+            detail: verdict_detail(&summary, b.stopped.as_ref(), &b.reason),
+            summary,
+            reproduce: &b.reproduce,
+        };
+    }
+    if let Some(u) = c.unmatched.first() {
+        let led: Vec<&str> = c.branches.iter().map(|b| b.endpoint.as_str()).collect();
+        let summary = format!("no branch leads to {u}");
+        return Difference {
+            detail: format!("{summary}; the branches lead to {}", led.join("; ")),
+            summary,
+            reproduce: &c.reproduce,
+        };
+    }
+    let expect = match &c.expect {
+        Expect::Verdict(v) => Some(v.as_str()),
+        Expect::PerBranch(_) => None,
+    };
+    let summary = verdict_summary(expect, c.got);
+    Difference {
+        detail: verdict_detail(&summary, c.stopped.as_ref(), &c.reason),
+        summary,
+        reproduce: &c.reproduce,
+    }
+}
+
+/// What a passing case got: the verdict, or each branch's.
+fn outcome(c: &CaseReport) -> String {
+    if c.branches.is_empty() {
+        return c.got.name().to_owned();
+    }
+    let each: Vec<String> = c
+        .branches
+        .iter()
+        .map(|b| format!("{} {}", b.pod.as_deref().unwrap_or(&b.endpoint), b.got.name()))
+        .collect();
+    format!("{} branches: {}", c.branches.len(), each.join(", "))
 }
 
 pub fn text(r: &Report, style: Style) -> String {
@@ -85,10 +205,11 @@ pub fn text(r: &Report, style: Style) -> String {
             untrusted::escape(&c.to)
         );
         if c.passed {
-            let _ = writeln!(out, "{} {what}: {}", style.good("✓"), c.got.name());
+            let _ = writeln!(out, "{} {what}: {}", style.good("✓"), untrusted::escape(&outcome(c)));
         } else {
-            let _ = writeln!(out, "{} {what}: {}", style.bad("✗"), untrusted::escape(&difference(c)));
-            let _ = writeln!(out, "    {}", style.dim(&untrusted::escape(&c.reproduce)));
+            let d = difference(c);
+            let _ = writeln!(out, "{} {what}: {}", style.bad("✗"), untrusted::escape(&d.detail));
+            let _ = writeln!(out, "    {}", style.dim(&untrusted::escape(d.reproduce)));
         }
     }
     let _ = writeln!(
@@ -106,6 +227,10 @@ pub fn json(r: &Report) -> String {
     serde_json::to_string_pretty(r)
         .map(|s| s + "\n")
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
+}
+
+pub fn yaml(r: &Report) -> String {
+    crate::render::yaml(r)
 }
 
 /// Text as XML character data or an attribute value. Characters XML 1.0 cannot hold at all
@@ -153,12 +278,13 @@ pub fn junit(r: &Report) -> String {
             continue;
         }
         let _ = writeln!(out, "    <testcase name=\"{name}\" classname=\"{suite}\" time=\"0\">");
+        let d = difference(c);
         let _ = writeln!(
             out,
             "      <failure message=\"{}\" type=\"verdict\">{}\nreproduce: {}</failure>",
-            xml(&format!("expected {}, got {}", c.expect, c.got.name())),
-            xml(&difference(c)),
-            xml(&c.reproduce)
+            xml(&d.summary),
+            xml(&d.detail),
+            xml(d.reproduce)
         );
         out.push_str("    </testcase>\n");
     }

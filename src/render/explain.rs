@@ -200,7 +200,7 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
     );
 }
 
-fn link_kind(link: &Link) -> &'static str {
+pub(super) fn link_kind(link: &Link) -> &'static str {
     match link {
         Link::Loopback => "loopback",
         Link::Veth { .. } => "veth",
@@ -365,7 +365,7 @@ pub(super) fn shared_rules(out: &mut String, facts: &Facts, style: Style) {
         out,
         "{} {}",
         style.heading("Netfilter rules shared by every Service"),
-        style.dim("(the same on every node; iptables-save)")
+        style.dim("(the same on every node; as iptables -t TABLE -A CHAIN … takes them)")
     );
     for line in &facts.shared_rules {
         let _ = writeln!(out, "  {}", style.code(line));
@@ -470,7 +470,7 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
                 out,
                 "  kube-proxy rules for {} on {on} {}",
                 chains.port_name,
-                style.dim("(iptables-save)")
+                style.dim("(as iptables -t TABLE -A CHAIN … takes them)")
             );
             for l in &group.lines {
                 let _ = writeln!(out, "    {}", style.code(l));

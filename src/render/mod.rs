@@ -4,6 +4,7 @@
 pub mod check;
 pub mod diagnostics;
 pub mod explain;
+pub mod explain_data;
 pub mod materialize;
 mod overview;
 pub mod style;
@@ -27,5 +28,18 @@ impl ScenarioRef {
             name: source.name.clone(),
             sha256: data_encoding::HEXLOWER.encode(&digest),
         }
+    }
+}
+
+/// A report as YAML: the same document as its JSON, key for key and in the same order, so one
+/// schema describes both. serde-saphyr (already the parser) writes it; it quotes every string
+/// that would otherwise read back as another type (`"80"`, `"no"`, `"null"`). Strings stay on
+/// one line, as in the JSON, so a line of the output can be found with grep.
+pub fn yaml<T: serde::Serialize>(document: &T) -> String {
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    match serde_saphyr::to_string_with_options(document, options) {
+        Ok(text) if text.ends_with('\n') => text,
+        Ok(text) => text + "\n",
+        Err(e) => format!("error: {e}\n"),
     }
 }

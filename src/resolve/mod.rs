@@ -249,6 +249,11 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
             "localhost of a client on the internet is its own machine, which is not modelled",
         ));
     }
+    // The kernel picks the source address from the route that wins: for 127.0.0.0/8 that is
+    // `local ... dev lo src 127.0.0.1`, so a socket dialling localhost sends from 127.0.0.1.
+    if dst.is_some_and(|d| d.ip().is_loopback()) {
+        ends.src_ip = Ipv4Addr::LOCALHOST;
+    }
     ends.dst = dst;
     ends.protocol = protocol;
     if let Some(dst) = dst
@@ -417,7 +422,7 @@ fn destination(
     }
     if let Some(rest) = to.strip_prefix("localhost:").or_else(|| to.strip_prefix("127.0.0.1:")) {
         let port = parse_port(rest)?;
-        notes.push("localhost stays inside the sender's network namespace: for a pod, its containers share it".into());
+        notes.push("localhost stays inside the sender's network namespace (for a pod, its containers share it), and the kernel sends from 127.0.0.1, the address of lo".into());
         return Ok((
             Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, q.port.unwrap_or(port))),
             tcp,

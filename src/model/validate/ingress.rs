@@ -158,19 +158,53 @@ impl Validator {
     pub(super) fn traces(&mut self, s: &Scenario) -> Vec<TraceCase> {
         let mut out = Vec::new();
         for t in &s.traces {
-            if let Some(e) = &t.expect
-                && crate::trace::Verdict::from_name(&e.value).is_none()
+            let verdicts = t
+                .expect
+                .iter()
+                .chain(t.expect_branches.iter().flat_map(|b| b.value.iter().map(|(_, v)| v)));
+            let mut bad = false;
+            for e in verdicts {
+                if crate::trace::Verdict::from_name(&e.value).is_none() {
+                    let names: Vec<&str> = crate::trace::Verdict::ALL.iter().map(|v| v.name()).collect();
+                    let help = crate::input::decode::did_you_mean(&e.value, &names, "verdicts are");
+                    self.error(
+                        e.span,
+                        format!("`{}` is not a verdict", crate::diagnostic::shorten(&e.value)),
+                        help,
+                    );
+                    bad = true;
+                }
+            }
+            let all_endpoints = t.all_endpoints.as_ref().is_some_and(|a| a.value);
+            if let Some(b) = &t.expect_branches
+                && !all_endpoints
             {
-                let names: Vec<&str> = crate::trace::Verdict::ALL.iter().map(|v| v.name()).collect();
-                let help = crate::input::decode::did_you_mean(&e.value, &names, "verdicts are");
                 self.error(
-                    e.span,
-                    format!("`{}` is not a verdict", crate::diagnostic::shorten(&e.value)),
-                    help,
+                    b.span,
+                    "an expectation per endpoint needs `allEndpoints: true`".to_owned(),
+                    "add `allEndpoints: true` to trace every branch, or give one verdict".to_owned(),
                 );
+                bad = true;
+            }
+            if let (Some(a), Some(_)) = (&t.all_endpoints, &t.endpoint)
+                && a.value
+            {
+                self.error(
+                    a.span,
+                    "`allEndpoints` and `endpoint` cannot both be given".to_owned(),
+                    "`endpoint` follows one branch, `allEndpoints` every branch: keep one".to_owned(),
+                );
+                bad = true;
+            }
+            if bad {
                 continue;
             }
-            if let (Some(from), Some(to), Some(expect)) = (&t.from, &t.to, &t.expect) {
+            let expect = t.expect.clone().or_else(|| {
+                t.expect_branches
+                    .as_ref()
+                    .map(|b| crate::input::decode::Sp::new(String::new(), b.span))
+            });
+            if let (Some(from), Some(to), Some(expect)) = (&t.from, &t.to, &expect) {
                 let text = |t: &crate::input::decode::Sp<String>| crate::model::CaseText {
                     value: t.value.clone(),
                     at: t.span,
@@ -185,6 +219,12 @@ impl Validator {
                     port: t.port.as_ref().map(|p| p.value),
                     protocol: t.protocol.as_ref().and_then(|p| Protocol::from_word(p)),
                     expect: expect.value.clone(),
+                    all_endpoints,
+                    branches: t
+                        .expect_branches
+                        .iter()
+                        .flat_map(|b| b.value.iter().map(|(k, v)| (text(k), v.value.clone())))
+                        .collect(),
                     line: t.span.pos.line,
                 });
             }

@@ -78,6 +78,16 @@ pub fn json(scenario: &crate::render::ScenarioRef, traces: &[&Trace]) -> String 
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
 }
 
+/// The document of [`json`], as YAML.
+pub fn yaml(scenario: &crate::render::ScenarioRef, traces: &[&Trace]) -> String {
+    crate::render::yaml(&document(scenario, None, traces))
+}
+
+/// One batch query's document as one document of a YAML stream, started by `---`.
+pub fn yaml_document(scenario: &crate::render::ScenarioRef, line: usize, traces: &[&Trace]) -> String {
+    format!("---\n{}", crate::render::yaml(&document(scenario, Some(line), traces)))
+}
+
 fn text(t: &Trace, style: Style, detail: Detail) -> String {
     match detail {
         Detail::Brief => brief::text(t, style),
@@ -96,11 +106,7 @@ pub fn texts(traces: &[Trace], style: Style, detail: Detail) -> String {
         if i > 0 {
             out.push('\n');
         }
-        // The last decision is the one that picks the endpoint (after any load balancer's).
-        let chosen = t.hops.iter().flat_map(|h| &h.steps).rev().find_map(|s| match s {
-            crate::trace::Step::LoadBalance { branches, .. } => branches.iter().find(|b| b.chosen),
-            _ => None,
-        });
+        let chosen = chosen_branch(t);
         let label = match chosen {
             Some(b) => format!("Branch {} of {}: {}", i + 1, traces.len(), branch_target(b)),
             None => format!("Branch {} of {}", i + 1, traces.len()),
@@ -138,7 +144,17 @@ fn tuple(t: Tuple, before: Option<Tuple>, style: Style) -> String {
 }
 
 /// Where a branch leads: the pod or node and address, or the chain when it names neither.
-fn branch_target(b: &Branch) -> String {
+/// The branch a trace took at its last decision, the one that picks the endpoint (after any
+/// load balancer's).
+pub fn chosen_branch(t: &Trace) -> Option<&Branch> {
+    t.hops.iter().flat_map(|h| &h.steps).rev().find_map(|s| match s {
+        crate::trace::Step::LoadBalance { branches, .. } => branches.iter().find(|b| b.chosen),
+        _ => None,
+    })
+}
+
+/// The endpoint a branch leads to: `default/web-2 10.0.1.3:8080 on node-1`.
+pub fn branch_target(b: &Branch) -> String {
     match b.to {
         Some(to) => endpoint_at(b.endpoint.as_deref(), to, b.node.as_deref()),
         None => b.target.clone(),

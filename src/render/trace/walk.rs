@@ -70,9 +70,12 @@ fn hops(
 ) {
     for hop in hops {
         *number += 1;
-        let node = match (&hop.place.node, hop.place.kind.as_str()) {
-            (Some(n), "pod") => format!(" on {n}"),
-            _ => String::new(),
+        // Named as the brief form names places, with the name itself in bold.
+        let name = style.strong(&hop.place.name);
+        let place = match (&hop.place.node, hop.place.kind.as_str()) {
+            (Some(n), "pod") => format!("pod {name} on {n}"),
+            (_, "pod" | "node") => format!("{} {name}", hop.place.kind),
+            _ => name,
         };
         let arrived = match &hop.iif {
             Some(iif) => format!("in on {iif}"),
@@ -80,10 +83,8 @@ fn hops(
         };
         let _ = writeln!(
             out,
-            "{:>2}. {} {}{node}  {}  [{}]",
+            "{:>2}. {place}  {}  [{}]",
             number,
-            hop.place.kind,
-            style.strong(&hop.place.name),
             style.dim(&arrived),
             tuple(hop.packet, *previous, style)
         );
