@@ -3,6 +3,7 @@
 //! pointing at the node that owns it.
 
 use std::net::Ipv4Addr;
+use std::sync::{Arc, LazyLock};
 
 use ipnet::Ipv4Net;
 
@@ -36,12 +37,17 @@ fn loopback() -> (Interface, Vec<Route>) {
     (Interface::new("lo", Link::Loopback, vec![lo]), local)
 }
 
+/// Every pod's tables start out the same and empty; they share one copy.
 fn empty_nat() -> Table {
-    Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])
+    static EMPTY: LazyLock<Arc<Table>> =
+        LazyLock::new(|| Arc::new(Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])));
+    Table::over(Arc::clone(&EMPTY))
 }
 
 fn empty_filter() -> Table {
-    Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"])
+    static EMPTY: LazyLock<Arc<Table>> =
+        LazyLock::new(|| Arc::new(Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"])));
+    Table::over(Arc::clone(&EMPTY))
 }
 
 pub(super) fn host(name: String, role: Role) -> Host {
@@ -65,6 +71,10 @@ pub fn bridge_ip(pod_cidr: Ipv4Net) -> Ipv4Addr {
 
 pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = NetState::default();
+    // Exactly one host per node and per pod with its own namespace, and the few of the cloud: a
+    // list grown by doubling would hold up to twice what it needs.
+    let pod_hosts = cluster.pods.iter().filter(|p| !p.host_network).count();
+    state.hosts.reserve_exact(cluster.nodes.len() + pod_hosts + 3);
     let node_prefix = cluster.node_network.prefix_len();
 
     for node in &cluster.nodes {

@@ -236,6 +236,7 @@ impl Validator {
             services,
             ingresses,
             traces,
+            index: Default::default(),
         })
     }
 
