@@ -23,18 +23,22 @@ pub(super) fn net(ip: Ipv4Addr, len: u8) -> Ipv4Net {
 }
 
 fn loopback() -> (Interface, Vec<Route>) {
-    let lo = net(Ipv4Addr::LOCALHOST, 8);
-    let mut local = Route::connected(lo, "lo").1;
-    // The whole of 127/8 is local, not only 127.0.0.1.
-    local.insert(
-        0,
-        Route {
-            kind: RouteType::Local,
-            dst: lo.trunc(),
-            ..local[0].clone()
-        },
-    );
-    (Interface::new("lo", Link::Loopback, vec![lo]), local)
+    // The same on every host; made once, copied for each.
+    static LOOPBACK: LazyLock<(Interface, Vec<Route>)> = LazyLock::new(|| {
+        let lo = net(Ipv4Addr::LOCALHOST, 8);
+        let mut local = Route::connected(lo, "lo").1;
+        // The whole of 127/8 is local, not only 127.0.0.1.
+        local.insert(
+            0,
+            Route {
+                kind: RouteType::Local,
+                dst: lo.trunc(),
+                ..local[0].clone()
+            },
+        );
+        (Interface::new("lo", Link::Loopback, vec![lo]), local)
+    });
+    LOOPBACK.clone()
 }
 
 /// Every pod's tables start out the same and empty; they share one copy.
