@@ -54,6 +54,19 @@ fn rss_mb() -> String {
 }
 
 fn main() {
+    if std::env::var_os("STAGES_SIZES").is_some() {
+        use std::mem::size_of;
+        eprintln!(
+            "Host {} Route {} Interface {} Table {} RouteTable {} Listener {} Pod {}",
+            size_of::<k8snet::net::Host>(),
+            size_of::<k8snet::net::route::Route>(),
+            size_of::<k8snet::net::Interface>(),
+            size_of::<k8snet::net::iptables::Table>(),
+            size_of::<k8snet::net::route::RouteTable>(),
+            size_of::<k8snet::net::Listener>(),
+            size_of::<k8snet::model::Pod>(),
+        );
+    }
     let args: Vec<String> = std::env::args().collect();
     let (path, from, to) = (&args[1], &args[2], &args[3]);
     let t = Instant::now();

@@ -76,6 +76,7 @@ impl<'a> Reader<'a> {
                         (event, span) => items.push(self.node(event, span, depth + 1)?),
                     }
                 }
+                items.shrink_to_fit();
                 Value::Seq(items)
             }
             Event::MappingStart(_, 0, None) => {
@@ -108,6 +109,7 @@ impl<'a> Reader<'a> {
                     let value = self.node(event, span, depth + 1)?;
                     entries.push((key, value));
                 }
+                entries.shrink_to_fit();
                 Value::Map(entries)
             }
             _ => return None,
