@@ -59,6 +59,8 @@ for nodes in ${@:-50}; do
         fi
         label="explain --node node-1"
         row "$k8snet" explain "$file" --node node-1
+        label="explain --service ${to#svc/}"
+        row "$k8snet" explain "$file" --service "${to#svc/}"
         label="check (1,000 traces)"
         row "$k8snet" check "$file"
         label="trace --batch (1,000 queries)"
