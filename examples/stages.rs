@@ -85,7 +85,9 @@ fn main() {
     drop(root);
     eprintln!("decode    {:>8.3} s  {}", t.elapsed().as_secs_f64(), rss_mb());
     let t = Instant::now();
-    let cluster = k8snet::model::build(&spec).unwrap_or_else(|_| panic!("validates")).cluster;
+    let cluster = k8snet::model::build(&spec)
+        .unwrap_or_else(|_| panic!("validates"))
+        .cluster;
     drop(spec);
     eprintln!("validate  {:>8.3} s  {}", t.elapsed().as_secs_f64(), rss_mb());
     let t = Instant::now();

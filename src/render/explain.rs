@@ -107,9 +107,11 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     if whole && let Some(router) = state.host_named(ROUTER) {
         cloud_router(&mut out, &state.hosts[router], style);
     }
-    if whole && let Some(lb) = (0..state.hosts.len())
-        .find(|&i| *state.hosts.role(i) == Role::LoadBalancer)
-        .map(|i| &state.hosts[i]) {
+    if whole
+        && let Some(lb) = (0..state.hosts.len())
+            .find(|&i| *state.hosts.role(i) == Role::LoadBalancer)
+            .map(|i| &state.hosts[i])
+    {
         load_balancer(&mut out, cluster, facts, lb, style);
     }
     if whole {
