@@ -6,15 +6,15 @@
 //! cargo bench --bench scale                                  # 50 nodes
 //! K8SNET_BENCH_SIZES=50,500 cargo bench --bench scale        # more sizes
 //!
-//! Only 50 nodes runs by default: on today's compiled state 500 nodes takes minutes per
-//! compile (criterion takes ten samples), and 5,000 does not finish.
+//! Only 50 nodes runs by default, so a plain `cargo bench` takes a minute; 500 and 5,000 nodes
+//! take a few minutes more.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 use k8snet::generate::{self, Format, Options, Plan};
 use k8snet::input::{self, Source};
@@ -94,6 +94,11 @@ fn bench(c: &mut Criterion) {
             plan.services()
         ));
         g.sample_size(10).warm_up_time(Duration::from_secs(1));
+        if nodes >= 500 {
+            // One iteration a sample: criterion's default (1, 2, ... 10 iterations) would run the
+            // seconds-long commands 55 times each.
+            g.sampling_mode(SamplingMode::Flat);
+        }
 
         g.bench_function("floor: serde-saphyr into plain structs (YAML)", |b| {
             b.iter(|| mirror::from_yaml(black_box(&yaml)).expect("parses"))
@@ -133,6 +138,10 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function("command: explain --node node-1", |b| {
             b.iter(|| run(&["explain", yaml_file, "--node", "node-1"]))
+        });
+        let service = to.trim_start_matches("svc/");
+        g.bench_function("command: explain --service", |b| {
+            b.iter(|| run(&["explain", yaml_file, "--service", service]))
         });
         g.bench_function("command: check (1,000 traces)", |b| {
             b.iter(|| run(&["check", yaml_file]))

@@ -5,13 +5,15 @@
 #
 #   benches/whole.sh [NODES...]        # default: 50
 #   K8SNET_BENCH_TIMEOUT=600 benches/whole.sh 50 500 5000   # stop any command after 600 s
+#   K8SNET_BIN=../old/target/release/k8snet benches/whole.sh # another build of k8snet
 #
 # Each cluster has 30 pods and 2 Services a node (the ratios of Kubernetes' limits) and 1,000
 # trace cases for `check`. Needs GNU time at /usr/bin/time.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin k8snet --example parse_floor
-k8snet=target/release/k8snet
+# K8SNET_BIN measures another build (an earlier commit's) on the same files.
+k8snet=${K8SNET_BIN:-target/release/k8snet}
 floor=target/release/examples/parse_floor
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -59,6 +61,8 @@ for nodes in ${@:-50}; do
         fi
         label="explain --node node-1"
         row "$k8snet" explain "$file" --node node-1
+        label="explain --service ${to#svc/}"
+        row "$k8snet" explain "$file" --service "${to#svc/}"
         label="check (1,000 traces)"
         row "$k8snet" check "$file"
         label="trace --batch (1,000 queries)"

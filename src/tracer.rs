@@ -292,8 +292,8 @@ fn push_step(hops: &mut [Hop], step: Step) {
 /// it (an endpoint), or the node (a load balancer's NodePort target).
 fn name_endpoints(c: &Cluster, trace: &mut Trace) {
     use std::collections::{HashMap, HashSet};
-    // One pass over the pods for the few addresses the trace names, so a trace stays cheap in a
-    // cluster of any size.
+    // The few addresses the trace names, looked up, so a trace stays cheap in a cluster of any
+    // size.
     let mut wanted: HashSet<Ipv4Addr> = HashSet::new();
     for_each_target(trace, |ip, _, _| {
         wanted.insert(ip);
@@ -301,12 +301,9 @@ fn name_endpoints(c: &Cluster, trace: &mut Trace) {
     if wanted.is_empty() {
         return;
     }
-    let pods: HashMap<Ipv4Addr, usize> = c
-        .pods
+    let pods: HashMap<Ipv4Addr, usize> = wanted
         .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.host_network && wanted.contains(&p.ip))
-        .map(|(i, p)| (p.ip, i))
+        .filter_map(|&ip| Some((ip, c.pod_with_own_ip(ip)?)))
         .collect();
     let nodes: HashMap<Ipv4Addr, usize> = c
         .nodes

@@ -2,9 +2,8 @@
 //! it reaches and every hop are checked against where the generator put each node, pod and
 //! address (its layout, `generate::Plan`), not against a file written by an earlier run.
 //!
-//! 50 nodes (1,500 pods, 100 Services) is what a debug build loads, compiles and traces in
-//! about five seconds today; compiling is the cost, and it grows faster than the node count.
-//! `K8SNET_SCALE_NODES` sets another size.
+//! 300 nodes (9,000 pods, 600 Services) is what a debug build loads, compiles and traces in
+//! a few seconds. `K8SNET_SCALE_NODES` sets another size.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -25,7 +24,7 @@ fn nodes() -> u32 {
     std::env::var("K8SNET_SCALE_NODES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(50)
+        .unwrap_or(300)
 }
 
 struct Loaded {

@@ -40,7 +40,7 @@ pub struct RuleGroup {
 /// `whole`, about the cluster as a whole.
 pub fn gather(c: &Cluster, state: &NetState, services: &[usize], whole: bool) -> Facts {
     let nodes: Vec<usize> = (0..state.hosts.len())
-        .filter(|&h| matches!(state.hosts[h].role, Role::Node { .. }))
+        .filter(|&h| matches!(state.hosts.role(h), Role::Node { .. }))
         .collect();
     Facts {
         load_balancer: if whole {

@@ -3,6 +3,7 @@
 //! pointing at the node that owns it.
 
 use std::net::Ipv4Addr;
+use std::sync::{Arc, LazyLock};
 
 use ipnet::Ipv4Net;
 
@@ -22,26 +23,35 @@ pub(super) fn net(ip: Ipv4Addr, len: u8) -> Ipv4Net {
 }
 
 fn loopback() -> (Interface, Vec<Route>) {
-    let lo = net(Ipv4Addr::LOCALHOST, 8);
-    let mut local = Route::connected(lo, "lo").1;
-    // The whole of 127/8 is local, not only 127.0.0.1.
-    local.insert(
-        0,
-        Route {
-            kind: RouteType::Local,
-            dst: lo.trunc(),
-            ..local[0].clone()
-        },
-    );
-    (Interface::new("lo", Link::Loopback, vec![lo]), local)
+    // The same on every host; made once, copied for each.
+    static LOOPBACK: LazyLock<(Interface, Vec<Route>)> = LazyLock::new(|| {
+        let lo = net(Ipv4Addr::LOCALHOST, 8);
+        let mut local = Route::connected(lo, "lo").1;
+        // The whole of 127/8 is local, not only 127.0.0.1.
+        local.insert(
+            0,
+            Route {
+                kind: RouteType::Local,
+                dst: lo.trunc(),
+                ..local[0].clone()
+            },
+        );
+        (Interface::new("lo", Link::Loopback, vec![lo]), local)
+    });
+    LOOPBACK.clone()
 }
 
+/// Every pod's tables start out the same and empty; they share one copy.
 fn empty_nat() -> Table {
-    Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])
+    static EMPTY: LazyLock<Arc<Table>> =
+        LazyLock::new(|| Arc::new(Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])));
+    Table::over(Arc::clone(&EMPTY))
 }
 
 fn empty_filter() -> Table {
-    Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"])
+    static EMPTY: LazyLock<Arc<Table>> =
+        LazyLock::new(|| Arc::new(Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"])));
+    Table::over(Arc::clone(&EMPTY))
 }
 
 pub(super) fn host(name: String, role: Role) -> Host {
@@ -58,6 +68,46 @@ pub(super) fn host(name: String, role: Role) -> Host {
     }
 }
 
+/// What a pod's namespace is made from.
+struct PodNamespace {
+    addr: Ipv4Net,
+    gateway: Ipv4Addr,
+    node_host: usize,
+    /// The host side of the pod's veth pair.
+    veth: String,
+    listeners: Vec<Listener>,
+}
+
+impl PodNamespace {
+    fn host(&self, name: String, role: Role) -> Host {
+        let mut h = host(name, role);
+        let (lo, mut local) = loopback();
+        let (connected, eth_local) = Route::connected(self.addr, "eth0");
+        local.extend(eth_local);
+        h.interfaces = vec![
+            lo,
+            Interface::new(
+                "eth0",
+                Link::Veth {
+                    peer_host: self.node_host,
+                    peer_if: self.veth.clone(),
+                },
+                vec![self.addr],
+            ),
+        ];
+        h.tables = RouteTable::local_and_main(
+            local,
+            vec![
+                Route::unicast(Ipv4Net::default(), Some(self.gateway), "eth0")
+                    .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
+                connected,
+            ],
+        );
+        h.listeners = self.listeners.clone();
+        h
+    }
+}
+
 /// The first address of a node's podCIDR, held by its bridge: every pod's default gateway.
 pub fn bridge_ip(pod_cidr: Ipv4Net) -> Ipv4Addr {
     pod_cidr.hosts().next().unwrap_or(pod_cidr.addr())
@@ -65,6 +115,10 @@ pub fn bridge_ip(pod_cidr: Ipv4Net) -> Ipv4Addr {
 
 pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = NetState::default();
+    // Exactly one host per node and per pod with its own namespace, and the few of the cloud: a
+    // list grown by doubling would hold up to twice what it needs.
+    let pod_hosts = cluster.pods.iter().filter(|p| !p.host_network).count();
+    state.hosts.reserve_exact(cluster.nodes.len() + pod_hosts + 3);
     let node_prefix = cluster.node_network.prefix_len();
 
     for node in &cluster.nodes {
@@ -91,40 +145,24 @@ pub fn compile(cluster: &Cluster) -> NetState {
         let node = &cluster.nodes[pod.node];
         let pod_host_index = state.hosts.len();
         let veth = host_veth(&pod.namespace, &pod.name);
-        let mut h = host(
+        // A trace visits a few of a large cluster's pods: each pod's namespace is made when
+        // something first reads it, from what is kept here.
+        let pod_namespace = PodNamespace {
+            addr: net(pod.ip, node.pod_cidr.prefix_len()),
+            gateway: bridge_ip(node.pod_cidr),
+            node_host: node_host(pod.node),
+            veth: veth.clone(),
+            listeners: listeners.collect(),
+        };
+        state.hosts.push_deferred(
             pod_host_name(&pod.namespace, &pod.name),
             Role::Pod {
                 namespace: pod.namespace.clone(),
                 name: pod.name.clone(),
                 node: node.name.clone(),
             },
+            Arc::new(move |name, role| pod_namespace.host(name, role)),
         );
-        let (lo, mut local) = loopback();
-        let addr = net(pod.ip, node.pod_cidr.prefix_len());
-        let (connected, eth_local) = Route::connected(addr, "eth0");
-        local.extend(eth_local);
-        h.interfaces = vec![
-            lo,
-            Interface::new(
-                "eth0",
-                Link::Veth {
-                    peer_host: node_host(pod.node),
-                    peer_if: veth.clone(),
-                },
-                vec![addr],
-            ),
-        ];
-        let gateway = bridge_ip(node.pod_cidr);
-        h.tables = RouteTable::local_and_main(
-            local,
-            vec![
-                Route::unicast(Ipv4Net::default(), Some(gateway), "eth0")
-                    .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
-                connected,
-            ],
-        );
-        h.listeners = listeners.collect();
-        state.hosts.push(h);
 
         let mut port = Interface::new(
             &veth,

@@ -23,11 +23,12 @@ pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = kubenet::compile(cluster);
     let kube_proxy = kube_proxy::KubeProxy::new(cluster);
     let listeners = kube_proxy::listeners(cluster);
-    for host in &mut state.hosts {
-        if let crate::net::Role::Node { name } = &host.role
+    for i in 0..state.hosts.len() {
+        if let crate::net::Role::Node { name } = state.hosts.role(i)
             && let Some(node) = cluster.node_named(name)
         {
             let (nat, filter) = kube_proxy.tables(node);
+            let host = &mut state.hosts[i];
             host.nat = nat;
             host.filter = filter;
             host.listeners.extend(listeners.iter().cloned());

@@ -1,7 +1,7 @@
 //! Names that Kubernetes components derive by hashing: kube-proxy's chain names and the host-side
 //! veth names of bridge CNI plugins.
 
-use data_encoding::BASE32;
+use data_encoding::{BASE32, HEXLOWER};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Protocol, Service, ServicePort};
@@ -35,9 +35,11 @@ pub fn endpoint_chain(port_name: &str, protocol: Protocol, endpoint: &str) -> St
 /// The host side of a pod's veth pair: a short prefix and a hash of the pod, so it fits the
 /// kernel's 15-character limit and stays the same from run to run.
 pub fn host_veth(namespace: &str, pod: &str) -> String {
-    let digest = Sha256::digest(format!("{namespace}/{pod}").as_bytes());
-    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("veth{hex}")
+    let mut hasher = Sha256::new();
+    hasher.update(namespace.as_bytes());
+    hasher.update(b"/");
+    hasher.update(pod.as_bytes());
+    format!("veth{}", HEXLOWER.encode(&hasher.finalize()[..4]))
 }
 
 #[cfg(test)]

@@ -258,9 +258,23 @@ impl Decoder {
             }
         }
         out.sort_by(|(a, x), (b, y)| (&a.value, &x.value).cmp(&(&b.value, &y.value)));
+        out.shrink_to_fit();
         out
     }
 }
+
+/// Collects into a list that holds only its entries. A list collected from a filter does not
+/// know its length beforehand and grows by doubling: a one-container pod would hold room for
+/// four, and 150,000 pods room for 262,144.
+pub trait CollectFitted<T>: Iterator<Item = T> + Sized {
+    fn collect_fitted(self) -> Vec<T> {
+        let mut list: Vec<T> = self.collect();
+        list.shrink_to_fit();
+        list
+    }
+}
+
+impl<T, I: Iterator<Item = T>> CollectFitted<T> for I {}
 
 /// Reads a dotted quad strictly: no leading zeros, which some parsers take as octal.
 pub fn parse_ipv4(text: &str) -> Result<Ipv4Addr, String> {

@@ -131,7 +131,7 @@ impl<'a> Reader<'a> {
         self.skip_space();
         if self.bytes.get(self.at) == Some(&b'}') {
             self.at += 1;
-            return Ok(Value::Map(entries));
+            return Ok(Value::Map(fitted(entries)));
         }
         loop {
             self.skip_space();
@@ -177,7 +177,7 @@ impl<'a> Reader<'a> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    return Ok(Value::Map(entries));
+                    return Ok(Value::Map(fitted(entries)));
                 }
                 _ => return Err(Problem::Syntax(self.at)),
             }
@@ -190,7 +190,7 @@ impl<'a> Reader<'a> {
         self.skip_space();
         if self.bytes.get(self.at) == Some(&b']') {
             self.at += 1;
-            return Ok(Value::Seq(items));
+            return Ok(Value::Seq(fitted(items)));
         }
         loop {
             items.push(self.value(depth + 1)?);
@@ -199,7 +199,7 @@ impl<'a> Reader<'a> {
                 Some(b',') => self.at += 1,
                 Some(b']') => {
                     self.at += 1;
-                    return Ok(Value::Seq(items));
+                    return Ok(Value::Seq(fitted(items)));
                 }
                 _ => return Err(Problem::Syntax(self.at)),
             }
@@ -336,6 +336,12 @@ fn syntax_error(text: &str, fallback: Pos) -> Diagnostic {
     Diagnostic::error(format!("invalid JSON: {}", shorten(message)))
         .help(help)
         .at(Span { pos, len: 1 })
+}
+
+/// A list without the room it grew into: a one-entry mapping would otherwise hold four.
+fn fitted<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
 }
 
 #[cfg(test)]

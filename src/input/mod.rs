@@ -9,6 +9,7 @@ pub mod read;
 pub mod spec;
 pub mod tree;
 pub mod yaml;
+mod yaml_plain;
 
 use crate::diagnostic::Diagnostic;
 use decode::Decoder;

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::decode::{Decoder, Fields, Sp};
+use super::decode::{CollectFitted, Decoder, Fields, Sp};
 use super::yaml::Node;
 
 #[derive(Debug, Clone, Default)]
@@ -191,11 +191,17 @@ pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
     let services = each("services", "`services`");
     let ingresses = each("ingresses", "`ingresses`");
     let traces = each("traces", "`traces`");
-    scenario.nodes = nodes.into_iter().filter_map(|n| decode_node(dec, n)).collect();
-    scenario.pods = pods.into_iter().filter_map(|n| decode_pod(dec, n)).collect();
-    scenario.services = services.into_iter().filter_map(|n| decode_service(dec, n)).collect();
-    scenario.ingresses = ingresses.into_iter().filter_map(|n| decode_ingress(dec, n)).collect();
-    scenario.traces = traces.into_iter().filter_map(|n| decode_trace(dec, n)).collect();
+    scenario.nodes = nodes.into_iter().filter_map(|n| decode_node(dec, n)).collect_fitted();
+    scenario.pods = pods.into_iter().filter_map(|n| decode_pod(dec, n)).collect_fitted();
+    scenario.services = services
+        .into_iter()
+        .filter_map(|n| decode_service(dec, n))
+        .collect_fitted();
+    scenario.ingresses = ingresses
+        .into_iter()
+        .filter_map(|n| decode_ingress(dec, n))
+        .collect_fitted();
+    scenario.traces = traces.into_iter().filter_map(|n| decode_trace(dec, n)).collect_fitted();
     scenario
 }
 
@@ -245,7 +251,7 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
                 items
                     .iter()
                     .filter_map(|i| dec.cidr(i, "non-masquerade CIDR"))
-                    .collect(),
+                    .collect_fitted(),
             )
         }),
     }
@@ -266,7 +272,7 @@ fn decode_node(dec: &mut Decoder, node: &Node) -> Option<NodeSpec> {
                 .list(list, "`routes`")
                 .iter()
                 .filter_map(|r| decode_route(dec, r))
-                .collect(),
+                .collect_fitted(),
             None => Vec::new(),
         },
         span: f.span,
@@ -298,7 +304,7 @@ fn decode_pod(dec: &mut Decoder, node: &Node) -> Option<PodSpec> {
             .list(list, "`containers`")
             .iter()
             .filter_map(|c| decode_container(dec, c))
-            .collect(),
+            .collect_fitted(),
         None => Vec::new(),
     };
     Some(PodSpec {
@@ -335,7 +341,7 @@ fn decode_container(dec: &mut Decoder, node: &Node) -> Option<ContainerSpec> {
                     span: pf.span,
                 })
             })
-            .collect(),
+            .collect_fitted(),
         None => Vec::new(),
     };
     Some(ContainerSpec {
@@ -378,7 +384,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
             .list(list, "`ports`")
             .iter()
             .filter_map(|p| decode_service_port(dec, p))
-            .collect(),
+            .collect_fitted(),
         None => Vec::new(),
     };
     Some(ServiceSpec {
@@ -397,7 +403,12 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         load_balancer_ip: opt(&f, "loadBalancerIP", |n| dec.ipv4(n, "loadBalancerIP")),
         load_balancer_source_ranges: opt(&f, "loadBalancerSourceRanges", |n| {
             let items = dec.list(n, "loadBalancerSourceRanges");
-            Some(items.iter().filter_map(|i| dec.cidr(i, "source range")).collect())
+            Some(
+                items
+                    .iter()
+                    .filter_map(|i| dec.cidr(i, "source range"))
+                    .collect_fitted(),
+            )
         })
         .unwrap_or_default(),
         external_traffic_policy: opt(&f, "externalTrafficPolicy", |n| {

@@ -50,6 +50,14 @@ fn options(text_len: usize) -> serde_saphyr::Options {
 
 /// Parses YAML text into the tree, or says where and why it cannot.
 pub fn read(text: &str) -> Result<Node, Diagnostic> {
+    match super::yaml_plain::read(text) {
+        Some(tree) => Ok(tree),
+        None => read_full(text),
+    }
+}
+
+/// Parses YAML text into the tree through serde-saphyr, with its limits and its messages.
+pub(super) fn read_full(text: &str) -> Result<Node, Diagnostic> {
     serde_saphyr::from_str_with_options(text, options(text.len())).map_err(|e| error(&e, text))
 }
 

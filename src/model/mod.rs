@@ -8,8 +8,10 @@
 mod tests;
 mod validate;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -34,6 +36,76 @@ pub struct Cluster {
     pub services: Vec<Service>,
     pub ingresses: Vec<Ingress>,
     pub traces: Vec<TraceCase>,
+    /// Made on first use; a cluster whose lists changed length since is searched instead.
+    pub(crate) index: Index,
+}
+
+/// Nodes, pods and Services by name and address, so that a lookup in a cluster of 150,000 pods
+/// does not walk them all. Each key maps to the first entry in list order, as a search would.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Index(OnceLock<Indexed>);
+
+#[derive(Debug, Clone)]
+struct Indexed {
+    lengths: (usize, usize, usize),
+    nodes: HashMap<String, usize>,
+    pods: HashMap<(String, String), usize>,
+    services: HashMap<(String, String), usize>,
+    pods_by_ip: HashMap<Ipv4Addr, usize>,
+    /// Pods with an address of their own (not on the node's network).
+    own_ip_pods: HashMap<Ipv4Addr, usize>,
+    by_load_balancer_ip: HashMap<Ipv4Addr, usize>,
+    /// Per node, its pods in list order.
+    on_node: Vec<Vec<usize>>,
+}
+
+impl Indexed {
+    fn of(c: &Cluster) -> Indexed {
+        fn first<K: std::hash::Hash + Eq>(pairs: impl Iterator<Item = (K, usize)>) -> HashMap<K, usize> {
+            let mut map = HashMap::new();
+            for (k, i) in pairs {
+                map.entry(k).or_insert(i);
+            }
+            map
+        }
+        let mut on_node = vec![Vec::new(); c.nodes.len()];
+        for (i, p) in c.pods.iter().enumerate() {
+            if let Some(list) = on_node.get_mut(p.node) {
+                list.push(i);
+            }
+        }
+        Indexed {
+            lengths: c.lengths(),
+            nodes: first(c.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i))),
+            pods: first(
+                c.pods
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i)),
+            ),
+            services: first(
+                c.services
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| ((s.namespace.clone(), s.name.clone()), i)),
+            ),
+            pods_by_ip: first(c.pods.iter().enumerate().map(|(i, p)| (p.ip, i))),
+            own_ip_pods: first(
+                c.pods
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.host_network)
+                    .map(|(i, p)| (p.ip, i)),
+            ),
+            by_load_balancer_ip: first(
+                c.services
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.load_balancer_ip.map(|ip| (ip, i))),
+            ),
+            on_node,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -280,24 +352,77 @@ pub struct CaseText {
 }
 
 impl Cluster {
+    fn lengths(&self) -> (usize, usize, usize) {
+        (self.nodes.len(), self.pods.len(), self.services.len())
+    }
+
+    fn index(&self) -> Option<&Indexed> {
+        let index = self.index.0.get_or_init(|| Indexed::of(self));
+        (index.lengths == self.lengths()).then_some(index)
+    }
+
     pub fn node_named(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
+        match self.index() {
+            Some(index) => index.nodes.get(name).copied(),
+            None => self.nodes.iter().position(|n| n.name == name),
+        }
     }
 
     pub fn pod_named(&self, namespace: &str, name: &str) -> Option<usize> {
-        self.pods
-            .iter()
-            .position(|p| p.namespace == namespace && p.name == name)
+        match self.index() {
+            Some(index) => index.pods.get(&(namespace.to_owned(), name.to_owned())).copied(),
+            None => self
+                .pods
+                .iter()
+                .position(|p| p.namespace == namespace && p.name == name),
+        }
     }
 
     pub fn service_named(&self, namespace: &str, name: &str) -> Option<usize> {
-        self.services
-            .iter()
-            .position(|s| s.namespace == namespace && s.name == name)
+        match self.index() {
+            Some(index) => index.services.get(&(namespace.to_owned(), name.to_owned())).copied(),
+            None => self
+                .services
+                .iter()
+                .position(|s| s.namespace == namespace && s.name == name),
+        }
+    }
+
+    /// The first pod, in list order, with address `ip` (a host-network pod has its node's).
+    pub fn pod_with_ip(&self, ip: Ipv4Addr) -> Option<usize> {
+        match self.index() {
+            Some(index) => index.pods_by_ip.get(&ip).copied(),
+            None => self.pods.iter().position(|p| p.ip == ip),
+        }
+    }
+
+    /// The first pod, in list order, with address `ip` as an address of its own.
+    pub fn pod_with_own_ip(&self, ip: Ipv4Addr) -> Option<usize> {
+        match self.index() {
+            Some(index) => index.own_ip_pods.get(&ip).copied(),
+            None => self.pods.iter().position(|p| !p.host_network && p.ip == ip),
+        }
+    }
+
+    /// The first Service, in list order, whose load balancer has address `ip`.
+    pub fn service_with_load_balancer_ip(&self, ip: Ipv4Addr) -> Option<usize> {
+        match self.index() {
+            Some(index) => index.by_load_balancer_ip.get(&ip).copied(),
+            None => self.services.iter().position(|s| s.load_balancer_ip == Some(ip)),
+        }
     }
 
     pub fn pods_on(&self, node: usize) -> impl Iterator<Item = (usize, &Pod)> {
-        self.pods.iter().enumerate().filter(move |(_, p)| p.node == node)
+        let indexed = self
+            .index()
+            .map(|index| index.on_node.get(node).map_or(&[][..], Vec::as_slice));
+        let listed = indexed.into_iter().flatten().map(|&i| (i, &self.pods[i]));
+        let scanned = indexed
+            .is_none()
+            .then(|| self.pods.iter().enumerate().filter(move |(_, p)| p.node == node))
+            .into_iter()
+            .flatten();
+        listed.chain(scanned)
     }
 }
 

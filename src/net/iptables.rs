@@ -310,6 +310,17 @@ impl Table {
         }
     }
 
+    /// A table that reads exactly as `shared` until a chain of its own is added: what thousands
+    /// of namespaces with the same (empty) tables hold, without a copy each.
+    pub fn over(shared: Arc<Table>) -> Table {
+        Table {
+            name: shared.name.clone(),
+            own: Chains::default(),
+            shared: Some(shared),
+            deferred: None,
+        }
+    }
+
     /// A table made of `shared`'s chains and the chains `make` returns, made on first use; a
     /// chain `make` returns hides the shared chain of the same name.
     pub fn layered(shared: Arc<Table>, make: MakeChains) -> Table {
@@ -369,6 +380,15 @@ impl Table {
 
     /// The host's own chain `chain`, created (as a user chain) if it does not exist yet.
     pub fn ensure(&mut self, chain: &str) -> &mut Chain {
+        // A table `over` a shared one becomes a table of its own when it is first written to,
+        // so that it reads exactly as a table built alone would.
+        if self.deferred.is_none()
+            && let Some(shared) = self.shared.take()
+        {
+            let mut list = shared.own.list.clone();
+            list.append(&mut std::mem::take(&mut self.own.list));
+            self.own = Chains::from_list(list);
+        }
         self.own.ensure(chain)
     }
 

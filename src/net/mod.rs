@@ -4,6 +4,7 @@
 //! Nothing here knows what a Pod or a Service is. The compiler produces a [`NetState`]; the
 //! simulator walks packets through it; a script writer could build it for real.
 
+pub mod hosts;
 pub mod iptables;
 pub mod route;
 
@@ -15,6 +16,7 @@ use std::sync::OnceLock;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+pub use hosts::Hosts;
 use iptables::Table;
 use route::RouteTable;
 
@@ -59,7 +61,7 @@ impl fmt::Display for Protocol {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NetState {
-    pub hosts: Vec<Host>,
+    pub hosts: Hosts,
     /// Made on first use, once the hosts are complete; a state whose host count changed since
     /// is searched instead.
     #[serde(skip)]
@@ -78,13 +80,16 @@ struct HostIndex {
 }
 
 impl HostIndex {
-    fn of(hosts: &[Host]) -> HostIndex {
+    fn of(hosts: &Hosts) -> HostIndex {
         let mut index = HostIndex {
             hosts: hosts.len(),
             ..HostIndex::default()
         };
-        for (i, h) in hosts.iter().enumerate() {
-            index.by_name.entry(h.name.clone()).or_insert(i);
+        for i in 0..hosts.len() {
+            index.by_name.entry(hosts.name(i).to_owned()).or_insert(i);
+        }
+        // A host not yet made is on no shared segment (`Hosts::push_deferred`).
+        for (i, h) in hosts.made() {
             for iface in &h.interfaces {
                 let Link::Segment { segment } = &iface.link else {
                     continue;
@@ -233,7 +238,7 @@ impl Host {
 impl NetState {
     pub fn new(hosts: Vec<Host>) -> NetState {
         NetState {
-            hosts,
+            hosts: hosts.into(),
             index: OnceLock::new(),
         }
     }
@@ -246,7 +251,7 @@ impl NetState {
     pub fn host_named(&self, name: &str) -> Option<usize> {
         match self.index() {
             Some(index) => index.by_name.get(name).copied(),
-            None => self.hosts.iter().position(|h| h.name == name),
+            None => (0..self.hosts.len()).find(|&i| self.hosts.name(i) == name),
         }
     }
 

@@ -73,6 +73,7 @@ impl Route {
     /// The route the kernel adds for an address on an interface, and its two `local`-table
     /// companions: the address itself and the subnet's broadcast address.
     pub fn connected(addr: Ipv4Net, dev: &str) -> (Route, Vec<Route>) {
+        let origin = format!("address {addr} on {dev}");
         let kernel = |kind, dst, scope| Route {
             kind,
             dst,
@@ -82,7 +83,7 @@ impl Route {
             scope,
             src: Some(addr.addr()),
             metric: 0,
-            origin: format!("address {addr} on {dev}"),
+            origin: origin.clone(),
         };
         let host = |ip| Ipv4Net::new(ip, 32).expect("/32 is a valid prefix");
         let mut local = vec![kernel(RouteType::Local, host(addr.addr()), Scope::Host)];

@@ -98,16 +98,20 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
             node(&mut out, cluster, &state.hosts[h], style);
         }
     } else if filter.service.is_none() {
-        for host in &state.hosts {
-            if let Role::Node { .. } = &host.role {
-                node(&mut out, cluster, host, style);
+        for i in 0..state.hosts.len() {
+            if let Role::Node { .. } = state.hosts.role(i) {
+                node(&mut out, cluster, &state.hosts[i], style);
             }
         }
     }
     if whole && let Some(router) = state.host_named(ROUTER) {
         cloud_router(&mut out, &state.hosts[router], style);
     }
-    if whole && let Some(lb) = state.hosts.iter().find(|h| h.role == Role::LoadBalancer) {
+    if whole
+        && let Some(lb) = (0..state.hosts.len())
+            .find(|&i| *state.hosts.role(i) == Role::LoadBalancer)
+            .map(|i| &state.hosts[i])
+    {
         load_balancer(&mut out, cluster, facts, lb, style);
     }
     if whole {

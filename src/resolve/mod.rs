@@ -259,14 +259,14 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
     if let Some(dst) = dst
         && ends.load_balancer.is_none()
     {
-        ends.load_balancer = c.services.iter().position(|s| s.load_balancer_ip == Some(*dst.ip()));
+        ends.load_balancer = c.service_with_load_balancer_ip(*dst.ip());
     }
     // Under the Local policy only the endpoint's own node can deliver to it: pin the load
     // balancer there too.
     if let (Some(si), Some(ip), None) = (ends.load_balancer, q.endpoint, q.via_node)
         && dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip)
         && c.services[si].external_traffic_policy == crate::model::TrafficPolicy::Local
-        && let Some(pod) = c.pods.iter().find(|p| p.ip == ip)
+        && let Some(pod) = c.pod_with_ip(ip).map(|i| &c.pods[i])
     {
         ends.pins.push(c.nodes[pod.node].ip);
     }
@@ -688,9 +688,9 @@ pub fn pod_at(c: &Cluster, state: &NetState, host: usize, port: u16) -> Option<u
         crate::net::Role::Pod { namespace, name, .. } => c.pod_named(namespace, name),
         crate::net::Role::Node { name } => {
             let node = c.node_named(name)?;
-            c.pods
-                .iter()
-                .position(|p| p.node == node && p.host_network && p.listeners().any(|(_, cp)| cp.port == port))
+            c.pods_on(node)
+                .find(|(_, p)| p.host_network && p.listeners().any(|(_, cp)| cp.port == port))
+                .map(|(i, _)| i)
         }
         _ => None,
     }

@@ -9,6 +9,7 @@ pub mod netfilter;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::net::iptables::CtState;
@@ -96,7 +97,9 @@ struct Entry {
 
 pub struct Simulator<'a> {
     state: &'a NetState,
-    conntrack: Vec<Vec<Entry>>,
+    /// Per host, by index: only the few hosts a trace crosses have entries, so a map, not a
+    /// list as long as a cluster's 150,000 namespaces.
+    conntrack: HashMap<usize, Vec<Entry>>,
     choice: BranchChoice,
     /// Load-balancing decisions met so far, so `BranchChoice::nth` can name one.
     decisions: usize,
@@ -130,7 +133,7 @@ impl<'a> Simulator<'a> {
     pub fn new(state: &'a NetState, choice: BranchChoice) -> Self {
         Simulator {
             state,
-            conntrack: vec![Vec::new(); state.hosts.len()],
+            conntrack: HashMap::new(),
             choice,
             decisions: 0,
             hops: Vec::new(),
@@ -242,7 +245,11 @@ impl<'a> Simulator<'a> {
     }
 
     fn direction(&self, host: usize, tuple: Tuple) -> Direction {
-        match self.conntrack[host].iter().position(|e| e.reply == tuple) {
+        match self
+            .conntrack
+            .get(&host)
+            .and_then(|t| t.iter().position(|e| e.reply == tuple))
+        {
             Some(i) => Direction::Reply(i),
             None => Direction::New,
         }
@@ -311,7 +318,7 @@ impl<'a> Simulator<'a> {
     /// kernel does destination NAT (PREROUTING, OUTPUT), the source where it does source NAT
     /// (POSTROUTING, INPUT).
     fn unnat(&mut self, host: usize, entry: usize, pkt: &mut Packet, destination: bool) {
-        let orig = self.conntrack[host][entry].orig;
+        let orig = self.conntrack[&host][entry].orig;
         let before = pkt.tuple;
         let (kind, changed) = if destination {
             pkt.tuple.dst = orig.src;
@@ -325,7 +332,7 @@ impl<'a> Simulator<'a> {
                 nat: kind.to_owned(),
                 before,
                 after: pkt.tuple,
-                conntrack: Some(conntrack_line(&self.conntrack[host][entry])),
+                conntrack: Some(conntrack_line(&self.conntrack[&host][entry])),
                 endpoint: None,
                 node: None,
             });
@@ -342,7 +349,7 @@ impl<'a> Simulator<'a> {
                 text: format!("conntrack remembers: {}", conntrack_line(&entry)),
             });
         }
-        self.conntrack[host].push(entry);
+        self.conntrack.entry(host).or_default().push(entry);
     }
 
     /// A packet leaves a socket on `host`: route, OUTPUT, reroute after DNAT, POSTROUTING.

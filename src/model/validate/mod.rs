@@ -231,11 +231,12 @@ impl Validator {
             kube_proxy: KubeProxyMode::Iptables,
             cluster_domain,
             non_masquerade_cidrs,
-            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
-            pods: pods.into_iter().map(|(p, _)| p).collect(),
-            services,
+            nodes: fitted(nodes.into_iter().map(|(n, _)| n).collect()),
+            pods: fitted(pods.into_iter().map(|(p, _)| p).collect()),
+            services: fitted(services),
             ingresses,
             traces,
+            index: Default::default(),
         })
     }
 
@@ -599,12 +600,19 @@ impl Validator {
             if let Some(name) = name {
                 out.push(Container {
                     name: name.value,
-                    ports,
+                    ports: fitted(ports),
                 });
             }
         }
-        out
+        fitted(out)
     }
+}
+
+/// A list without the room it grew into, for lists kept as long as the cluster: 150,000 pods
+/// pushed one by one hold room for 262,144.
+pub(super) fn fitted<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
 }
 
 fn namespace(v: &mut Validator, field: &Option<Sp<String>>) -> Option<String> {

@@ -252,7 +252,7 @@ impl Validator {
                     protocol,
                     target_port: target,
                     node_port,
-                    endpoints,
+                    endpoints: super::fitted(endpoints),
                 });
             }
             if let Some(lb) = &sv.load_balancer_ip
@@ -312,7 +312,7 @@ impl Validator {
                 kind,
                 cluster_ip,
                 selector,
-                ports,
+                ports: super::fitted(ports),
                 load_balancer_ip: sv.load_balancer_ip.as_ref().map(|l| l.value),
                 load_balancer_source_ranges: sv.load_balancer_source_ranges.iter().map(|r| r.value).collect(),
                 external_traffic_policy,
