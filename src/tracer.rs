@@ -96,6 +96,19 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
         hops: Vec::new(),
         reply: None,
     };
+    if ends.dns.is_some() {
+        match ask_cluster_dns(c, state, ends) {
+            Ok(note) => trace.notes.push(note),
+            Err((reason, hops)) => {
+                // No answer came, so none of the resolver's names was answered either way.
+                trace.resolution.clear();
+                trace.verdict = Verdict::DnsUnreachable;
+                trace.reason = reason;
+                trace.hops = hops;
+                return trace;
+            }
+        }
+    }
     let Some(dst) = ends.dst else {
         trace.verdict = Verdict::Nxdomain;
         trace.reason = format!("no name the resolver tried for `{}` exists in the cluster DNS", q.to);
@@ -237,6 +250,40 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
     trace.verdict = verdict;
     trace.reason = reason;
     trace
+}
+
+/// The resolver's first query, traced as the packet it is: UDP from the pod to the cluster
+/// DNS Service's ClusterIP, through kube-proxy, to a DNS pod and back. A note saying where it
+/// was answered, or why no answer came and the hops of the query that got none.
+fn ask_cluster_dns(c: &Cluster, state: &NetState, ends: &Endpoints) -> Result<String, (String, Vec<Hop>)> {
+    let server = resolve::dns::server(c).map_err(|why| (format!("the name does not resolve: {why}"), Vec::new()))?;
+    let Origin::Socket(host) = ends.origin else {
+        return Err(("only pods resolve cluster names".to_owned(), Vec::new()));
+    };
+    let mut sim = Simulator::new(state, BranchChoice::default());
+    let query = client_tuple(crate::net::Protocol::Udp, ends.src_ip, server);
+    let sent = sim.request(host, query);
+    let End::Delivered { host: at, tuple, owner } = sent.end else {
+        return Err((
+            format!(
+                "the DNS query {query} got no answer, so the name does not resolve: {}",
+                describe(state, &sent.end)
+            ),
+            sent.hops,
+        ));
+    };
+    let back = sim.reply(at, tuple, Client::Socket(host));
+    match answered(&back.end, query, &ends.client, &|e| describe(state, e)) {
+        Ok(_) => Ok(format!("the DNS query {query} is answered by {owner}")),
+        Err((_, why)) => {
+            let mut hops = sent.hops;
+            hops.extend(back.hops);
+            Err((
+                format!("the DNS query {query} reached {owner}, but {why}; the name does not resolve"),
+                hops,
+            ))
+        }
+    }
 }
 
 /// Whether some load-balancing decision, or the ingress controller, followed `--endpoint`.

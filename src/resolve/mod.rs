@@ -516,11 +516,10 @@ fn dns_name(
     }
     let records = crate::compile::dns::records(c);
     let (mut step, record) = dns::resolve(&records, name, &c.pods[pi].namespace, &c.cluster_domain);
-    if let Some(dns) = c.service_named("kube-system", "kube-dns")
-        && let Some(ip) = c.services[dns].cluster_ip
-    {
+    if let Ok(server) = dns::server(c) {
+        let (ns, svc) = dns::DNS_SERVICE;
         notes.push(format!(
-            "the resolver asks the cluster DNS at {ip}:53 (svc kube-system/kube-dns); each query is a packet of its own"
+            "the resolver asks the cluster DNS at {server} (svc {ns}/{svc}); each query is a packet of its own"
         ));
     }
     let Some(record) = record else {
