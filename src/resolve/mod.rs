@@ -438,15 +438,15 @@ fn destination(
     let bare = to.strip_prefix("pod/").or_else(|| to.strip_prefix("pods/"));
     let (name, port) = split_port_spec(bare.unwrap_or(to))?;
     let q = &with_port(q, port);
-    let (ns, pod) = split_ns(name, q.namespace);
-    // A pod's name wins; a name that is no pod's, or has dots in it, is a DNS name.
-    let pi = c.pod_named(ns, pod);
-    if pi.is_none() && bare.is_none() && !name.contains('/') {
+    // A name with neither a kind nor a namespace is a DNS name, as it is to `curl NAME` in a
+    // pod: the resolver never turns a pod's name into the pod, so `pod/NAME` is how to mean one.
+    if bare.is_none() && !name.contains('/') {
         return dns_name(c, q, src_pod, ends, notes, name, None);
     }
-    let pi = pi.ok_or_else(|| match bare {
+    let (ns, pod) = split_ns(name, q.namespace);
+    let pi = c.pod_named(ns, pod).ok_or_else(|| match bare {
         Some(_) => names::no_pod(c, ns, pod),
-        None => format!("{} (write svc/NAME for a Service)", names::no_pod(c, ns, pod)),
+        None => format!("{} (write NAMESPACE/svc/NAME for a Service)", names::no_pod(c, ns, pod)),
     })?;
     let p = &c.pods[pi];
     let port = match (q.port, q.port_name) {
@@ -506,9 +506,14 @@ fn dns_name(
     port: Option<u16>,
 ) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
     let tcp = q.protocol.unwrap_or(Protocol::Tcp);
+    let pod_hint = |ns: &str| match c.pod_named(ns, name) {
+        Some(_) => format!(" (pod {ns}/{name} is pod/{name})"),
+        None => String::new(),
+    };
     let Some(pi) = src_pod.filter(|&p| !c.pods[p].host_network) else {
         return Err(format!(
-            "`{name}` is no pod, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, an address, or trace from a pod"
+            "`{name}` is a DNS name, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, pod/NAME, an address, or trace from a pod{}",
+            pod_hint(q.namespace)
         ));
     };
     if name.trim_matches('.').is_empty() {
@@ -528,6 +533,12 @@ fn dns_name(
         if absolute.contains('.') && !in_cluster {
             return Err(format!(
                 "`{name}` is not a cluster name: the cluster DNS would forward it upstream, which is not modelled; trace to its address instead"
+            ));
+        }
+        let hint = pod_hint(&c.pods[pi].namespace);
+        if !hint.is_empty() {
+            notes.push(format!(
+                "a pod's resolver does not turn a pod's name into the pod{hint}: DNS has records for Services"
             ));
         }
         ends.dns = Some(step);
