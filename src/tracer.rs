@@ -7,7 +7,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::compile::cloud::lb_backends;
+use crate::compile::cloud::{fails_open, lb_backends};
 use crate::compile::kube_proxy::verdict_for_rule;
 use crate::model::Cluster;
 use crate::net::route::RouteType;
@@ -81,6 +81,14 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = journey(c, state, q, ends, choice);
     name_endpoints(c, &mut trace);
+    if let Some(si) = ends.load_balancer
+        && trace.hops.iter().any(|h| h.place.kind == "load_balancer")
+        && fails_open(&lb_backends(c, &c.services[si]))
+    {
+        trace
+            .reason
+            .push_str("; no node passes the load balancer's health check, so it fails open and sends to every node");
+    }
     trace
 }
 
@@ -415,14 +423,25 @@ fn explain_load_balancer(c: &Cluster, ends: &Endpoints, hops: &mut [Hop]) {
             service.external_traffic_policy
         ),
     }];
-    for b in lb_backends(c, service) {
+    let backends = lb_backends(c, service);
+    let open = fails_open(&backends);
+    for b in &backends {
         notes.push(Step::Note {
             text: format!(
                 "  {}: {}, {}",
                 c.nodes[b.node].name,
-                if b.healthy { "in rotation" } else { "out of rotation" },
+                match (b.healthy, open) {
+                    (true, _) => "in rotation",
+                    (false, true) => "fails its health check",
+                    (false, false) => "out of rotation",
+                },
                 b.why
             ),
+        });
+    }
+    if open {
+        notes.push(Step::Note {
+            text: "no node passes the health check, so the load balancer fails open (as an AWS Network Load Balancer does): it sends to every node, and the node's kube-proxy answers".into(),
         });
     }
     hop.steps.splice(0..0, notes);

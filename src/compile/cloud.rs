@@ -75,13 +75,30 @@ pub fn lb_backends(cluster: &Cluster, service: &Service) -> Vec<Backend> {
                         Backend {
                             node,
                             healthy: false,
-                            why: format!("{url} answers 503: no local endpoint, so the node is taken out of rotation"),
+                            why: format!("{url} answers 503: no local endpoint"),
                         }
                     }
                 }
             }
         })
         .collect()
+}
+
+/// Whether no node passes the health check, so that the load balancer fails open: an AWS
+/// Network Load Balancer (the one k8snet models) then sends to every registered target rather
+/// than to none, and each node's kube-proxy answers for itself.
+pub fn fails_open(backends: &[Backend]) -> bool {
+    !backends.is_empty() && backends.iter().all(|b| !b.healthy)
+}
+
+/// The nodes the load balancer sends to: those that pass the health check, or all of them when
+/// none does.
+pub fn lb_targets(backends: Vec<Backend>) -> Vec<Backend> {
+    if fails_open(&backends) {
+        backends
+    } else {
+        backends.into_iter().filter(|b| b.healthy).collect()
+    }
 }
 
 /// The iptables chain in which the load balancer picks a node for one Service port.
@@ -176,10 +193,7 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
     h.ip_forward = true;
     for service in load_balanced(cluster) {
         let lb_ip = service.load_balancer_ip.expect("filtered on its presence");
-        let backends: Vec<Backend> = lb_backends(cluster, service)
-            .into_iter()
-            .filter(|b| b.healthy)
-            .collect();
+        let backends = lb_targets(lb_backends(cluster, service));
         for port in &service.ports {
             let Some(node_port) = port.node_port else { continue };
             let name = service_port_name(service, port);
@@ -215,10 +229,15 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
             for (k, b) in backends.iter().enumerate() {
                 let node = &cluster.nodes[b.node];
                 // iptables refuses a DNAT to a port without a protocol to go with it.
-                let mut m = vec![
-                    Match::Protocol(port.protocol),
-                    Match::Comment(format!("{} passes the health check", node.name)),
-                ];
+                let why = if b.healthy {
+                    format!("{} passes the health check", node.name)
+                } else {
+                    format!(
+                        "{}: no node passes the health check, so the load balancer fails open",
+                        node.name
+                    )
+                };
+                let mut m = vec![Match::Protocol(port.protocol), Match::Comment(why)];
                 if k + 1 < n {
                     m.push(Match::Statistic {
                         stored: stored_probability(1.0 / (n - k) as f64),
@@ -232,7 +251,7 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
         }
         // Whatever the load balancer did not translate stays addressed to the load balancer
         // itself: refuse it there, first sources outside loadBalancerSourceRanges, then ports it
-        // does not serve (or serves with no healthy node).
+        // does not serve.
         let to_lb = || Match::Destination {
             net: host_net(lb_ip),
             negated: false,
@@ -289,7 +308,7 @@ fn refusal(service: &Service) -> String {
         .map(|p| format!("{}/{}", p.port, p.protocol))
         .collect();
     format!(
-        "{} load balancer: serves only {}, and only while some node passes its health check",
+        "{} load balancer: serves only {}",
         service.qualified_name(),
         ports.join(", ")
     )

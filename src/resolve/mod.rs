@@ -10,7 +10,7 @@ mod source;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::compile::cloud::lb_backends;
+use crate::compile::cloud::{lb_backends, lb_targets};
 use crate::model::{Cluster, Protocol, ServiceType};
 use crate::net::NetState;
 use crate::trace::Step;
@@ -271,8 +271,9 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
             .ok_or_else(|| Problem::new(Field::ViaNode, names::no_node(c, node)))?;
         match ends.load_balancer {
             Some(si) if dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip) => {
-                let b = lb_backends(c, &c.services[si]).into_iter().find(|b| b.node == ni);
-                if let Some(b) = b.filter(|b| !b.healthy) {
+                let backends = lb_backends(c, &c.services[si]);
+                let sent_to = lb_targets(backends.clone()).iter().any(|b| b.node == ni);
+                if let Some(b) = backends.iter().find(|b| b.node == ni).filter(|_| !sent_to) {
                     return Err(Problem::new(
                         Field::ViaNode,
                         format!(
