@@ -16,7 +16,10 @@ use super::{INTERNET, LOAD_BALANCER, ROUTER};
 use crate::model::{Cluster, Service, ServiceType, TrafficPolicy};
 use crate::net::iptables::{Match, Rule, Target, host as host_net, stored_probability};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType, Scope};
-use crate::net::{Host, Interface, Link, NetState, Role};
+use crate::net::{Host, Interface, Link, Listener, NetState, Role};
+
+/// The cloud metadata server's address (link-local, the same on every cloud).
+pub const METADATA_SERVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169, 254);
 
 /// A node as the load balancer's health check sees it.
 #[derive(Debug, Clone)]
@@ -144,17 +147,26 @@ fn veth(name: &str, peer_host: usize, peer_if: &str) -> Interface {
 fn router_host(cluster: &Cluster, up_host: usize, up_if: &str) -> Host {
     let mut h = host(ROUTER.into(), Role::Router);
     let addr = net(cluster.gateway, cluster.node_network.prefix_len());
-    let (connected, local) = Route::connected(addr, "eth0");
+    let (connected, mut local) = Route::connected(addr, "eth0");
+    // The cloud's metadata server answers on a link-local address behind the nodes' gateway, as
+    // on GCE and AWS; it stands here so that a pod's request to it can be followed.
+    let metadata = net(METADATA_SERVER, 32);
+    local.extend(Route::connected(metadata, "eth0").1);
     h.interfaces = vec![
         Interface::new(
             "eth0",
             Link::Segment {
                 segment: NODE_NETWORK.into(),
             },
-            vec![addr],
+            vec![addr, metadata],
         ),
         veth("uplink", up_host, up_if),
     ];
+    h.listeners.push(Listener {
+        port: 80,
+        protocol: crate::net::Protocol::Tcp,
+        owner: format!("the cloud metadata server ({METADATA_SERVER}:80)"),
+    });
     let mut main = vec![
         Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),
         connected,

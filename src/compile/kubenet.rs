@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 
 use super::names::host_veth;
 use super::pod_host_name;
-use crate::model::{Cluster, HairpinMode, RouteKind};
+use crate::model::{Cluster, HairpinMode, LINK_LOCAL, RouteKind};
 use crate::net::iptables::{Match, Rule, Table, Target};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType};
 use crate::net::{Host, Interface, Link, Listener, NetState, Role};
@@ -225,7 +225,8 @@ pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
             Target::Jump(MASQ_CHAIN.into()),
         ),
     );
-    for cidr in &cluster.non_masquerade_cidrs {
+    let link_local: Option<Ipv4Net> = (!cluster.masq_link_local).then(|| LINK_LOCAL.parse().expect("literal CIDR"));
+    for cidr in link_local.iter().chain(&cluster.non_masquerade_cidrs) {
         nat.append(
             MASQ_CHAIN,
             Rule::new(
