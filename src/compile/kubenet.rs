@@ -52,6 +52,7 @@ pub(super) fn host(name: String, role: Role) -> Host {
         tables: Vec::new(),
         ip_forward: false,
         bridge_nf_call_iptables: false,
+        route_localnet: false,
         nat: empty_nat(),
         filter: empty_filter(),
         listeners: Vec::new(),
@@ -206,6 +207,8 @@ pub fn compile(cluster: &Cluster) -> NetState {
         h.tables = RouteTable::local_and_main(local, main);
         h.ip_forward = true;
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
+        // kube-proxy's iptables mode sets it for its localhost NodePorts.
+        h.route_localnet = true;
     }
 
     super::cloud::attach(cluster, &mut state);

@@ -251,6 +251,17 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
     }
     ends.dst = dst;
     ends.protocol = protocol;
+    if let (Origin::Socket(host), Some(d)) = (&ends.origin, dst)
+        && let Some((ip, route)) = source::preferred_source(state, *host, *d.ip())
+        && ip != ends.src_ip
+    {
+        notes.push(format!(
+            "the route to {} (`{route}`) names {ip} as its source: the unbound socket sends from {ip}, not {}",
+            d.ip(),
+            ends.src_ip
+        ));
+        ends.src_ip = ip;
+    }
     if let Some(dst) = dst
         && ends.load_balancer.is_none()
     {
