@@ -32,6 +32,7 @@ pub enum Verdict {
     NoLocalEndpoints,
     NoLocalEndpointsInternal,
     Nxdomain,
+    DnsUnreachable,
     NotFound,
 }
 
@@ -54,6 +55,7 @@ impl Verdict {
         Verdict::NoLocalEndpoints,
         Verdict::NoLocalEndpointsInternal,
         Verdict::Nxdomain,
+        Verdict::DnsUnreachable,
         Verdict::NotFound,
     ];
 
@@ -76,6 +78,7 @@ impl Verdict {
             Verdict::NoLocalEndpoints => "no_local_endpoints",
             Verdict::NoLocalEndpointsInternal => "no_local_endpoints_internal",
             Verdict::Nxdomain => "nxdomain",
+            Verdict::DnsUnreachable => "dns_unreachable",
             Verdict::NotFound => "not_found",
         }
     }
@@ -108,6 +111,9 @@ impl Verdict {
                 "internalTrafficPolicy is Local and the sending node runs no endpoint of the Service, so kube-proxy drops traffic to its ClusterIP"
             }
             Verdict::Nxdomain => "the name resolves to nothing: the resolver answers NXDOMAIN",
+            Verdict::DnsUnreachable => {
+                "the cluster DNS did not answer the resolver's query, so the name does not resolve and no connection is made"
+            }
             Verdict::NotFound => {
                 "the ingress controller has no rule for this host and path and no default backend: it answers 404"
             }
@@ -145,6 +151,9 @@ impl Verdict {
                 "run an endpoint on every node that sends to the Service (a DaemonSet), or use internalTrafficPolicy Cluster"
             }
             Verdict::Nxdomain => "check the name and namespace: a Service is NAME.NAMESPACE.svc.CLUSTER-DOMAIN",
+            Verdict::DnsUnreachable => {
+                "check the Service kube-system/kube-dns: it must exist, select running DNS pods that listen on 53/UDP, and be reachable from the pod"
+            }
             Verdict::NotFound => "add a path for this request to an Ingress rule, or give the Ingress a defaultBackend",
         }
     }

@@ -7,7 +7,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::compile::cloud::lb_backends;
+use crate::compile::cloud::{fails_open, lb_backends};
 use crate::compile::kube_proxy::verdict_for_rule;
 use crate::model::Cluster;
 use crate::net::route::RouteType;
@@ -81,6 +81,14 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = journey(c, state, q, ends, choice);
     name_endpoints(c, &mut trace);
+    if let Some(si) = ends.load_balancer
+        && trace.hops.iter().any(|h| h.place.kind == "load_balancer")
+        && fails_open(&lb_backends(c, &c.services[si]))
+    {
+        trace
+            .reason
+            .push_str("; no node passes the load balancer's health check, so it fails open and sends to every node");
+    }
     trace
 }
 
@@ -96,6 +104,19 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
         hops: Vec::new(),
         reply: None,
     };
+    if ends.dns.is_some() {
+        match ask_cluster_dns(c, state, ends) {
+            Ok(note) => trace.notes.push(note),
+            Err((reason, hops)) => {
+                // No answer came, so none of the resolver's names was answered either way.
+                trace.resolution.clear();
+                trace.verdict = Verdict::DnsUnreachable;
+                trace.reason = reason;
+                trace.hops = hops;
+                return trace;
+            }
+        }
+    }
     let Some(dst) = ends.dst else {
         trace.verdict = Verdict::Nxdomain;
         trace.reason = format!("no name the resolver tried for `{}` exists in the cluster DNS", q.to);
@@ -239,6 +260,40 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
     trace
 }
 
+/// The resolver's first query, traced as the packet it is: UDP from the pod to the cluster
+/// DNS Service's ClusterIP, through kube-proxy, to a DNS pod and back. A note saying where it
+/// was answered, or why no answer came and the hops of the query that got none.
+fn ask_cluster_dns(c: &Cluster, state: &NetState, ends: &Endpoints) -> Result<String, (String, Vec<Hop>)> {
+    let server = resolve::dns::server(c).map_err(|why| (format!("the name does not resolve: {why}"), Vec::new()))?;
+    let Origin::Socket(host) = ends.origin else {
+        return Err(("only pods resolve cluster names".to_owned(), Vec::new()));
+    };
+    let mut sim = Simulator::new(state, BranchChoice::default());
+    let query = client_tuple(crate::net::Protocol::Udp, ends.src_ip, server);
+    let sent = sim.request(host, query);
+    let End::Delivered { host: at, tuple, owner } = sent.end else {
+        return Err((
+            format!(
+                "the DNS query {query} got no answer, so the name does not resolve: {}",
+                describe(state, &sent.end)
+            ),
+            sent.hops,
+        ));
+    };
+    let back = sim.reply(at, tuple, Client::Socket(host));
+    match answered(&back.end, query, &ends.client, &|e| describe(state, e)) {
+        Ok(_) => Ok(format!("the DNS query {query} is answered by {owner}")),
+        Err((_, why)) => {
+            let mut hops = sent.hops;
+            hops.extend(back.hops);
+            Err((
+                format!("the DNS query {query} reached {owner}, but {why}; the name does not resolve"),
+                hops,
+            ))
+        }
+    }
+}
+
 /// Whether some load-balancing decision, or the ingress controller, followed `--endpoint`.
 /// Whether the request headed for `ip` at some point: a translation sent it there, or (behind
 /// an ingress controller, which dials endpoints itself) a hop carried it there.
@@ -365,14 +420,25 @@ fn explain_load_balancer(c: &Cluster, ends: &Endpoints, hops: &mut [Hop]) {
             service.external_traffic_policy
         ),
     }];
-    for b in lb_backends(c, service) {
+    let backends = lb_backends(c, service);
+    let open = fails_open(&backends);
+    for b in &backends {
         notes.push(Step::Note {
             text: format!(
                 "  {}: {}, {}",
                 c.nodes[b.node].name,
-                if b.healthy { "in rotation" } else { "out of rotation" },
+                match (b.healthy, open) {
+                    (true, _) => "in rotation",
+                    (false, true) => "fails its health check",
+                    (false, false) => "out of rotation",
+                },
                 b.why
             ),
+        });
+    }
+    if open {
+        notes.push(Step::Note {
+            text: "no node passes the health check, so the load balancer fails open (as an AWS Network Load Balancer does): it sends to every node, and the node's kube-proxy answers".into(),
         });
     }
     hop.steps.splice(0..0, notes);

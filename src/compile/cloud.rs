@@ -16,7 +16,10 @@ use super::{INTERNET, LOAD_BALANCER, ROUTER};
 use crate::model::{Cluster, Service, ServiceType, TrafficPolicy};
 use crate::net::iptables::{Match, Rule, Target, host as host_net, stored_probability};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType, Scope};
-use crate::net::{Host, Interface, Link, NetState, Role};
+use crate::net::{Host, Interface, Link, Listener, NetState, Role};
+
+/// The cloud metadata server's address (link-local, the same on every cloud).
+pub const METADATA_SERVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169, 254);
 
 /// A node as the load balancer's health check sees it.
 #[derive(Debug, Clone)]
@@ -75,13 +78,30 @@ pub fn lb_backends(cluster: &Cluster, service: &Service) -> Vec<Backend> {
                         Backend {
                             node,
                             healthy: false,
-                            why: format!("{url} answers 503: no local endpoint, so the node is taken out of rotation"),
+                            why: format!("{url} answers 503: no local endpoint"),
                         }
                     }
                 }
             }
         })
         .collect()
+}
+
+/// Whether no node passes the health check, so that the load balancer fails open: an AWS
+/// Network Load Balancer (the one k8snet models) then sends to every registered target rather
+/// than to none, and each node's kube-proxy answers for itself.
+pub fn fails_open(backends: &[Backend]) -> bool {
+    !backends.is_empty() && backends.iter().all(|b| !b.healthy)
+}
+
+/// The nodes the load balancer sends to: those that pass the health check, or all of them when
+/// none does.
+pub fn lb_targets(backends: Vec<Backend>) -> Vec<Backend> {
+    if fails_open(&backends) {
+        backends
+    } else {
+        backends.into_iter().filter(|b| b.healthy).collect()
+    }
 }
 
 /// The iptables chain in which the load balancer picks a node for one Service port.
@@ -127,17 +147,26 @@ fn veth(name: &str, peer_host: usize, peer_if: &str) -> Interface {
 fn router_host(cluster: &Cluster, up_host: usize, up_if: &str) -> Host {
     let mut h = host(ROUTER.into(), Role::Router);
     let addr = net(cluster.gateway, cluster.node_network.prefix_len());
-    let (connected, local) = Route::connected(addr, "eth0");
+    let (connected, mut local) = Route::connected(addr, "eth0");
+    // The cloud's metadata server answers on a link-local address behind the nodes' gateway, as
+    // on GCE and AWS; it stands here so that a pod's request to it can be followed.
+    let metadata = net(METADATA_SERVER, 32);
+    local.extend(Route::connected(metadata, "eth0").1);
     h.interfaces = vec![
         Interface::new(
             "eth0",
             Link::Segment {
                 segment: NODE_NETWORK.into(),
             },
-            vec![addr],
+            vec![addr, metadata],
         ),
         veth("uplink", up_host, up_if),
     ];
+    h.listeners.push(Listener {
+        port: 80,
+        protocol: crate::net::Protocol::Tcp,
+        owner: format!("the cloud metadata server ({METADATA_SERVER}:80)"),
+    });
     let mut main = vec![
         Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),
         connected,
@@ -176,10 +205,7 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
     h.ip_forward = true;
     for service in load_balanced(cluster) {
         let lb_ip = service.load_balancer_ip.expect("filtered on its presence");
-        let backends: Vec<Backend> = lb_backends(cluster, service)
-            .into_iter()
-            .filter(|b| b.healthy)
-            .collect();
+        let backends = lb_targets(lb_backends(cluster, service));
         for port in &service.ports {
             let Some(node_port) = port.node_port else { continue };
             let name = service_port_name(service, port);
@@ -215,10 +241,15 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
             for (k, b) in backends.iter().enumerate() {
                 let node = &cluster.nodes[b.node];
                 // iptables refuses a DNAT to a port without a protocol to go with it.
-                let mut m = vec![
-                    Match::Protocol(port.protocol),
-                    Match::Comment(format!("{} passes the health check", node.name)),
-                ];
+                let why = if b.healthy {
+                    format!("{} passes the health check", node.name)
+                } else {
+                    format!(
+                        "{}: no node passes the health check, so the load balancer fails open",
+                        node.name
+                    )
+                };
+                let mut m = vec![Match::Protocol(port.protocol), Match::Comment(why)];
                 if k + 1 < n {
                     m.push(Match::Statistic {
                         stored: stored_probability(1.0 / (n - k) as f64),
@@ -232,7 +263,7 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
         }
         // Whatever the load balancer did not translate stays addressed to the load balancer
         // itself: refuse it there, first sources outside loadBalancerSourceRanges, then ports it
-        // does not serve (or serves with no healthy node).
+        // does not serve.
         let to_lb = || Match::Destination {
             net: host_net(lb_ip),
             negated: false,
@@ -289,7 +320,7 @@ fn refusal(service: &Service) -> String {
         .map(|p| format!("{}/{}", p.port, p.protocol))
         .collect();
     format!(
-        "{} load balancer: serves only {}, and only while some node passes its health check",
+        "{} load balancer: serves only {}",
         service.qualified_name(),
         ports.join(", ")
     )

@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 
 use super::names::host_veth;
 use super::pod_host_name;
-use crate::model::{Cluster, HairpinMode, RouteKind};
+use crate::model::{Cluster, HairpinMode, LINK_LOCAL, RouteKind};
 use crate::net::iptables::{Match, Rule, Table, Target};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType};
 use crate::net::{Host, Interface, Link, Listener, NetState, Role};
@@ -62,6 +62,7 @@ pub(super) fn host(name: String, role: Role) -> Host {
         tables: Vec::new(),
         ip_forward: false,
         bridge_nf_call_iptables: false,
+        route_localnet: false,
         nat: empty_nat(),
         filter: empty_filter(),
         listeners: Vec::new(),
@@ -244,6 +245,8 @@ pub fn compile(cluster: &Cluster) -> NetState {
         h.tables = RouteTable::local_and_main(local, main);
         h.ip_forward = true;
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
+        // kube-proxy's iptables mode sets it for its localhost NodePorts.
+        h.route_localnet = true;
     }
 
     super::cloud::attach(cluster, &mut state);
@@ -263,7 +266,8 @@ pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
             Target::Jump(MASQ_CHAIN.into()),
         ),
     );
-    for cidr in &cluster.non_masquerade_cidrs {
+    let link_local: Option<Ipv4Net> = (!cluster.masq_link_local).then(|| LINK_LOCAL.parse().expect("literal CIDR"));
+    for cidr in link_local.iter().chain(&cluster.non_masquerade_cidrs) {
         nat.append(
             MASQ_CHAIN,
             Rule::new(

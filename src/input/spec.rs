@@ -33,6 +33,7 @@ pub struct ClusterSpec {
     pub hairpin_mode: Option<Sp<String>>,
     pub bridge_nf_call_iptables: Option<bool>,
     pub non_masquerade_cidrs: Option<Vec<Sp<Ipv4Net>>>,
+    pub masq_link_local: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +224,7 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         "hairpinMode",
         "bridgeNfCallIptables",
         "nonMasqueradeCIDRs",
+        "masqLinkLocal",
     ];
     let Some(f) = dec.fields(node, "`cluster`", &known) else {
         return ClusterSpec::default();
@@ -245,6 +247,7 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         cluster_domain: opt(&f, "clusterDomain", |n| dec.string(n, "cluster domain")),
         hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),
         bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),
+        masq_link_local: opt(&f, "masqLinkLocal", |n| dec.bool(n, "masqLinkLocal")),
         non_masquerade_cidrs: opt(&f, "nonMasqueradeCIDRs", |n| {
             let items = dec.list(n, "nonMasqueradeCIDRs");
             Some(

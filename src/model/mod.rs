@@ -18,6 +18,26 @@ use serde::Serialize;
 
 pub use validate::build;
 
+/// ip-masq-agent's non-masquerade ranges when its configuration gives none, as it runs with
+/// `--nomasq-all-reserved-ranges` (GKE's setting): RFC 1918 and the other ranges the RFCs
+/// reserve, none of which is the internet.
+pub const DEFAULT_NON_MASQUERADE_CIDRS: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+];
+
+/// ip-masq-agent's link-local range, never masqueraded unless `masqLinkLocal` says so.
+pub const LINK_LOCAL: &str = "169.254.0.0/16";
+
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
@@ -31,6 +51,9 @@ pub struct Cluster {
     /// Destinations that pod traffic reaches with its own source address; everything else is
     /// masqueraded to the node's address on the way out.
     pub non_masquerade_cidrs: Vec<Ipv4Net>,
+    /// Whether link-local destinations (169.254.0.0/16, the cloud metadata server's) are
+    /// masqueraded too; ip-masq-agent leaves them alone unless told.
+    pub masq_link_local: bool,
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,

@@ -155,6 +155,9 @@ pub struct Host {
     pub ip_forward: bool,
     /// `net.bridge.bridge-nf-call-iptables`: bridged IPv4 frames meet iptables.
     pub bridge_nf_call_iptables: bool,
+    /// `net.ipv4.conf.all.route_localnet`: packets from or to 127/8 may be routed off the host,
+    /// which kube-proxy turns on so that NodePorts answer on 127.0.0.1.
+    pub route_localnet: bool,
     pub nat: Table,
     pub filter: Table,
     pub listeners: Vec<Listener>,

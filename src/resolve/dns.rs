@@ -2,10 +2,32 @@
 //! search list starts with the pod's own namespace, and `options ndots:5`. A name with fewer
 //! than five dots is tried with each search domain first, then as given.
 
+use std::net::{Ipv4Addr, SocketAddrV4};
+
 use crate::compile::dns::Record;
+use crate::model::Cluster;
 use crate::trace::{DnsQuery, Step};
 
 pub const NDOTS: u8 = 5;
+
+/// The namespace and name of the cluster DNS Service, as kubeadm and the managed clusters name
+/// it; the kubelet's `clusterDNS` (each pod's `nameserver`) is its ClusterIP.
+pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
+
+/// Where a pod's resolver sends its queries: UDP port 53 of the cluster DNS Service's
+/// ClusterIP, or why there is no such address.
+pub fn server(c: &Cluster) -> Result<SocketAddrV4, String> {
+    let (ns, name) = DNS_SERVICE;
+    let Some(si) = c.service_named(ns, name) else {
+        return Err(format!(
+            "the cluster has no DNS Service ({ns}/{name}), so the nameserver in the pod's resolv.conf is an address nothing answers on"
+        ));
+    };
+    let ip: Option<Ipv4Addr> = c.services[si].cluster_ip;
+    ip.map(|ip| SocketAddrV4::new(ip, 53)).ok_or_else(|| {
+        format!("the DNS Service {ns}/{name} is headless: it has no ClusterIP for the pod's resolv.conf to name")
+    })
+}
 
 pub fn search_list(namespace: &str, domain: &str) -> Vec<String> {
     vec![

@@ -10,7 +10,7 @@ mod source;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::compile::cloud::lb_backends;
+use crate::compile::cloud::{lb_backends, lb_targets};
 use crate::model::{Cluster, Protocol, ServiceType};
 use crate::net::NetState;
 use crate::trace::Step;
@@ -256,6 +256,17 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
     }
     ends.dst = dst;
     ends.protocol = protocol;
+    if let (Origin::Socket(host), Some(d)) = (&ends.origin, dst)
+        && let Some((ip, route)) = source::preferred_source(state, *host, *d.ip())
+        && ip != ends.src_ip
+    {
+        notes.push(format!(
+            "the route to {} (`{route}`) names {ip} as its source: the unbound socket sends from {ip}, not {}",
+            d.ip(),
+            ends.src_ip
+        ));
+        ends.src_ip = ip;
+    }
     if let Some(dst) = dst
         && ends.load_balancer.is_none()
     {
@@ -276,8 +287,9 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
             .ok_or_else(|| Problem::new(Field::ViaNode, names::no_node(c, node)))?;
         match ends.load_balancer {
             Some(si) if dst.is_some_and(|d| Some(*d.ip()) == c.services[si].load_balancer_ip) => {
-                let b = lb_backends(c, &c.services[si]).into_iter().find(|b| b.node == ni);
-                if let Some(b) = b.filter(|b| !b.healthy) {
+                let backends = lb_backends(c, &c.services[si]);
+                let sent_to = lb_targets(backends.clone()).iter().any(|b| b.node == ni);
+                if let Some(b) = backends.iter().find(|b| b.node == ni).filter(|_| !sent_to) {
                     return Err(Problem::new(
                         Field::ViaNode,
                         format!(
@@ -443,15 +455,15 @@ fn destination(
     let bare = to.strip_prefix("pod/").or_else(|| to.strip_prefix("pods/"));
     let (name, port) = split_port_spec(bare.unwrap_or(to))?;
     let q = &with_port(q, port);
-    let (ns, pod) = split_ns(name, q.namespace);
-    // A pod's name wins; a name that is no pod's, or has dots in it, is a DNS name.
-    let pi = c.pod_named(ns, pod);
-    if pi.is_none() && bare.is_none() && !name.contains('/') {
+    // A name with neither a kind nor a namespace is a DNS name, as it is to `curl NAME` in a
+    // pod: the resolver never turns a pod's name into the pod, so `pod/NAME` is how to mean one.
+    if bare.is_none() && !name.contains('/') {
         return dns_name(c, q, src_pod, ends, notes, name, None);
     }
-    let pi = pi.ok_or_else(|| match bare {
+    let (ns, pod) = split_ns(name, q.namespace);
+    let pi = c.pod_named(ns, pod).ok_or_else(|| match bare {
         Some(_) => names::no_pod(c, ns, pod),
-        None => format!("{} (write svc/NAME for a Service)", names::no_pod(c, ns, pod)),
+        None => format!("{} (write NAMESPACE/svc/NAME for a Service)", names::no_pod(c, ns, pod)),
     })?;
     let p = &c.pods[pi];
     let port = match (q.port, q.port_name) {
@@ -511,9 +523,14 @@ fn dns_name(
     port: Option<u16>,
 ) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
     let tcp = q.protocol.unwrap_or(Protocol::Tcp);
+    let pod_hint = |ns: &str| match c.pod_named(ns, name) {
+        Some(_) => format!(" (pod {ns}/{name} is pod/{name})"),
+        None => String::new(),
+    };
     let Some(pi) = src_pod.filter(|&p| !c.pods[p].host_network) else {
         return Err(format!(
-            "`{name}` is no pod, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, an address, or trace from a pod"
+            "`{name}` is a DNS name, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, pod/NAME, an address, or trace from a pod{}",
+            pod_hint(q.namespace)
         ));
     };
     if name.trim_matches('.').is_empty() {
@@ -521,11 +538,10 @@ fn dns_name(
     }
     let records = crate::compile::dns::records(c);
     let (mut step, record) = dns::resolve(&records, name, &c.pods[pi].namespace, &c.cluster_domain);
-    if let Some(dns) = c.service_named("kube-system", "kube-dns")
-        && let Some(ip) = c.services[dns].cluster_ip
-    {
+    if let Ok(server) = dns::server(c) {
+        let (ns, svc) = dns::DNS_SERVICE;
         notes.push(format!(
-            "the resolver asks the cluster DNS at {ip}:53 (svc kube-system/kube-dns); each query is a packet of its own"
+            "the resolver asks the cluster DNS at {server} (svc {ns}/{svc}); each query is a packet of its own"
         ));
     }
     let Some(record) = record else {
@@ -534,6 +550,12 @@ fn dns_name(
         if absolute.contains('.') && !in_cluster {
             return Err(format!(
                 "`{name}` is not a cluster name: the cluster DNS would forward it upstream, which is not modelled; trace to its address instead"
+            ));
+        }
+        let hint = pod_hint(&c.pods[pi].namespace);
+        if !hint.is_empty() {
+            notes.push(format!(
+                "a pod's resolver does not turn a pod's name into the pod{hint}: DNS has records for Services"
             ));
         }
         ends.dns = Some(step);

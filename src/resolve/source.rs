@@ -19,6 +19,20 @@ pub struct Source {
     pub pod: Option<usize>,
 }
 
+/// The address an unbound socket in `host` sends to `dst` from, as the kernel picks it: the
+/// chosen route's preferred source (`src`) when it has one (a connected route's is its
+/// interface's address, a `local` route's the local address itself, 127.0.0.1 for loopback),
+/// otherwise the first address of the route's device. With the route, for the note.
+pub fn preferred_source(state: &NetState, host: usize, dst: Ipv4Addr) -> Option<(Ipv4Addr, String)> {
+    let h = &state.hosts[host];
+    let route = crate::net::route::lookup(&h.tables, dst).route?;
+    let ip = route.src.or_else(|| {
+        let dev = h.interface(route.dev.as_deref()?)?;
+        dev.addrs.first().map(|a| a.addr())
+    })?;
+    Some((ip, route.to_string()))
+}
+
 pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<String>) -> Result<Source, Problem> {
     let host_of = |name: &str| {
         state

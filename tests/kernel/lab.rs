@@ -191,9 +191,11 @@ impl Lab {
         }
     }
 
-    /// Starts one connection attempt from `host`, bound to `src`, to `dst`.
+    /// Starts one connection attempt from `host`, from `src`'s port, to `dst`. The socket is
+    /// bound to the port only: the kernel picks the source address, so an answer that saw the
+    /// source the trace claims confirms the trace's source address selection too.
     pub fn probe(&self, host: usize, protocol: Protocol, src: SocketAddrV4, dst: SocketAddrV4) -> Child {
-        let bind = format!("sourceport={},bind={}", src.port(), src.ip());
+        let bind = format!("sourceport={}", src.port());
         let args: Vec<String> = match protocol {
             Protocol::Udp => vec![
                 "-T3".into(),

@@ -218,7 +218,10 @@ impl Validator {
 
         let non_masquerade_cidrs = match &c.non_masquerade_cidrs {
             Some(list) => list.iter().map(|n| n.value).collect(),
-            None => pod_network.iter().map(|n| n.value).collect(),
+            None => crate::model::DEFAULT_NON_MASQUERADE_CIDRS
+                .iter()
+                .map(|n| n.parse().expect("literal CIDR"))
+                .collect(),
         };
 
         Some(Cluster {
@@ -231,6 +234,7 @@ impl Validator {
             kube_proxy: KubeProxyMode::Iptables,
             cluster_domain,
             non_masquerade_cidrs,
+            masq_link_local: c.masq_link_local.unwrap_or(false),
             nodes: fitted(nodes.into_iter().map(|(n, _)| n).collect()),
             pods: fitted(pods.into_iter().map(|(p, _)| p).collect()),
             services: fitted(services),

@@ -113,10 +113,11 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
         let host = state.hosts.get(i);
         let _ = writeln!(
             w,
-            "netns {} {} {}  # {}",
+            "netns {} {} {} {}  # {}",
             ns(i),
             u8::from(host.is_some_and(|h| h.ip_forward)),
             u8::from(host.is_some_and(|h| h.bridge_nf_call_iptables)),
+            u8::from(host.is_some_and(|h| h.route_localnet)),
             untrusted::escape(&n.label)
         );
     }
@@ -319,7 +320,7 @@ fn header(w: &mut String, source: &str, count: usize, prefix: &str) {
          # `k8snet materialize --teardown` prints.\n\
          set -eu\n\
          \n\
-         # netns NAME IP_FORWARD BRIDGE_NF_CALL_IPTABLES: a new namespace inherits IPv4 sysctls from\n\
+         # netns NAME IP_FORWARD BRIDGE_NF_CALL_IPTABLES ROUTE_LOCALNET: a new namespace inherits IPv4 sysctls from\n\
          # the root namespace, so pin them before any interface exists (a new interface copies the\n\
          # namespace's `default` values). net.bridge.bridge-nf-call-iptables exists only while the\n\
          # br_netfilter module is loaded; without it bridged frames never meet iptables, as with 0.\n\
@@ -327,7 +328,8 @@ fn header(w: &mut String, source: &str, count: usize, prefix: &str) {
          \x20 ip netns add \"$1\"\n\
          \x20 ip netns exec \"$1\" sysctl -qw \\\n\
          {pins}\
-         \x20   net.ipv4.ip_forward=\"$2\"\n\
+         \x20   net.ipv4.ip_forward=\"$2\" \\\n\
+         \x20   net.ipv4.conf.all.route_localnet=\"$4\"\n\
          \x20 if ip netns exec \"$1\" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then\n\
          \x20   ip netns exec \"$1\" sysctl -qw net.bridge.bridge-nf-call-iptables=\"$3\"\n\
          \x20 elif [ \"$3\" = 1 ]; then\n\
