@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use k8snet::input::{self, Source};
 use k8snet::model::Cluster;
-use k8snet::net::NetState;
+use k8snet::net::{NetState, Protocol};
 use k8snet::sim::netfilter::BranchChoice;
 use k8snet::trace::Step;
 
@@ -114,6 +114,19 @@ fn scenario_flows(c: &Cluster, state: &NetState) -> Vec<FlowSpec> {
         });
     }
     specs.push(FlowSpec::new(&clients[0], "203.0.113.7:80"));
+    // Pings: to every pod and ClusterIP from one client each, and to a node, as `ping` sends
+    // them. kube-proxy translates none of them.
+    let ping = |from: &str, to: String| FlowSpec {
+        protocol: Some(Protocol::Icmp),
+        ..FlowSpec::new(from, &to)
+    };
+    for (i, p) in c.pods.iter().enumerate().filter(|(_, p)| !p.host_network) {
+        specs.push(ping(&clients[(i + 1) % clients.len()], format!("pod/{}/{}", p.namespace, p.name)));
+    }
+    for (i, s) in c.services.iter().enumerate().filter(|(_, s)| s.cluster_ip.is_some()) {
+        specs.push(ping(&clients[i % clients.len()], format!("{}/svc/{}", s.namespace, s.name)));
+    }
+    specs.push(ping(&clients[0], format!("node/{}", c.nodes[c.nodes.len() - 1].name)));
     specs
         .into_iter()
         .flat_map(|f| {

@@ -193,6 +193,20 @@ impl Lab {
 
     /// Starts one connection attempt from `host`, bound to `src`, to `dst`.
     pub fn probe(&self, host: usize, protocol: Protocol, src: SocketAddrV4, dst: SocketAddrV4) -> Child {
+        if protocol == Protocol::Icmp {
+            // The client's port serves as the echo identifier, as the trace's does.
+            let (id, from, to) = (src.port().to_string(), src.ip().to_string(), dst.ip().to_string());
+            return self
+                .exec(
+                    host,
+                    &["timeout", "6", "ping", "-n", "-c1", "-W2", "-e", &id, "-I", &from, &to],
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ping starts");
+        }
         let bind = format!("sourceport={},bind={}", src.port(), src.ip());
         let args: Vec<String> = match protocol {
             Protocol::Udp => vec![
