@@ -121,10 +121,16 @@ fn scenario_flows(c: &Cluster, state: &NetState) -> Vec<FlowSpec> {
         ..FlowSpec::new(from, &to)
     };
     for (i, p) in c.pods.iter().enumerate().filter(|(_, p)| !p.host_network) {
-        specs.push(ping(&clients[(i + 1) % clients.len()], format!("pod/{}/{}", p.namespace, p.name)));
+        specs.push(ping(
+            &clients[(i + 1) % clients.len()],
+            format!("pod/{}/{}", p.namespace, p.name),
+        ));
     }
     for (i, s) in c.services.iter().enumerate().filter(|(_, s)| s.cluster_ip.is_some()) {
-        specs.push(ping(&clients[i % clients.len()], format!("{}/svc/{}", s.namespace, s.name)));
+        specs.push(ping(
+            &clients[i % clients.len()],
+            format!("{}/svc/{}", s.namespace, s.name),
+        ));
     }
     specs.push(ping(&clients[0], format!("node/{}", c.nodes[c.nodes.len() - 1].name)));
     specs
@@ -157,10 +163,12 @@ struct Totals {
     tally: Tally,
     scenario_flows: usize,
     generated_flows: usize,
+    pings: usize,
     labs: usize,
 }
 
-fn run_job(job: &Job) -> (Tally, usize) {
+/// The lab's tally, how many flows it tried, and how many of them were pings.
+fn run_job(job: &Job) -> (Tally, usize, usize) {
     let c = cluster_of(&job.source);
     let state = k8snet::compile::compile(&c);
     let specs = match &job.generated {
@@ -169,7 +177,8 @@ fn run_job(job: &Job) -> (Tally, usize) {
     };
     let flows = run::trace_flows(&job.name, &c, &state, &specs);
     let report = run::run(&job.name, &state, &flows);
-    (report.tally, report.flows)
+    let pings = flows.iter().filter(|f| f.protocol == Protocol::Icmp).count();
+    (report.tally, report.flows, pings)
 }
 
 #[test]
@@ -224,6 +233,7 @@ fn kernel_agrees_with_the_simulator() {
         tally: Tally::default(),
         scenario_flows: 0,
         generated_flows: 0,
+        pings: 0,
         labs: 0,
     });
     std::thread::scope(|s| {
@@ -233,8 +243,9 @@ fn kernel_agrees_with_the_simulator() {
                     let Some(job) = queue.lock().expect("queue").next() else {
                         break;
                     };
-                    let (tally, flows) = run_job(job);
+                    let (tally, flows, pings) = run_job(job);
                     let mut t = totals.lock().expect("totals");
+                    t.pings += pings;
                     t.tally.absorb(tally);
                     t.labs += 1;
                     if job.generated.is_some() {
@@ -252,12 +263,13 @@ fn kernel_agrees_with_the_simulator() {
         say("rule-by-rule walks not compared: iptables is not the nf_tables backend");
     }
     say(&format!(
-        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated; {:.1} s)",
+        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated, {} of them pings; {:.1} s)",
         t.tally.checks,
         t.tally.breakdown(),
         t.labs,
         t.scenario_flows,
         t.generated_flows,
+        t.pings,
         started.elapsed().as_secs_f64()
     ));
     let left = lab::namespaces_with(&format!("kt{}-", std::process::id()));

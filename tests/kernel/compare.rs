@@ -5,8 +5,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use k8snet::net::{NetState, Protocol};
 use k8snet::net::route::{Route, RouteProto, Scope};
+use k8snet::net::{NetState, Protocol};
 use k8snet::sim::netfilter::BranchChoice;
 use k8snet::sim::{Client, End, Simulator};
 use k8snet::trace::{Hop, Place, Step, Trace, Tuple, Verdict};

@@ -223,9 +223,7 @@ pub fn walked(lines: &[String], src: &str, sport: Option<u16>, dst: &str, arrive
     for l in lines {
         let Some(tid) = trace_id(l) else { continue };
         if l.starts_with("PACKET:") {
-            let mine = field(l, "SPORT=") == sport_text
-                && field(l, "ID=") == id
-                && pass.contains(&ttl(l));
+            let mine = field(l, "SPORT=") == sport_text && field(l, "ID=") == id && pass.contains(&ttl(l));
             ours.insert(tid, mine);
         } else if ours.get(&tid) == Some(&true)
             && let Some((_, rule)) = l.split_once("  -4 -t ")

@@ -308,7 +308,8 @@ fn check_walks(lab: &Lab, flows: &[Flow], walks: &[(usize, Vec<String>)], pins: 
                     _ => None,
                 })
                 .collect();
-            let sport = (f.protocol != Protocol::Icmp).then(|| compare::port_in_kernel(hop.packet.src.port(), f.src.port()));
+            let sport =
+                (f.protocol != Protocol::Icmp).then(|| compare::port_in_kernel(hop.packet.src.port(), f.src.port()));
             let visit = f.trace.hops[..i]
                 .iter()
                 .filter(|h| h.place == hop.place && h.packet == hop.packet)
@@ -407,23 +408,31 @@ fn check_conntrack(lab: &Lab, flows: &[Flow], outcomes: &[Outcome], tally: &mut 
             args.extend([orig.src.ip().to_string(), "-d".into(), orig.dst.ip().to_string()]);
             if known_port {
                 args.extend([
-                    if f.protocol == Protocol::Icmp { "--icmp-id" } else { "--sport" }.into(),
+                    if f.protocol == Protocol::Icmp {
+                        "--icmp-id"
+                    } else {
+                        "--sport"
+                    }
+                    .into(),
                     port(orig.src.port(), true).unwrap_or_default().to_string(),
                 ]);
             }
             let out = output(lab.exec(host, &args.iter().map(String::as_str).collect::<Vec<_>>()));
             let entries = compare::parse_entries(&String::from_utf8_lossy(&out.stdout));
             // An echo's identifier stands in the destination's place too.
-            let fin_dst = if f.protocol == Protocol::Icmp {
-                SocketAddrV4::new(*fin.dst.ip(), compare::port_in_kernel(fin.dst.port(), f.src.port()))
-            } else {
-                fin.dst
+            let in_kernel = |dst: SocketAddrV4| {
+                if f.protocol == Protocol::Icmp {
+                    SocketAddrV4::new(*dst.ip(), compare::port_in_kernel(dst.port(), f.src.port()))
+                } else {
+                    dst
+                }
             };
+            let (fin_dst, orig_dst) = (in_kernel(fin.dst), in_kernel(orig.dst));
             let expected =
                 confirmed.then_some((fin_dst, *fin.src.ip(), port(fin.src.port(), known_port && !masq_here)));
             let found: Vec<_> = entries
                 .iter()
-                .filter(|e| e.orig.1 == orig.dst)
+                .filter(|e| e.orig.1 == orig_dst)
                 .map(|e| {
                     (
                         e.reply.0,
