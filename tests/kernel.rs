@@ -1,9 +1,10 @@
 //! The kernel as referee. Every scenario in `scenarios/` and a set of generated clusters are
 //! built for real in network namespaces with the script `k8snet materialize` writes; then every
 //! claim a trace makes is put to the kernel: each route lookup (`ip route get`), the routing
-//! tables and rules as loaded, who answers a real connection (socat), and conntrack's NAT.
+//! tables and rules as loaded, who answers a real connection (socat) or ping, and conntrack's
+//! NAT.
 //!
-//! Needs root and iproute2, iptables, conntrack and socat. Without root these tests skip with a
+//! Needs root and iproute2, iptables, conntrack, socat and ping. Without root these tests skip with a
 //! message; with `K8SNET_KERNEL_TESTS=1` a missing prerequisite fails them instead.
 
 #[path = "kernel/compare.rs"]

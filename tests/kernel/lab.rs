@@ -30,6 +30,7 @@ const TOOLS: &[&str] = &[
     "iptables-save",
     "conntrack",
     "socat",
+    "ping",
     "timeout",
     "ss",
     "kill",
