@@ -128,6 +128,9 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
         .collect();
     let monitors = nftrace::available().then(|| nftrace::start(&lab, &ruled));
     let outcomes = probe_all(&lab, flows);
+    // Conntrack first: an unreplied UDP or ICMP entry lives 30 s, less than stopping the
+    // monitors can take when one misses its last marker.
+    check_conntrack(&lab, flows, &outcomes, &mut tally);
     if let Some(monitors) = monitors {
         let walks = nftrace::stop(&lab, monitors);
         if let Some(dir) = std::env::var_os("K8SNET_KERNEL_DUMP") {
@@ -153,7 +156,6 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
             got,
         );
     }
-    check_conntrack(&lab, flows, &outcomes, &mut tally);
     Report {
         tally,
         flows: flows.len(),
