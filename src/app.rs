@@ -363,6 +363,7 @@ fn traces_for(c: &Cluster, state: &crate::net::NetState, r: &Request) -> Result<
             ProtocolArg::Tcp => crate::net::Protocol::Tcp,
             ProtocolArg::Udp => crate::net::Protocol::Udp,
             ProtocolArg::Sctp => crate::net::Protocol::Sctp,
+            ProtocolArg::Icmp => crate::net::Protocol::Icmp,
         }),
         namespace: &r.namespace,
         endpoint: None,

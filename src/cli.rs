@@ -369,6 +369,8 @@ pub enum ProtocolArg {
     Tcp,
     Udp,
     Sctp,
+    /// An echo request and its reply, as `ping` sends them; takes no port.
+    Icmp,
 }
 
 /// The formats of a report that is not a trace.

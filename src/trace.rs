@@ -171,7 +171,11 @@ impl fmt::Display for Verdict {
 }
 
 /// A packet's identity at one moment: protocol and both ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+///
+/// An ICMP echo has no ports: its identifier stands in both port positions, as conntrack keys
+/// it, so the reply (same identifier, ends swapped) matches the request's entry. Text and JSON
+/// show the identifier once instead of ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
     pub protocol: Protocol,
     pub src: SocketAddrV4,
@@ -188,9 +192,60 @@ impl Tuple {
     }
 }
 
+impl Tuple {
+    /// The source as text: `10.0.1.2:40000`, or the bare address for a protocol without ports.
+    pub fn src_text(&self) -> String {
+        self.end_text(self.src)
+    }
+
+    /// The destination as text, as [`Tuple::src_text`].
+    pub fn dst_text(&self) -> String {
+        self.end_text(self.dst)
+    }
+
+    fn end_text(&self, end: SocketAddrV4) -> String {
+        if self.protocol.has_ports() {
+            end.to_string()
+        } else {
+            end.ip().to_string()
+        }
+    }
+}
+
 impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{} {} -> {}", self.protocol.lower(), self.src, self.dst)
+        if self.protocol.has_ports() {
+            write!(f, "{} {} -> {}", self.protocol.lower(), self.src, self.dst)
+        } else {
+            write!(
+                f,
+                "{} {} -> {} id={}",
+                self.protocol.lower(),
+                self.src.ip(),
+                self.dst.ip(),
+                self.src.port()
+            )
+        }
+    }
+}
+
+impl Serialize for Tuple {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.protocol.has_ports() {
+            let mut t = serializer.serialize_struct("Tuple", 3)?;
+            t.serialize_field("protocol", &self.protocol)?;
+            t.serialize_field("src", &self.src)?;
+            t.serialize_field("dst", &self.dst)?;
+            t.end()
+        } else {
+            let mut t = serializer.serialize_struct("Tuple", 4)?;
+            t.serialize_field("protocol", &self.protocol)?;
+            t.serialize_field("src", self.src.ip())?;
+            t.serialize_field("dst", self.dst.ip())?;
+            t.serialize_field("id", &self.src.port())?;
+            t.end()
+        }
     }
 }
 
@@ -215,9 +270,20 @@ pub struct DeliveredTo {
     pub pod: Option<String>,
     pub namespace: Option<String>,
     pub ip: std::net::Ipv4Addr,
-    pub port: u16,
+    /// `None` for an ICMP echo, which the kernel answers without a socket.
+    pub port: Option<u16>,
     /// The socket's owner ("container server of pod default/web-1").
     pub listener: String,
+}
+
+impl DeliveredTo {
+    /// `10.0.2.2:8080`, or the bare address where no port was involved.
+    pub fn address(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.ip),
+            None => self.ip.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

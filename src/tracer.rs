@@ -209,7 +209,7 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
         pod: pod.map(|p| p.name.clone()),
         namespace: pod.map(|p| p.namespace.clone()),
         ip: *last_tuple.dst.ip(),
-        port: last_tuple.dst.port(),
+        port: last_tuple.protocol.has_ports().then(|| last_tuple.dst.port()),
         listener: last_owner.clone(),
     });
     if inner.is_some() {
@@ -243,10 +243,18 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
     let (verdict, reason, seen) = match answered(&back.end, sent, &ends.client, &describe_end) {
         Ok(seen) => (
             Verdict::Delivered,
-            format!(
-                "{last_owner} answered, and the reply reached {} from {}, the address it dialled",
-                ends.client, seen.src
-            ),
+            if seen.protocol.has_ports() {
+                format!(
+                    "{last_owner} answered, and the reply reached {} from {}, the address it dialled",
+                    ends.client, seen.src
+                )
+            } else {
+                format!(
+                    "{last_owner} answered, and the echo reply reached {} from {}, the address it pinged",
+                    ends.client,
+                    seen.src.ip()
+                )
+            },
             Some(seen),
         ),
         Err((verdict, reason)) => (verdict, reason, returned(&back.end)),
@@ -326,7 +334,8 @@ fn answered(
             Verdict::ReplyLost,
             format!(
                 "the reply reaches {client} from {}, but it dialled {}: the socket does not take it as an answer",
-                tuple.src, sent.dst
+                tuple.src_text(),
+                sent.dst_text()
             ),
         )),
         other => Err((
@@ -481,7 +490,7 @@ fn describe(state: &NetState, end: &End) -> String {
     };
     match end {
         End::Delivered { owner, .. } => format!("delivered to {owner}"),
-        End::Returned { tuple } => format!("the reply came back from {}", tuple.src),
+        End::Returned { tuple } => format!("the reply came back from {}", tuple.src_text()),
         End::LeftCluster => "the packet left the cloud for the internet".into(),
         End::NoRoute { host } => format!("{} has no route for the destination", name(*host)),
         End::Route { host, route, .. } if is_internet(state, *host) => format!(

@@ -1,9 +1,10 @@
 //! The kernel as referee. Every scenario in `scenarios/` and a set of generated clusters are
 //! built for real in network namespaces with the script `k8snet materialize` writes; then every
 //! claim a trace makes is put to the kernel: each route lookup (`ip route get`), the routing
-//! tables and rules as loaded, who answers a real connection (socat), and conntrack's NAT.
+//! tables and rules as loaded, who answers a real connection (socat) or ping, and conntrack's
+//! NAT.
 //!
-//! Needs root and iproute2, iptables, conntrack and socat. Without root these tests skip with a
+//! Needs root and iproute2, iptables, conntrack, socat and ping. Without root these tests skip with a
 //! message; with `K8SNET_KERNEL_TESTS=1` a missing prerequisite fails them instead.
 
 #[path = "kernel/compare.rs"]
@@ -24,7 +25,7 @@ use std::time::Instant;
 
 use k8snet::input::{self, Source};
 use k8snet::model::Cluster;
-use k8snet::net::NetState;
+use k8snet::net::{NetState, Protocol};
 use k8snet::sim::netfilter::BranchChoice;
 use k8snet::trace::Step;
 
@@ -114,6 +115,25 @@ fn scenario_flows(c: &Cluster, state: &NetState) -> Vec<FlowSpec> {
         });
     }
     specs.push(FlowSpec::new(&clients[0], "203.0.113.7:80"));
+    // Pings: to every pod and ClusterIP from one client each, and to a node, as `ping` sends
+    // them. kube-proxy translates none of them.
+    let ping = |from: &str, to: String| FlowSpec {
+        protocol: Some(Protocol::Icmp),
+        ..FlowSpec::new(from, &to)
+    };
+    for (i, p) in c.pods.iter().enumerate().filter(|(_, p)| !p.host_network) {
+        specs.push(ping(
+            &clients[(i + 1) % clients.len()],
+            format!("pod/{}/{}", p.namespace, p.name),
+        ));
+    }
+    for (i, s) in c.services.iter().enumerate().filter(|(_, s)| s.cluster_ip.is_some()) {
+        specs.push(ping(
+            &clients[i % clients.len()],
+            format!("{}/svc/{}", s.namespace, s.name),
+        ));
+    }
+    specs.push(ping(&clients[0], format!("node/{}", c.nodes[c.nodes.len() - 1].name)));
     specs
         .into_iter()
         .flat_map(|f| {
@@ -144,10 +164,12 @@ struct Totals {
     tally: Tally,
     scenario_flows: usize,
     generated_flows: usize,
+    pings: usize,
     labs: usize,
 }
 
-fn run_job(job: &Job) -> (Tally, usize) {
+/// The lab's tally, how many flows it tried, and how many of them were pings.
+fn run_job(job: &Job) -> (Tally, usize, usize) {
     let c = cluster_of(&job.source);
     let state = k8snet::compile::compile(&c);
     let specs = match &job.generated {
@@ -156,7 +178,8 @@ fn run_job(job: &Job) -> (Tally, usize) {
     };
     let flows = run::trace_flows(&job.name, &c, &state, &specs);
     let report = run::run(&job.name, &state, &flows);
-    (report.tally, report.flows)
+    let pings = flows.iter().filter(|f| f.protocol == Protocol::Icmp).count();
+    (report.tally, report.flows, pings)
 }
 
 #[test]
@@ -211,6 +234,7 @@ fn kernel_agrees_with_the_simulator() {
         tally: Tally::default(),
         scenario_flows: 0,
         generated_flows: 0,
+        pings: 0,
         labs: 0,
     });
     std::thread::scope(|s| {
@@ -220,8 +244,9 @@ fn kernel_agrees_with_the_simulator() {
                     let Some(job) = queue.lock().expect("queue").next() else {
                         break;
                     };
-                    let (tally, flows) = run_job(job);
+                    let (tally, flows, pings) = run_job(job);
                     let mut t = totals.lock().expect("totals");
+                    t.pings += pings;
                     t.tally.absorb(tally);
                     t.labs += 1;
                     if job.generated.is_some() {
@@ -239,12 +264,13 @@ fn kernel_agrees_with_the_simulator() {
         say("rule-by-rule walks not compared: iptables is not the nf_tables backend");
     }
     say(&format!(
-        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated; {:.1} s)",
+        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated, {} of them pings; {:.1} s)",
         t.tally.checks,
         t.tally.breakdown(),
         t.labs,
         t.scenario_flows,
         t.generated_flows,
+        t.pings,
         started.elapsed().as_secs_f64()
     ));
     let left = lab::namespaces_with(&format!("kt{}-", std::process::id()));

@@ -90,7 +90,7 @@ fn assert_crosses_nodes(l: &Loaded, t: &Trace, from: PodAt, to: PodAt, dialled: 
     let delivered = t.delivered_to.as_ref().expect("delivered somewhere");
     assert_eq!(delivered.pod.as_deref(), Some(p.pod_name(to).as_str()), "{what}");
     assert_eq!(delivered.ip, p.pod_ip(to), "{what}");
-    assert_eq!(delivered.port, CONTAINER_PORT, "{what}");
+    assert_eq!(delivered.port, Some(CONTAINER_PORT), "{what}");
 
     let places: Vec<(&str, &str, Option<&str>)> = t
         .hops

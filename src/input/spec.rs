@@ -545,7 +545,9 @@ fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
             .require(&f, "to", what)
             .and_then(|n| dec.string(n, "trace destination")),
         port: opt(&f, "port", |n| dec.port(n, "port")),
-        protocol: opt(&f, "protocol", |n| dec.word(n, "protocol", &["tcp", "udp", "sctp"])),
+        protocol: opt(&f, "protocol", |n| {
+            dec.word(n, "protocol", &["tcp", "udp", "sctp", "icmp"])
+        }),
         expect: if expect_branches.is_some() {
             None
         } else {

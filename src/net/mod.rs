@@ -26,6 +26,9 @@ pub enum Protocol {
     Tcp,
     Udp,
     Sctp,
+    /// ICMP echo (`ping`). Never a Service or container port's protocol: Kubernetes has none,
+    /// so [`Protocol::from_word`] does not accept it.
+    Icmp,
 }
 
 impl Protocol {
@@ -38,13 +41,29 @@ impl Protocol {
         }
     }
 
+    /// A protocol a traced packet may use: a port's, or ICMP.
+    pub fn of_packet(word: &str) -> Option<Protocol> {
+        match word.to_ascii_lowercase().as_str() {
+            "icmp" => Some(Protocol::Icmp),
+            _ => Protocol::from_word(word),
+        }
+    }
+
     /// The spelling iptables and kube-proxy's chain hashing use.
     pub fn lower(self) -> &'static str {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
             Protocol::Sctp => "sctp",
+            Protocol::Icmp => "icmp",
         }
+    }
+
+    /// Whether packets of this protocol carry ports. ICMP echo carries an identifier instead,
+    /// which conntrack keys the flow on as it would a port: a packet's tuple holds it in both
+    /// port positions.
+    pub fn has_ports(self) -> bool {
+        self != Protocol::Icmp
     }
 }
 
@@ -55,6 +74,7 @@ impl fmt::Display for Protocol {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
             Protocol::Sctp => "SCTP",
+            Protocol::Icmp => "ICMP",
         })
     }
 }

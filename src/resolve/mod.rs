@@ -185,6 +185,13 @@ fn service_port(c: &Cluster, si: usize, q: &Query<'_>) -> Result<(u16, Protocol)
 
 fn cluster_ip_note(c: &Cluster, si: usize, ip: Ipv4Addr, port: u16, protocol: Protocol) -> String {
     let s = &c.services[si];
+    if !protocol.has_ports() {
+        return format!(
+            "svc/{} is ClusterIP {ip}; kube-proxy writes rules only for its ports ({}), and an ICMP echo matches none of them",
+            s.name,
+            port_list(c, si)
+        );
+    }
     match s.ports.iter().find(|p| p.port == port && p.protocol == protocol) {
         Some(sp) => format!(
             "svc/{} is ClusterIP {ip}; port {port}/{protocol} targets {} on {} endpoint{}",
@@ -242,7 +249,33 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
         http: None,
         load_balancer: None,
     };
-    let (dst, protocol) = destination(c, q, from.pod, &mut ends, &mut notes).map_err(|m| Problem::new(Field::To, m))?;
+    let icmp = q.protocol == Some(Protocol::Icmp);
+    if icmp && (q.port.is_some() || q.port_name.is_some()) {
+        return Err(Problem::new(
+            Field::To,
+            "an ICMP echo has no port; leave out --port with --protocol icmp",
+        ));
+    }
+    if icmp && q.to.contains("://") {
+        return Err(Problem::new(
+            Field::To,
+            "an HTTP request is TCP; to ping the ingress controller, name its pod or Service",
+        ));
+    }
+    // The port is only a placeholder that saves asking which of a Service's ports is meant:
+    // an echo carries none, and no rule that names a port matches it.
+    let asked = Query {
+        port: if icmp { Some(0) } else { q.port },
+        ..*q
+    };
+    let (dst, protocol) =
+        destination(c, &asked, from.pod, &mut ends, &mut notes).map_err(|m| Problem::new(Field::To, m))?;
+    if icmp && ends.http.is_some() {
+        return Err(Problem::new(
+            Field::To,
+            "an HTTP request is TCP; to ping the ingress controller, name its pod or Service",
+        ));
+    }
     if matches!(ends.origin, Origin::Outside { .. }) && dst.is_some_and(|d| d.ip().is_loopback()) {
         return Err(Problem::new(
             Field::To,
@@ -397,6 +430,10 @@ fn destination(
         })?;
         let (port, protocol) = service_port(c, si, q)?;
         match s.ports.iter().find(|p| p.port == port && p.protocol == protocol) {
+            _ if !protocol.has_ports() => notes.push(format!(
+                "lb/{name} is {ip}, the load-balancer address of service {ns}/{name}, which forwards only its ports ({}); an ICMP echo is none of them",
+                port_list(c, si)
+            )),
             Some(sp) => notes.push(format!(
                 "lb/{name} is {ip}, the load-balancer address of service {ns}/{name}; port {port}/{protocol} goes on to NodePort {} of a node",
                 sp.node_port.map(|n| n.to_string()).unwrap_or_else(|| "(none)".into())

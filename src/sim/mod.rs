@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::net::iptables::CtState;
 use crate::net::route::{self, RouteType};
-use crate::net::{Host, NetState, Role};
+use crate::net::{Host, NetState, Protocol, Role};
 use crate::trace::{Hop, Place, Step, Tuple};
 use netfilter::{BranchChoice, Packet, Verdict as NfVerdict, Walk};
 
@@ -504,6 +504,18 @@ impl<'a> Simulator<'a> {
             }
             return Next::End(End::Stray { host, tuple: pkt.tuple });
         }
+        // The kernel answers an echo request to any of its addresses itself, no socket needed
+        // (unless net.ipv4.icmp_echo_ignore_all is set, which is not modelled).
+        if pkt.tuple.protocol == Protocol::Icmp {
+            self.step(Step::Deliver {
+                listener: ICMP_RESPONDER.into(),
+            });
+            return Next::End(End::Delivered {
+                host,
+                tuple: pkt.tuple,
+                owner: ICMP_RESPONDER.into(),
+            });
+        }
         let h = self.host(host);
         match h
             .listeners
@@ -554,8 +566,22 @@ fn blocked(host: usize, r: &route::Route) -> Option<End> {
     }
 }
 
+/// Who answers an ICMP echo request.
+pub const ICMP_RESPONDER: &str = "the kernel's ICMP echo responder";
+
 /// A conntrack entry as `conntrack -L` prints its addresses.
 fn conntrack_line(e: &Entry) -> String {
+    if e.orig.protocol == Protocol::Icmp {
+        let side = |t: Tuple, kind: u8| {
+            format!(
+                "src={} dst={} type={kind} code=0 id={}",
+                t.src.ip(),
+                t.dst.ip(),
+                t.src.port()
+            )
+        };
+        return format!("icmp {} {}", side(e.orig, 8), side(e.reply, 0));
+    }
     let side = |t: Tuple| {
         format!(
             "src={} dst={} sport={} dport={}",
@@ -571,7 +597,14 @@ fn conntrack_line(e: &Entry) -> String {
 /// The source port a traced client uses, fixed so traces are reproducible.
 pub const CLIENT_PORT: u16 = 40000;
 
-pub fn client_tuple(protocol: crate::net::Protocol, src: Ipv4Addr, dst: SocketAddrV4) -> Tuple {
+/// The packet a client sends to `dst`. An ICMP echo carries the same identifier in place of
+/// both ports, whatever port `dst` names.
+pub fn client_tuple(protocol: Protocol, src: Ipv4Addr, dst: SocketAddrV4) -> Tuple {
+    let dst = if protocol.has_ports() {
+        dst
+    } else {
+        SocketAddrV4::new(*dst.ip(), CLIENT_PORT)
+    };
     Tuple {
         protocol,
         src: SocketAddrV4::new(src, CLIENT_PORT),

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use k8snet::net::NetState;
 use k8snet::net::route::{Route, RouteProto, Scope};
+use k8snet::net::{NetState, Protocol};
 use k8snet::sim::netfilter::BranchChoice;
 use k8snet::sim::{Client, End, Simulator};
 use k8snet::trace::{Hop, Place, Step, Trace, Tuple, Verdict};
@@ -347,14 +347,19 @@ pub enum Outcome {
         peer: SocketAddrV4,
     },
     Refused,
+    /// An echo reply came back from this address.
+    Echoed(Ipv4Addr),
     /// The kernel reported an error (an ICMP error, or a route that refuses).
     Failed(String),
     /// No answer in time.
     Silent,
 }
 
-pub fn outcome(out: &std::process::Output) -> Outcome {
+pub fn outcome(out: &std::process::Output, protocol: Protocol) -> Outcome {
     let stdout = String::from_utf8_lossy(&out.stdout);
+    if protocol == Protocol::Icmp {
+        return ping_outcome(&stdout, &String::from_utf8_lossy(&out.stderr));
+    }
     let words: Vec<&str> = stdout.split_whitespace().collect();
     if let [who, local, lport, peer, pport] = words.as_slice()
         && let (Ok(l), Ok(lp), Ok(p), Ok(pp)) = (local.parse(), lport.parse(), peer.parse(), pport.parse())
@@ -377,6 +382,26 @@ pub fn outcome(out: &std::process::Output) -> Outcome {
     Outcome::Failed(last.rsplit(": ").next().unwrap_or(last).trim().to_owned())
 }
 
+/// What `ping -c1` saw: `64 bytes from A: …`, an ICMP error (`From A icmp_seq=1 Destination
+/// Net Unreachable`), a failed send (`ping: connect: Network is unreachable`), or nothing.
+fn ping_outcome(stdout: &str, stderr: &str) -> Outcome {
+    for line in stdout.lines() {
+        if let Some(rest) = line.split_once(" bytes from ").map(|(_, r)| r)
+            && let Some(Ok(from)) = rest.split(':').next().map(str::parse)
+        {
+            return Outcome::Echoed(from);
+        }
+        if let Some(rest) = line.strip_prefix("From ") {
+            let message = rest.split_once(" icmp_seq=").map_or(rest, |(_, m)| m);
+            return Outcome::Failed(message.split_once(' ').map_or(message, |(_, m)| m).to_owned());
+        }
+    }
+    match stderr.lines().find(|l| l.starts_with("ping:")) {
+        Some(l) => Outcome::Failed(l.rsplit(": ").next().unwrap_or(l).trim().to_owned()),
+        None => Outcome::Silent,
+    }
+}
+
 /// What the client must see, given the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
@@ -388,6 +413,8 @@ pub enum Expect {
         peer_port: Option<u16>,
     },
     Refused,
+    /// An echo reply from this address.
+    Echo(Ipv4Addr),
     /// Refused by a route in the sender's own namespace: the connect call itself fails.
     Failed(String),
     /// Nothing comes back: the packet was dropped without a word.
@@ -409,6 +436,7 @@ impl Expect {
                 Outcome::Answered { who: w, local: l, peer },
             ) => w == who && l == local && peer.ip() == peer_ip && peer_port.is_none_or(|p| p == peer.port()),
             (Expect::Refused, Outcome::Refused) | (Expect::Silent, Outcome::Silent) => true,
+            (Expect::Echo(want), Outcome::Echoed(got)) => want == got,
             (Expect::Failed(e), Outcome::Failed(g)) => e == g,
             (Expect::ErrorOrSilent, Outcome::Failed(_) | Outcome::Silent) => true,
             _ => false,
@@ -456,6 +484,10 @@ pub fn expect(state: &NetState, trace: &Trace, client_port: u16, refusal_returns
     let last = trace.hops.last().expect("a trace has a hop");
     let at_sender = trace.hops.len() == 1 && last.iif.is_none();
     match trace.verdict {
+        Verdict::Delivered if last.packet.protocol == Protocol::Icmp => {
+            let seen = trace.reply.as_ref().and_then(|r| r.seen_by_client);
+            Expect::Echo(*seen.expect("a delivered trace has its reply").src.ip())
+        }
         Verdict::Delivered => {
             let t = final_tuple(last);
             Expect::Answer {
@@ -487,7 +519,11 @@ pub fn parse_entries(text: &str) -> Vec<Entry> {
         .filter_map(|line| {
             let field =
                 |key: &str| -> Vec<&str> { line.split_whitespace().filter_map(|w| w.strip_prefix(key)).collect() };
-            let (src, dst, sport, dport) = (field("src="), field("dst="), field("sport="), field("dport="));
+            let (src, dst, mut sport, mut dport) = (field("src="), field("dst="), field("sport="), field("dport="));
+            // An ICMP entry keys on the echo identifier where others have ports.
+            if sport.is_empty() {
+                (sport, dport) = (field("id="), field("id="));
+            }
             let at = |ip: &str, port: &str| Some(SocketAddrV4::new(ip.parse().ok()?, port.parse().ok()?));
             Some(Entry {
                 orig: (at(src.first()?, sport.first()?)?, at(dst.first()?, dport.first()?)?),

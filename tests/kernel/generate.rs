@@ -84,6 +84,7 @@ fn proto_word(p: Protocol) -> &'static str {
         Protocol::Udp => "UDP",
         Protocol::Sctp => "SCTP",
         Protocol::Tcp => "TCP",
+        Protocol::Icmp => unreachable!("no port has protocol ICMP"),
     }
 }
 
@@ -179,7 +180,14 @@ fn scenario(rng: &mut Rng, k: usize, flows_each: usize) -> Generated {
     }
 
     let yaml = write_yaml(rng, &name, node_net, gateway, &nodes, &pods, &services);
-    let flows = (0..flows_each).map(|_| flow(rng, &nodes, &pods, &services)).collect();
+    // Every sixth flow is a ping to where the flow was headed, chosen by position so the
+    // random draws, and so every other flow, stay as they were.
+    let flows = (0..flows_each)
+        .map(|j| {
+            let f = flow(rng, &nodes, &pods, &services);
+            if j % 6 == 5 { ping(f) } else { f }
+        })
+        .collect();
     Generated { name, yaml, flows }
 }
 
@@ -297,6 +305,20 @@ fn write_yaml(
         );
     }
     y
+}
+
+/// The same flow as an ICMP echo: no port, and no endpoint to pin, since kube-proxy translates
+/// no ICMP.
+fn ping(f: FlowSpec) -> FlowSpec {
+    let to = match f.to.rsplit_once(':') {
+        Some((addr, port)) if port.parse::<u16>().is_ok() => addr.to_owned(),
+        _ => f.to.clone(),
+    };
+    FlowSpec {
+        protocol: Some(Protocol::Icmp),
+        port: None,
+        ..FlowSpec::new(&f.from, &to)
+    }
 }
 
 fn flow(rng: &mut Rng, nodes: &[Node], pods: &[Pod], services: &[Service]) -> FlowSpec {

@@ -30,6 +30,7 @@ const TOOLS: &[&str] = &[
     "iptables-save",
     "conntrack",
     "socat",
+    "ping",
     "timeout",
     "ss",
     "kill",
@@ -195,6 +196,20 @@ impl Lab {
     /// bound to the port only: the kernel picks the source address, so an answer that saw the
     /// source the trace claims confirms the trace's source address selection too.
     pub fn probe(&self, host: usize, protocol: Protocol, src: SocketAddrV4, dst: SocketAddrV4) -> Child {
+        if protocol == Protocol::Icmp {
+            // The client's port serves as the echo identifier, as the trace's does.
+            let (id, from, to) = (src.port().to_string(), src.ip().to_string(), dst.ip().to_string());
+            return self
+                .exec(
+                    host,
+                    &["timeout", "6", "ping", "-n", "-c1", "-W2", "-e", &id, "-I", &from, &to],
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ping starts");
+        }
         let bind = format!("sourceport={}", src.port());
         let args: Vec<String> = match protocol {
             Protocol::Udp => vec![

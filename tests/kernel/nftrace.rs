@@ -66,7 +66,7 @@ pub fn start(lab: &Lab, hosts: &[usize]) -> Vec<Monitor> {
         // socket, and then it loses events.
         let mut rules = String::from("*raw\n");
         for hook in ["PREROUTING", "OUTPUT"] {
-            for m in ["-p tcp -m tcp --syn", "-p udp"] {
+            for m in ["-p tcp -m tcp --syn", "-p udp", "-p icmp --icmp-type echo-request"] {
                 rules.push_str(&format!("-A {hook} {m} -m ttl --ttl-gt {MIN_TTL} -j TRACE\n"));
             }
         }
@@ -179,13 +179,15 @@ pub fn stop(lab: &Lab, monitors: Vec<Monitor>) -> Vec<(usize, Vec<String>)> {
 /// each line belongs to the packet its trace id names.
 /// Later packets of the connection, and retransmissions, are left out. Nothing printed is an
 /// empty walk.
-pub fn walked(lines: &[String], src: &str, sport: u16, dst: &str, arrived: bool, visit: usize) -> Vec<String> {
+/// `sport` is `None` for an ICMP echo: the monitor prints no ICMP fields, so its packets are
+/// the traced ones without a source port.
+pub fn walked(lines: &[String], src: &str, sport: Option<u16>, dst: &str, arrived: bool, visit: usize) -> Vec<String> {
     let field = |line: &str, key: &str| -> Option<String> {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(key))
             .map(str::to_owned)
     };
-    let sport_text = sport.to_string();
+    let sport_text = sport.map(|p| p.to_string());
     // A pass starts where the packet enters the namespace: PREROUTING for one that came in
     // (printed without an output device), OUTPUT for one sent there.
     let entry = |l: &str| {
@@ -201,7 +203,7 @@ pub fn walked(lines: &[String], src: &str, sport: u16, dst: &str, arrived: bool,
             l.starts_with("PACKET:")
                 && field(l, "SRC=").as_deref() == Some(src)
                 && field(l, "DST=").as_deref() == Some(dst)
-                && field(l, "SPORT=").as_deref() == Some(sport_text.as_str())
+                && field(l, "SPORT=") == sport_text
                 && !(l.contains(" SYN ") && l.contains(" ACK "))
                 && entry(l)
         })
@@ -221,9 +223,7 @@ pub fn walked(lines: &[String], src: &str, sport: u16, dst: &str, arrived: bool,
     for l in lines {
         let Some(tid) = trace_id(l) else { continue };
         if l.starts_with("PACKET:") {
-            let mine = field(l, "SPORT=").as_deref() == Some(sport_text.as_str())
-                && field(l, "ID=") == id
-                && pass.contains(&ttl(l));
+            let mine = field(l, "SPORT=") == sport_text && field(l, "ID=") == id && pass.contains(&ttl(l));
             ours.insert(tid, mine);
         } else if ours.get(&tid) == Some(&true)
             && let Some((_, rule)) = l.split_once("  -4 -t ")

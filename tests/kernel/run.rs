@@ -128,6 +128,9 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
         .collect();
     let monitors = nftrace::available().then(|| nftrace::start(&lab, &ruled));
     let outcomes = probe_all(&lab, flows);
+    // Conntrack first: an unreplied UDP or ICMP entry lives 30 s, less than stopping the
+    // monitors can take when one misses its last marker.
+    check_conntrack(&lab, flows, &outcomes, &mut tally);
     if let Some(monitors) = monitors {
         let walks = nftrace::stop(&lab, monitors);
         if let Some(dir) = std::env::var_os("K8SNET_KERNEL_DUMP") {
@@ -153,7 +156,6 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
             got,
         );
     }
-    check_conntrack(&lab, flows, &outcomes, &mut tally);
     Report {
         tally,
         flows: flows.len(),
@@ -308,7 +310,8 @@ fn check_walks(lab: &Lab, flows: &[Flow], walks: &[(usize, Vec<String>)], pins: 
                     _ => None,
                 })
                 .collect();
-            let sport = compare::port_in_kernel(hop.packet.src.port(), f.src.port());
+            let sport =
+                (f.protocol != Protocol::Icmp).then(|| compare::port_in_kernel(hop.packet.src.port(), f.src.port()));
             let visit = f.trace.hops[..i]
                 .iter()
                 .filter(|h| h.place == hop.place && h.packet == hop.packet)
@@ -354,8 +357,9 @@ fn probe_all(lab: &Lab, flows: &[Flow]) -> Vec<Outcome> {
         .collect();
     children
         .into_iter()
-        .map(|c| match c {
-            Some(c) => compare::outcome(&c.wait_with_output().expect("the probe finishes")),
+        .zip(flows)
+        .map(|(c, f)| match c {
+            Some(c) => compare::outcome(&c.wait_with_output().expect("the probe finishes"), f.protocol),
             None => Outcome::Silent,
         })
         .collect()
@@ -406,17 +410,31 @@ fn check_conntrack(lab: &Lab, flows: &[Flow], outcomes: &[Outcome], tally: &mut 
             args.extend([orig.src.ip().to_string(), "-d".into(), orig.dst.ip().to_string()]);
             if known_port {
                 args.extend([
-                    "--sport".into(),
+                    if f.protocol == Protocol::Icmp {
+                        "--icmp-id"
+                    } else {
+                        "--sport"
+                    }
+                    .into(),
                     port(orig.src.port(), true).unwrap_or_default().to_string(),
                 ]);
             }
             let out = output(lab.exec(host, &args.iter().map(String::as_str).collect::<Vec<_>>()));
             let entries = compare::parse_entries(&String::from_utf8_lossy(&out.stdout));
+            // An echo's identifier stands in the destination's place too.
+            let in_kernel = |dst: SocketAddrV4| {
+                if f.protocol == Protocol::Icmp {
+                    SocketAddrV4::new(*dst.ip(), compare::port_in_kernel(dst.port(), f.src.port()))
+                } else {
+                    dst
+                }
+            };
+            let (fin_dst, orig_dst) = (in_kernel(fin.dst), in_kernel(orig.dst));
             let expected =
-                confirmed.then_some((fin.dst, *fin.src.ip(), port(fin.src.port(), known_port && !masq_here)));
+                confirmed.then_some((fin_dst, *fin.src.ip(), port(fin.src.port(), known_port && !masq_here)));
             let found: Vec<_> = entries
                 .iter()
-                .filter(|e| e.orig.1 == orig.dst)
+                .filter(|e| e.orig.1 == orig_dst)
                 .map(|e| {
                     (
                         e.reply.0,

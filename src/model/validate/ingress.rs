@@ -217,7 +217,7 @@ impl Validator {
                     endpoint: t.endpoint.as_ref().map(text),
                     via_node: t.via_node.as_ref().map(text),
                     port: t.port.as_ref().map(|p| p.value),
-                    protocol: t.protocol.as_ref().and_then(|p| Protocol::from_word(p)),
+                    protocol: t.protocol.as_ref().and_then(|p| Protocol::of_packet(p)),
                     expect: expect.value.clone(),
                     all_endpoints,
                     branches: t

@@ -138,6 +138,11 @@ pub fn footer(style: Style, detail: Detail) -> String {
 /// A tuple, with the parts that differ from `before` highlighted.
 fn tuple(t: Tuple, before: Option<Tuple>, style: Style) -> String {
     let mark = |now: String, changed: bool| if changed { style.changed(&now) } else { now };
+    if !t.protocol.has_ports() {
+        let src = mark(t.src.ip().to_string(), before.is_some_and(|b| b.src.ip() != t.src.ip()));
+        let dst = mark(t.dst.ip().to_string(), before.is_some_and(|b| b.dst.ip() != t.dst.ip()));
+        return format!("{} {src} -> {dst} id={}", t.protocol.lower(), t.src.port());
+    }
     let src = mark(t.src.to_string(), before.is_some_and(|b| b.src != t.src));
     let dst = mark(t.dst.to_string(), before.is_some_and(|b| b.dst != t.dst));
     format!("{} {src} -> {dst}", t.protocol.lower())
@@ -216,7 +221,7 @@ pub fn summary(traces: &[(Option<usize>, &Trace)], style: Style) -> String {
                     (Some(ns), Some(pod)) => format!("{ns}/{pod} "),
                     _ => String::new(),
                 };
-                let _ = writeln!(out, " to {who}at {}:{}", d.ip, d.port);
+                let _ = writeln!(out, " to {who}at {}", d.address());
             }
             None if t.verdict.is_success() => out.push('\n'),
             None => {

@@ -52,7 +52,7 @@ pub fn text(t: &Trace, style: Style) -> String {
     let _ = writeln!(out, "{} {verdict}: {}", style.heading("Verdict"), t.verdict.meaning());
     let _ = writeln!(out, "  {}", t.reason);
     if let Some(d) = &t.delivered_to {
-        let _ = writeln!(out, "  delivered to {}:{} ({})", d.ip, d.port, d.listener);
+        let _ = writeln!(out, "  delivered to {} ({})", d.address(), d.listener);
     }
     if !t.verdict.is_success() {
         let _ = writeln!(out, "  hint: {}", t.verdict.hint());
