@@ -117,17 +117,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("compile", |b| b.iter(|| k8snet::compile::compile(black_box(&cluster))));
 
         let state = k8snet::compile::compile(&cluster);
-        let query = Query {
-            from: &from,
-            container: None,
-            to: &to,
-            port: None,
-            port_name: None,
-            protocol: None,
-            namespace: "default",
-            endpoint: None,
-            via_node: None,
-        };
+        let query = Query::new(&from, &to);
         g.bench_function("one trace, pod to Service across nodes, on the loaded cluster", |b| {
             b.iter(|| {
                 k8snet::tracer::trace(&cluster, &state, black_box(&query), BranchChoice::default()).expect("traces")

@@ -93,17 +93,7 @@ fn main() {
     let t = Instant::now();
     let state = k8snet::compile::compile(&cluster);
     eprintln!("compile   {:>8.3} s  {}", t.elapsed().as_secs_f64(), rss_mb());
-    let query = Query {
-        from,
-        container: None,
-        to,
-        port: None,
-        protocol: None,
-        namespace: "default",
-        endpoint: None,
-        via_node: None,
-        port_name: None,
-    };
+    let query = Query::new(from, to);
     for _ in 0..3 {
         let t = Instant::now();
         let trace = k8snet::tracer::trace(&cluster, &state, &query, BranchChoice::default()).expect("traces");

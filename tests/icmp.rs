@@ -20,15 +20,8 @@ fn trace_in(text: &str, from: &str, to: &str, protocol: Option<Protocol>) -> Res
     let cluster = k8snet::model::build(&spec).expect("the demo is valid").cluster;
     let state = compile(&cluster);
     let q = Query {
-        from,
-        container: None,
-        to,
-        port: None,
-        port_name: None,
         protocol,
-        namespace: "default",
-        endpoint: None,
-        via_node: None,
+        ..Query::new(from, to)
     };
     k8snet::tracer::trace(&cluster, &state, &q, BranchChoice::default())
 }
@@ -131,15 +124,9 @@ fn a_ping_takes_no_port() {
     let cluster = k8snet::model::build(&spec).unwrap().cluster;
     let state = compile(&cluster);
     let q = Query {
-        from: "pod-a",
-        container: None,
-        to: "svc/web",
         port: Some(80),
-        port_name: None,
         protocol: Some(Protocol::Icmp),
-        namespace: "default",
-        endpoint: None,
-        via_node: None,
+        ..Query::new("pod-a", "svc/web")
     };
     let err = k8snet::tracer::trace(&cluster, &state, &q, BranchChoice::default()).unwrap_err();
     assert!(err.contains("no port"), "{err}");

@@ -53,15 +53,8 @@ fn load() -> Loaded {
 fn trace(l: &Loaded, from: PodAt, to: &str, endpoint: Option<Ipv4Addr>, choice: BranchChoice) -> Trace {
     let from = l.plan.pod_name(from);
     let q = Query {
-        from: &from,
-        container: None,
-        to,
-        port: None,
-        port_name: None,
-        protocol: None,
-        namespace: "default",
         endpoint,
-        via_node: None,
+        ..Query::new(&from, to)
     };
     tracer::trace(&l.cluster, &l.state, &q, choice).unwrap_or_else(|e| panic!("{from} -> {to}: {e}"))
 }

@@ -23,17 +23,7 @@ fn trace_in(text: &str, from: &str, to: &str, endpoint: Option<&str>) -> Trace {
         ]),
         None => BranchChoice::default(),
     };
-    let q = Query {
-        from,
-        container: None,
-        to,
-        port: None,
-        port_name: None,
-        protocol: None,
-        namespace: "default",
-        endpoint: None,
-        via_node: None,
-    };
+    let q = Query::new(from, to);
     k8snet::tracer::trace(&cluster, &state, &q, choice).expect("the trace resolves")
 }
 

@@ -69,6 +69,24 @@ pub struct Query<'a> {
     pub via_node: Option<&'a str>,
 }
 
+impl<'a> Query<'a> {
+    /// A question from `from` to `to` with nothing else said: the `default` namespace, the
+    /// destination's own port and protocol, the first endpoint.
+    pub fn new(from: &'a str, to: &'a str) -> Query<'a> {
+        Query {
+            from,
+            container: None,
+            to,
+            port: None,
+            port_name: None,
+            protocol: None,
+            namespace: "default",
+            endpoint: None,
+            via_node: None,
+        }
+    }
+}
+
 /// A mistake in `--from`/`--to`/`--port`, worded for the user.
 pub type Error = String;
 

@@ -146,29 +146,17 @@ pub fn check_pipeline(bytes: &[u8], shell: bool) -> Reached {
         let (from, namespace) = &froms[rng.below(froms.len())];
         let (to, port) = &tos[rng.below(tos.len())];
         let query = Query {
-            from,
-            container: None,
-            to,
             port: *port,
-            protocol: None,
             namespace,
-            endpoint: None,
-            via_node: None,
-            port_name: None,
+            ..Query::new(from, to)
         };
         reached.traces += trace_all_branches(&cluster, &state, &query);
     }
     for case in cluster.traces.iter().take(MAX_SCENARIO_TRACES) {
         let query = Query {
-            from: &case.from.value,
-            container: None,
-            to: &case.to.value,
             port: case.port,
             protocol: case.protocol,
-            namespace: "default",
-            endpoint: None,
-            via_node: None,
-            port_name: None,
+            ..Query::new(&case.from.value, &case.to.value)
         };
         reached.traces += trace_all_branches(&cluster, &state, &query);
     }
