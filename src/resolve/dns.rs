@@ -4,8 +4,9 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use super::{Endpoints, Error, Query, cluster_ip_note, service_port};
 use crate::compile::dns::Record;
-use crate::model::Cluster;
+use crate::model::{Cluster, Protocol};
 use crate::trace::{DnsQuery, Step};
 
 pub const NDOTS: u8 = 5;
@@ -79,6 +80,123 @@ pub fn resolve<'r>(records: &'r [Record], name: &str, namespace: &str, domain: &
         record: None,
     };
     (step, found)
+}
+
+/// A name looked up by the sending pod's resolver.
+pub(super) fn dns_name(
+    c: &Cluster,
+    q: &Query<'_>,
+    src_pod: Option<usize>,
+    ends: &mut Endpoints,
+    notes: &mut Vec<String>,
+    name: &str,
+    port: Option<u16>,
+) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
+    let tcp = q.protocol.unwrap_or(Protocol::Tcp);
+    let pod_hint = |ns: &str| match c.pod_named(ns, name) {
+        Some(_) => format!(" (pod {ns}/{name} is pod/{name})"),
+        None => String::new(),
+    };
+    let Some(pi) = src_pod.filter(|&p| !c.pods[p].host_network) else {
+        return Err(format!(
+            "`{name}` is a DNS name, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, pod/NAME, an address, or trace from a pod{}",
+            pod_hint(q.namespace)
+        ));
+    };
+    if name.trim_matches('.').is_empty() {
+        return Err(format!("`{}` is not a name to resolve", q.to));
+    }
+    let records = crate::compile::dns::records(c);
+    let (mut step, record) = resolve(&records, name, &c.pods[pi].namespace, &c.cluster_domain);
+    if let Ok(server) = server(c) {
+        let (ns, svc) = DNS_SERVICE;
+        notes.push(format!(
+            "the resolver asks the cluster DNS at {server} (svc {ns}/{svc}); each query is a packet of its own"
+        ));
+    }
+    let Some(record) = record else {
+        let absolute = name.trim_end_matches('.').to_ascii_lowercase();
+        let in_cluster = absolute == c.cluster_domain || absolute.ends_with(&format!(".{}", c.cluster_domain));
+        if absolute.contains('.') && !in_cluster {
+            return Err(format!(
+                "`{name}` is not a cluster name: the cluster DNS would forward it upstream, which is not modelled; trace to its address instead"
+            ));
+        }
+        let hint = pod_hint(&c.pods[pi].namespace);
+        if !hint.is_empty() {
+            notes.push(format!(
+                "a pod's resolver does not turn a pod's name into the pod{hint}: DNS has records for Services"
+            ));
+        }
+        ends.dns = Some(step);
+        return Ok((None, tcp));
+    };
+    let si = record.service;
+    let s = &c.services[si];
+    let q = Query {
+        port: q.port.or(port),
+        ..*q
+    };
+    let (addr, protocol, what) = if record.headless {
+        // The answer holds the pods' own addresses: the client connects to one directly.
+        let ip = q
+            .endpoint
+            .filter(|ip| record.addrs.contains(ip))
+            .unwrap_or(record.addrs[0]);
+        let endpoints: Vec<_> = s
+            .ports
+            .iter()
+            .flat_map(|p| p.endpoints.iter().map(move |e| (p, e)))
+            .collect();
+        let port = match q.port {
+            Some(p) => p,
+            None => {
+                let ports: Vec<u16> = endpoints
+                    .iter()
+                    .filter(|(_, e)| e.ip == ip)
+                    .map(|(_, e)| e.port)
+                    .collect();
+                match ports.as_slice() {
+                    [only] => *only,
+                    _ => {
+                        return Err(format!("{} has several ports; pick one with --port", record.name));
+                    }
+                }
+            }
+        };
+        let protocol = q
+            .protocol
+            .or_else(|| {
+                endpoints
+                    .iter()
+                    .find(|(_, e)| e.ip == ip && e.port == port)
+                    .map(|(p, _)| p.protocol)
+            })
+            .unwrap_or(Protocol::Tcp);
+        notes.push(format!(
+            "service {} is headless: DNS answers with its pods' own addresses and the client connects to one ({ip}) directly, with no kube-proxy rule involved",
+            s.qualified_name()
+        ));
+        (
+            ip,
+            (port, protocol),
+            format!("pod addresses of headless Service {}", s.qualified_name()),
+        )
+    } else {
+        let ip = record.addrs[0];
+        let (port, protocol) = service_port(c, si, &q)?;
+        notes.push(cluster_ip_note(c, si, ip, port, protocol));
+        (
+            ip,
+            (port, protocol),
+            format!("ClusterIP of Service {}", s.qualified_name()),
+        )
+    };
+    if let Step::Dns { record: r, .. } = &mut step {
+        *r = Some(what);
+    }
+    ends.dns = Some(step);
+    Ok((Some(SocketAddrV4::new(addr, protocol.0)), protocol.1))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod http;
 pub mod names;
+mod port;
 mod request;
 mod source;
 
@@ -16,6 +17,8 @@ use crate::net::NetState;
 use crate::trace::Step;
 use request::{HttpAsk, ingress_request, parse_url};
 
+pub use port::{parse_port, refuse_ipv6};
+use port::{split_port, split_port_spec, with_port};
 pub use source::INTERNET_CLIENT;
 
 /// Where the traced packet starts.
@@ -513,7 +516,7 @@ fn destination(
     // A name with neither a kind nor a namespace is a DNS name, as it is to `curl NAME` in a
     // pod: the resolver never turns a pod's name into the pod, so `pod/NAME` is how to mean one.
     if bare.is_none() && !name.contains('/') {
-        return dns_name(c, q, src_pod, ends, notes, name, None);
+        return dns::dns_name(c, q, src_pod, ends, notes, name, None);
     }
     let (ns, pod) = split_ns(name, q.namespace);
     let pi = c.pod_named(ns, pod).ok_or_else(|| match bare {
@@ -565,197 +568,6 @@ fn destination(
         .unwrap_or(Protocol::Tcp);
     notes.push(format!("pod {ns}/{pod} is {} on node {}", p.ip, c.nodes[p.node].name));
     Ok((Some(SocketAddrV4::new(p.ip, port)), protocol))
-}
-
-/// A name looked up by the sending pod's resolver.
-fn dns_name(
-    c: &Cluster,
-    q: &Query<'_>,
-    src_pod: Option<usize>,
-    ends: &mut Endpoints,
-    notes: &mut Vec<String>,
-    name: &str,
-    port: Option<u16>,
-) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
-    let tcp = q.protocol.unwrap_or(Protocol::Tcp);
-    let pod_hint = |ns: &str| match c.pod_named(ns, name) {
-        Some(_) => format!(" (pod {ns}/{name} is pod/{name})"),
-        None => String::new(),
-    };
-    let Some(pi) = src_pod.filter(|&p| !c.pods[p].host_network) else {
-        return Err(format!(
-            "`{name}` is a DNS name, and only pods resolve cluster DNS names (their resolv.conf points at the cluster DNS); write svc/NAME, pod/NAME, an address, or trace from a pod{}",
-            pod_hint(q.namespace)
-        ));
-    };
-    if name.trim_matches('.').is_empty() {
-        return Err(format!("`{}` is not a name to resolve", q.to));
-    }
-    let records = crate::compile::dns::records(c);
-    let (mut step, record) = dns::resolve(&records, name, &c.pods[pi].namespace, &c.cluster_domain);
-    if let Ok(server) = dns::server(c) {
-        let (ns, svc) = dns::DNS_SERVICE;
-        notes.push(format!(
-            "the resolver asks the cluster DNS at {server} (svc {ns}/{svc}); each query is a packet of its own"
-        ));
-    }
-    let Some(record) = record else {
-        let absolute = name.trim_end_matches('.').to_ascii_lowercase();
-        let in_cluster = absolute == c.cluster_domain || absolute.ends_with(&format!(".{}", c.cluster_domain));
-        if absolute.contains('.') && !in_cluster {
-            return Err(format!(
-                "`{name}` is not a cluster name: the cluster DNS would forward it upstream, which is not modelled; trace to its address instead"
-            ));
-        }
-        let hint = pod_hint(&c.pods[pi].namespace);
-        if !hint.is_empty() {
-            notes.push(format!(
-                "a pod's resolver does not turn a pod's name into the pod{hint}: DNS has records for Services"
-            ));
-        }
-        ends.dns = Some(step);
-        return Ok((None, tcp));
-    };
-    let si = record.service;
-    let s = &c.services[si];
-    let q = Query {
-        port: q.port.or(port),
-        ..*q
-    };
-    let (addr, protocol, what) = if record.headless {
-        // The answer holds the pods' own addresses: the client connects to one directly.
-        let ip = q
-            .endpoint
-            .filter(|ip| record.addrs.contains(ip))
-            .unwrap_or(record.addrs[0]);
-        let endpoints: Vec<_> = s
-            .ports
-            .iter()
-            .flat_map(|p| p.endpoints.iter().map(move |e| (p, e)))
-            .collect();
-        let port = match q.port {
-            Some(p) => p,
-            None => {
-                let ports: Vec<u16> = endpoints
-                    .iter()
-                    .filter(|(_, e)| e.ip == ip)
-                    .map(|(_, e)| e.port)
-                    .collect();
-                match ports.as_slice() {
-                    [only] => *only,
-                    _ => {
-                        return Err(format!("{} has several ports; pick one with --port", record.name));
-                    }
-                }
-            }
-        };
-        let protocol = q
-            .protocol
-            .or_else(|| {
-                endpoints
-                    .iter()
-                    .find(|(_, e)| e.ip == ip && e.port == port)
-                    .map(|(p, _)| p.protocol)
-            })
-            .unwrap_or(Protocol::Tcp);
-        notes.push(format!(
-            "service {} is headless: DNS answers with its pods' own addresses and the client connects to one ({ip}) directly, with no kube-proxy rule involved",
-            s.qualified_name()
-        ));
-        (
-            ip,
-            (port, protocol),
-            format!("pod addresses of headless Service {}", s.qualified_name()),
-        )
-    } else {
-        let ip = record.addrs[0];
-        let (port, protocol) = service_port(c, si, &q)?;
-        notes.push(cluster_ip_note(c, si, ip, port, protocol));
-        (
-            ip,
-            (port, protocol),
-            format!("ClusterIP of Service {}", s.qualified_name()),
-        )
-    };
-    if let Step::Dns { record: r, .. } = &mut step {
-        *r = Some(what);
-    }
-    ends.dns = Some(step);
-    Ok((Some(SocketAddrV4::new(addr, protocol.0)), protocol.1))
-}
-
-/// A port written after a name: a number, or a port's name (`svc/web:http`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PortSpec<'a> {
-    Number(u16),
-    Name(&'a str),
-}
-
-/// `NAME`, `NAME:PORT` or `NAME:PORTNAME`.
-fn split_port_spec(text: &str) -> Result<(&str, Option<PortSpec<'_>>), Error> {
-    match text.rsplit_once(':') {
-        Some((name, port)) if !port.is_empty() && !port.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok((name, Some(PortSpec::Name(port))))
-        }
-        Some((name, port)) => Ok((name, Some(PortSpec::Number(parse_port(port)?)))),
-        None => Ok((text, None)),
-    }
-}
-
-/// The query with the port written after the name, unless `--port` gave one.
-fn with_port<'a>(q: &Query<'a>, port: Option<PortSpec<'a>>) -> Query<'a> {
-    if q.port.is_some() || q.port_name.is_some() {
-        return Query { ..*q };
-    }
-    match port {
-        Some(PortSpec::Number(n)) => Query { port: Some(n), ..*q },
-        Some(PortSpec::Name(n)) => Query {
-            port_name: Some(n),
-            ..*q
-        },
-        None => Query { ..*q },
-    }
-}
-
-fn split_port(text: &str) -> Result<(&str, Option<u16>), Error> {
-    match text.rsplit_once(':') {
-        Some((name, port)) => Ok((name, Some(parse_port(port)?))),
-        None => Ok((text, None)),
-    }
-}
-
-/// A port as a scenario file writes one: a whole number from 1 to 65535, without a leading
-/// zero (`08080` is refused, as `010.0.0.1` is, since some tools read it as octal).
-pub fn parse_port(text: &str) -> Result<u16, Error> {
-    let shown = crate::diagnostic::shorten(text);
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("`{shown}` is not a port: write a number from 1 to 65535"));
-    }
-    if text.len() > 1 && text.starts_with('0') {
-        return Err(format!(
-            "port `{shown}` has a leading zero: write {}",
-            text.trim_start_matches('0')
-        ));
-    }
-    match text.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(format!(
-            "port {shown} is out of range: a port is a number from 1 to 65535"
-        )),
-    }
-}
-
-/// An IPv6 address (bare, in brackets, or with a port) is refused with what is missing, rather
-/// than taken for a DNS name.
-pub fn refuse_ipv6(text: &str) -> Result<(), Error> {
-    let host = text.strip_prefix('[').and_then(|t| t.split(']').next()).unwrap_or(text);
-    if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Err(format!(
-            "`{}` is an IPv6 address: IPv6 is not supported yet; k8snet models IPv4 clusters only",
-            crate::diagnostic::shorten(text)
-        ));
-    }
-    Ok(())
 }
 
 /// The pod whose address and port the packet was finally delivered to, if any.
