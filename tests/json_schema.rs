@@ -33,18 +33,28 @@ fn stdout_of(case: &std::path::Path, format: Option<&str>) -> Vec<u8> {
         .stdout
 }
 
+/// The golden cases that trace with `-o json`, with their file names.
+fn json_trace_cases() -> Vec<(std::path::PathBuf, String)> {
+    let mut cases: Vec<(std::path::PathBuf, String)> = std::fs::read_dir("tests/cmd")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (p, name)
+        })
+        .filter(|(_, name)| name.starts_with("trace-") && name.ends_with("-json.toml"))
+        .collect();
+    cases.sort();
+    cases
+}
+
 /// Every golden case of `-o json` run with `-o yaml` instead reads back to the same document,
 /// and so matches the same schema.
 #[test]
 fn every_yaml_trace_is_the_json_trace() {
     let validator = schema();
     let mut checked = 0;
-    for entry in std::fs::read_dir("tests/cmd").unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !(name.starts_with("trace-") && name.ends_with("-json.toml")) {
-            continue;
-        }
+    for (path, name) in json_trace_cases() {
         let text = String::from_utf8(stdout_of(&path, Some("yaml"))).expect("UTF-8");
         let yaml: serde_json::Value =
             serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{name}: the YAML does not parse: {e}\n{text}"));
@@ -80,12 +90,7 @@ fn a_batch_as_yaml_is_its_json_lines() {
 fn every_json_trace_matches_the_schema() {
     let validator = schema();
     let mut checked = 0;
-    for entry in std::fs::read_dir("tests/cmd").unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !(name.starts_with("trace-") && name.ends_with("-json.toml")) {
-            continue;
-        }
+    for (path, name) in json_trace_cases() {
         let value = output_of(&path);
         let errors: Vec<String> = validator
             .iter_errors(&value)
