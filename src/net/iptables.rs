@@ -100,6 +100,9 @@ pub enum CtState {
     Established,
     Related,
     Invalid,
+    /// Not a state but a status `--ctstate` also takes: the connection's destination was
+    /// translated.
+    Dnat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,6 +158,7 @@ pub enum Match {
     },
     Conntrack {
         states: Vec<CtState>,
+        negated: bool,
     },
 }
 
@@ -226,7 +230,7 @@ impl fmt::Display for Match {
                 ),
                 RecentCheck::Set => write!(f, "-m recent --set --name {name} --mask 255.255.255.255 --rsource"),
             },
-            Match::Conntrack { states } => {
+            Match::Conntrack { states, negated } => {
                 let names: Vec<&str> = states
                     .iter()
                     .map(|s| match s {
@@ -234,9 +238,10 @@ impl fmt::Display for Match {
                         CtState::Established => "ESTABLISHED",
                         CtState::Related => "RELATED",
                         CtState::Invalid => "INVALID",
+                        CtState::Dnat => "DNAT",
                     })
                     .collect();
-                write!(f, "-m conntrack --ctstate {}", names.join(","))
+                write!(f, "-m conntrack {}--ctstate {}", not(negated), names.join(","))
             }
         }
     }

@@ -142,6 +142,7 @@ impl<'a> Simulator<'a> {
             } else {
                 CtState::Established
             },
+            dnat: self.dnat_status(host, dir),
         };
         let Some(bridge) = bridge else {
             return self.ip_input(host, pkt, dir, tuple, ttl);

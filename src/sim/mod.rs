@@ -339,6 +339,18 @@ impl<'a> Simulator<'a> {
         }
     }
 
+    /// Conntrack's DNAT status of the connection a packet belongs to: a new one has had no
+    /// translation yet.
+    fn dnat_status(&self, host: usize, dir: Direction) -> bool {
+        match dir {
+            Direction::Reply(e) => {
+                let entry = &self.conntrack[&host][e];
+                entry.orig.dst != entry.reply.src
+            }
+            Direction::New => false,
+        }
+    }
+
     fn confirm(&mut self, host: usize, orig: Tuple, now: Tuple) {
         let entry = Entry {
             orig,
@@ -369,6 +381,7 @@ impl<'a> Simulator<'a> {
             } else {
                 CtState::Established
             },
+            dnat: self.dnat_status(host, dir),
         };
         // A route that refuses fails the socket's own lookup: no packet is ever built.
         if let Some(end) = blocked(host, &r) {

@@ -34,6 +34,8 @@ pub struct Packet {
     pub iif: Option<String>,
     pub oif: Option<String>,
     pub ct_state: CtState,
+    /// Whether the connection's destination has been translated (conntrack's DNAT status).
+    pub dnat: bool,
 }
 
 /// How a table's walk ended.
@@ -167,6 +169,7 @@ impl Walk<'_> {
                 Target::Dnat(to) => {
                     let before = pkt.tuple;
                     pkt.tuple.dst = *to;
+                    pkt.dnat = true;
                     self.steps.push(step(format!("DNAT to {to}")));
                     self.nat_step("DNAT", before, pkt.tuple);
                     return Flow::Stop(Verdict::Accept);
@@ -336,7 +339,10 @@ impl Walk<'_> {
             Match::Mark { value, mask, negated } => ((pkt.mark & mask) == *value) != *negated,
             // A traced packet is the first of its connection: nothing is remembered yet.
             Match::Recent { check, .. } => matches!(check, RecentCheck::Set),
-            Match::Conntrack { states } => states.contains(&pkt.ct_state),
+            Match::Conntrack { states, negated } => {
+                let dnat = pkt.dnat && states.contains(&CtState::Dnat);
+                (states.contains(&pkt.ct_state) || dnat) != *negated
+            }
             Match::Statistic { .. } => true,
         })
     }

@@ -5,6 +5,7 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 
 mod external;
+mod localnet;
 mod per_node;
 
 use super::kubenet::masquerade_rules;
@@ -60,6 +61,7 @@ fn jump(chain: &str) -> Target {
 fn ct(states: &[CtState]) -> Match {
     Match::Conntrack {
         states: states.to_vec(),
+        negated: false,
     }
 }
 
@@ -201,6 +203,7 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
         "OUTPUT",
         Rule::new(vec![new(), comment("kubernetes service portals")], jump(SERVICES)),
     );
+    localnet::block_localnet(&mut filter);
     filter.append(FORWARD, Rule::new(vec![ct(&[CtState::Invalid])], Target::Drop));
     filter.append(
         FORWARD,
