@@ -54,8 +54,10 @@ fn every_option_gives_a_cluster_that_validates_without_warnings() {
         for format in [Format::Yaml, Format::Json] {
             let c = load(scenario(&p, format), "generated");
             assert_eq!(c.nodes.len(), o.nodes as usize);
-            assert_eq!(c.pods.len(), (o.nodes * o.pods_per_node) as usize);
-            assert_eq!(c.services.len(), p.services() as usize);
+            // And the API server's pod and the `kubernetes` Service, which every cluster has.
+            assert_eq!(c.pods.len(), (o.nodes * o.pods_per_node) as usize + 1);
+            assert_eq!(c.services.len(), p.services() as usize + 1);
+            assert_eq!(c.services.last().map(|s| s.name.as_str()), Some("kubernetes"));
             assert_eq!(c.traces.len(), o.traces as usize);
         }
     }
@@ -84,7 +86,9 @@ fn the_file_holds_the_layout_the_plan_describes() {
         "10.1.43.0/24",
         "node 300 is past the first 256"
     );
-    for pod in &c.pods {
+    let (apiserver, pods) = c.pods.split_last().unwrap();
+    assert_eq!(apiserver.name, "kube-apiserver-node-1");
+    for pod in pods {
         let (node, index) = pod.name["pod-".len()..].split_once('-').unwrap();
         let at = PodAt {
             node: node.parse::<u32>().unwrap() - 1,
@@ -93,7 +97,7 @@ fn the_file_holds_the_layout_the_plan_describes() {
         assert_eq!(pod.ip, p.pod_ip(at));
         assert_eq!(c.nodes[pod.node].name, p.node_name(at.node));
     }
-    for (s, service) in c.services.iter().enumerate() {
+    for (s, service) in c.services.split_last().unwrap().1.iter().enumerate() {
         let s = s as u32;
         assert_eq!(service.name, p.service_name(s));
         assert_eq!(service.cluster_ip, Some(p.cluster_ip(s)));

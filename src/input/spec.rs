@@ -34,6 +34,15 @@ pub struct ClusterSpec {
     pub bridge_nf_call_iptables: Option<bool>,
     pub non_masquerade_cidrs: Option<Vec<Sp<Ipv4Net>>>,
     pub masq_link_local: Option<bool>,
+    pub api_server: Option<ApiServerSpec>,
+}
+
+/// Where the API server behind the `kubernetes` Service listens: a node's address, as kubeadm
+/// runs it (a static pod with the host's network).
+#[derive(Debug, Clone)]
+pub struct ApiServerSpec {
+    pub node: Option<Sp<String>>,
+    pub port: Option<Sp<i64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +234,7 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         "bridgeNfCallIptables",
         "nonMasqueradeCIDRs",
         "masqLinkLocal",
+        "apiServer",
     ];
     let Some(f) = dec.fields(node, "`cluster`", &known) else {
         return ClusterSpec::default();
@@ -248,6 +258,13 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),
         bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),
         masq_link_local: opt(&f, "masqLinkLocal", |n| dec.bool(n, "masqLinkLocal")),
+        api_server: opt(&f, "apiServer", |n| {
+            let f = dec.fields(n, "`apiServer`", &["node", "port"])?;
+            Some(ApiServerSpec {
+                node: opt(&f, "node", |n| dec.string(n, "node name")),
+                port: opt(&f, "port", |n| dec.integer(n, "API server port", 1, 65535)),
+            })
+        }),
         non_masquerade_cidrs: opt(&f, "nonMasqueradeCIDRs", |n| {
             let items = dec.list(n, "nonMasqueradeCIDRs");
             Some(
@@ -382,7 +399,8 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
     ];
     let f = dec.fields(node, "a service", &known)?;
     let what = "a service";
-    let ports = match dec.require(&f, "ports", what) {
+    // Only a headless Service may have no ports, which the model checks.
+    let ports = match f.get("ports") {
         Some(list) => dec
             .list(list, "`ports`")
             .iter()

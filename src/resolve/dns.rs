@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::{Endpoints, Error, Query, cluster_ip_note, service_port};
-use crate::compile::dns::Record;
+use crate::compile::dns::{Record, pod_record};
 use crate::model::{Cluster, Protocol};
 use crate::trace::{DnsQuery, Step};
 
@@ -52,22 +52,30 @@ pub fn candidates(name: &str, search: &[String]) -> Vec<String> {
     }
 }
 
-/// Resolves `name` as a pod in `namespace` would; returns the step to show and the record found.
-pub fn resolve<'r>(records: &'r [Record], name: &str, namespace: &str, domain: &str) -> (Step, Option<&'r Record>) {
+/// What the cluster DNS answered: a Service's record, or a pod A record read from the name.
+pub enum Answer<'r> {
+    Service(&'r Record),
+    Pod(Ipv4Addr),
+}
+
+/// Resolves `name` as a pod in `namespace` would; returns the step to show and the answer.
+pub fn resolve<'r>(records: &'r [Record], name: &str, namespace: &str, domain: &str) -> (Step, Option<Answer<'r>>) {
     let search = search_list(namespace, domain);
     let mut queries = Vec::new();
     let mut found = None;
     for candidate in candidates(name, &search) {
         // A headless Service without endpoints has no records at all: the name does not exist.
-        let record = records
+        let answer = records
             .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(&candidate) && !r.addrs.is_empty());
+            .find(|r| r.name.eq_ignore_ascii_case(&candidate) && !r.addrs.is_empty())
+            .map(Answer::Service)
+            .or_else(|| pod_record(&candidate.to_ascii_lowercase(), domain).map(Answer::Pod));
         queries.push(DnsQuery {
             name: candidate,
-            answer: record.map(|r| r.addrs.clone()),
+            answer: answer.as_ref().map(Answer::addrs),
         });
-        if record.is_some() {
-            found = record;
+        if answer.is_some() {
+            found = answer;
             break;
         }
     }
@@ -76,10 +84,19 @@ pub fn resolve<'r>(records: &'r [Record], name: &str, namespace: &str, domain: &
         search,
         ndots: NDOTS,
         queries,
-        answer: found.map(|r| r.addrs.clone()).unwrap_or_default(),
+        answer: found.as_ref().map(Answer::addrs).unwrap_or_default(),
         record: None,
     };
     (step, found)
+}
+
+impl Answer<'_> {
+    fn addrs(&self) -> Vec<Ipv4Addr> {
+        match self {
+            Answer::Service(r) => r.addrs.clone(),
+            Answer::Pod(ip) => vec![*ip],
+        }
+    }
 }
 
 /// A name looked up by the sending pod's resolver.
@@ -131,12 +148,16 @@ pub(super) fn dns_name(
         ends.dns = Some(step);
         return Ok((None, tcp));
     };
-    let si = record.service;
-    let s = &c.services[si];
     let q = Query {
         port: q.port.or(port),
         ..*q
     };
+    let record = match record {
+        Answer::Service(record) => record,
+        Answer::Pod(ip) => return pod_address(c, &q, ends, notes, step, ip),
+    };
+    let si = record.service;
+    let s = &c.services[si];
     let (addr, protocol, what) = if record.headless {
         // The answer holds the pods' own addresses: the client connects to one directly.
         let ip = q
@@ -158,6 +179,12 @@ pub(super) fn dns_name(
                     .collect();
                 match ports.as_slice() {
                     [only] => *only,
+                    [] => {
+                        return Err(format!(
+                            "{} answers with pod addresses, and none of its ports leads to {ip}; give the port with --port",
+                            record.name
+                        ));
+                    }
                     _ => {
                         return Err(format!("{} has several ports; pick one with --port", record.name));
                     }
@@ -197,6 +224,54 @@ pub(super) fn dns_name(
     }
     ends.dns = Some(step);
     Ok((Some(SocketAddrV4::new(addr, protocol.0)), protocol.1))
+}
+
+/// A pod A record's answer: the address written in the name, to the port asked for or the only
+/// one the pod holding the address listens on.
+fn pod_address(
+    c: &Cluster,
+    q: &Query<'_>,
+    ends: &mut Endpoints,
+    notes: &mut Vec<String>,
+    mut step: Step,
+    ip: Ipv4Addr,
+) -> Result<(Option<SocketAddrV4>, Protocol), Error> {
+    let holder = c.pod_with_own_ip(ip).map(|p| &c.pods[p]);
+    let (port, protocol) = match (q.port, holder) {
+        (Some(port), _) => {
+            let protocol = holder
+                .and_then(|p| p.listeners().find(|(_, cp)| cp.port == port))
+                .map(|(_, cp)| cp.protocol);
+            (port, q.protocol.or(protocol).unwrap_or(Protocol::Tcp))
+        }
+        (None, Some(pod)) => match pod.listeners().collect::<Vec<_>>().as_slice() {
+            [(_, only)] => (only.port, q.protocol.unwrap_or(only.protocol)),
+            _ => {
+                return Err(format!(
+                    "pod {} has {} ports; pick one with --port",
+                    pod.qualified_name(),
+                    if pod.listeners().next().is_none() {
+                        "no"
+                    } else {
+                        "several"
+                    }
+                ));
+            }
+        },
+        (None, None) => return Err(format!("give a port for {ip} with --port")),
+    };
+    notes.push(format!(
+        "a pod A record: CoreDNS (`pods insecure`, kubeadm's default) answers {ip} from the name itself, without checking that a pod holds it{}",
+        match holder {
+            Some(p) => format!(" (pod {} does)", p.qualified_name()),
+            None => "; no pod holds it".to_owned(),
+        }
+    ));
+    if let Step::Dns { record, .. } = &mut step {
+        *record = Some("pod A record".to_owned());
+    }
+    ends.dns = Some(step);
+    Ok((Some(SocketAddrV4::new(ip, port)), protocol))
 }
 
 #[cfg(test)]

@@ -175,7 +175,8 @@ pub fn stop(lab: &Lab, monitors: Vec<Monitor>) -> Vec<(usize, Vec<String>)> {
 /// TCP) through every hook of the namespace, on its `visit`-th pass there (0 for the first; a
 /// routing loop brings it back), as `TABLE: -A CHAIN ...`, leaving out the raw table's TRACE
 /// rules. One packet is followed across hooks by its source port and IP ID, which NAT leaves
-/// alone until POSTROUTING, after the monitor has printed the packet, and a pass by its TTL;
+/// alone until POSTROUTING, after the monitor has printed the packet (a packet looped back
+/// through lo by its IP ID alone), and a pass by its TTL;
 /// each line belongs to the packet its trace id names.
 /// Later packets of the connection, and retransmissions, are left out. Nothing printed is an
 /// empty walk.
@@ -223,7 +224,10 @@ pub fn walked(lines: &[String], src: &str, sport: Option<u16>, dst: &str, arrive
     for l in lines {
         let Some(tid) = trace_id(l) else { continue };
         if l.starts_with("PACKET:") {
-            let mine = field(l, "SPORT=") == sport_text && field(l, "ID=") == id && pass.contains(&ttl(l));
+            // A packet a host sends to itself comes back in through lo after POSTROUTING,
+            // where a MASQUERADE may have changed its source port; its IP ID stays.
+            let looped = l.contains(" IN=lo ");
+            let mine = (field(l, "SPORT=") == sport_text || looped) && field(l, "ID=") == id && pass.contains(&ttl(l));
             ours.insert(tid, mine);
         } else if ours.get(&tid) == Some(&true)
             && let Some((_, rule)) = l.split_once("  -4 -t ")

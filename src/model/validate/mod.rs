@@ -1,6 +1,7 @@
 //! Turns a decoded scenario into a [`Cluster`], checking every rule a real cluster would enforce
 //! (or that would make the network meaningless), and collecting all problems in one pass.
 
+mod api_server;
 mod duplicates;
 mod ingress;
 mod services;
@@ -211,8 +212,9 @@ impl Validator {
             service_network: service_network.as_ref(),
         };
         let nodes = self.nodes(s, networks, gateway, (hairpin, bridge_nf));
-        let pods = self.pods(s, &nodes);
-        let services = self.services(s, &pods, service_network.as_ref());
+        let mut pods = self.pods(s, &nodes);
+        let mut services = self.services(s, &pods, service_network.as_ref());
+        self.kubernetes_service(s, &nodes, &mut pods, &mut services, service_network.as_ref());
         let ingresses = self.ingresses(s, &services);
         let traces = self.traces(s);
 

@@ -100,6 +100,13 @@ impl Validator {
                 },
                 None => None,
             };
+            if sv.ports.is_empty() && cluster_ip != Some(None) {
+                self.error(
+                    sv.span,
+                    format!("service `{qualified}` has no ports"),
+                    "a Service with a ClusterIP needs at least one port under `ports:`; only a headless Service (`clusterIP: None`) may have none, for DNS alone",
+                );
+            }
             let selector = sv.selector.as_ref().map(|s| self.labels(s));
             let selected: Vec<usize> = match (&selector, &namespace) {
                 (Some(sel), Some(ns)) => sel

@@ -32,8 +32,11 @@ pub fn text(t: &Trace, style: Style) -> String {
             name, answer, record, ..
         } = s
         {
-            let line = match (answer.first(), record) {
-                (Some(first), Some(what)) => format!("{name} resolves to {first} ({what})"),
+            let line = match (answer.is_empty(), record) {
+                (false, Some(what)) => {
+                    let all: Vec<String> = answer.iter().map(|a| a.to_string()).collect();
+                    format!("{name} resolves to {} ({what})", all.join(", "))
+                }
                 _ => format!("{name} does not resolve: NXDOMAIN"),
             };
             let _ = writeln!(out, "  {}", style.dim(&line));
