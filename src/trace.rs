@@ -97,7 +97,9 @@ impl Verdict {
             Verdict::Unreachable => "an unreachable route refused the packet (ICMP host unreachable)",
             Verdict::Prohibited => "a prohibit route refused the packet (ICMP administratively prohibited)",
             Verdict::NoNeighbor => "the next hop is not on the link: nobody answers ARP for it",
-            Verdict::NoEndpoints => "the Service has no endpoints, so kube-proxy rejects connections to it",
+            Verdict::NoEndpoints => {
+                "the Service has no endpoints (or does not exist): kube-proxy rejects connections to it, an ingress controller answers 503"
+            }
             Verdict::NoListener => "the packet arrived, but nothing listens on that port (the client gets a reset)",
             Verdict::DroppedByBridge => "the bridge will not send a frame back out of the port it came in on",
             Verdict::Filtered => "a netfilter rule dropped the packet",
@@ -134,7 +136,9 @@ impl Verdict {
                 "remove or narrow the route that matched, or add a more specific route for the destination"
             }
             Verdict::NoNeighbor => "point the route at an address on a directly connected network",
-            Verdict::NoEndpoints => "check that the Service's selector matches running pods with the target port",
+            Verdict::NoEndpoints => {
+                "check that the Service exists and that its selector matches running pods with the target port"
+            }
             Verdict::NoListener => "check the port: the Service's targetPort or the container's port is probably wrong",
             Verdict::DroppedByBridge => {
                 "enable hairpin mode (kubelet --hairpin-mode=hairpin-veth) so a pod can reach itself through its Service"

@@ -165,7 +165,15 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
                 return trace;
             };
             let backend_name = http::backend_name(c, b);
-            let sp = &c.services[b.service].ports[b.port];
+            let crate::model::Backend::Service { service, port } = b else {
+                trace.verdict = Verdict::NoEndpoints;
+                trace.reason = format!(
+                    "{owner} routes http://{}{} to {backend_name}, a Service that does not exist: it has no endpoint to send to and answers 503 Service Temporarily Unavailable",
+                    req.host, req.path
+                );
+                return trace;
+            };
+            let sp = &c.services[*service].ports[*port];
             let Some(e) = q
                 .endpoint
                 .and_then(|ip| sp.endpoints.iter().find(|e| e.ip == ip))

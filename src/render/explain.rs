@@ -507,9 +507,17 @@ pub(super) fn ingresses(out: &mut String, c: &Cluster, style: Style) {
             style.dim(&format!("(controller behind service {})", controller.qualified_name()))
         );
         let mut t = style.table(&["host", "path", "pathType", "backend"]);
-        let backend = |b: &crate::model::Backend| {
-            let s = &c.services[b.service];
-            format!("{}:{}", s.name, s.ports[b.port].port)
+        let backend = |b: &crate::model::Backend| match b {
+            crate::model::Backend::Service { service, port } => {
+                let s = &c.services[*service];
+                format!("{}:{}", s.name, s.ports[*port].port)
+            }
+            crate::model::Backend::Missing { service, port } => {
+                format!(
+                    "{}:{port} (no such Service: 503)",
+                    service.split('/').nth(1).unwrap_or(service)
+                )
+            }
         };
         for r in &ing.rules {
             for p in &r.paths {

@@ -226,9 +226,15 @@ fn service(c: &Cluster, facts: &Facts, si: usize) -> Value {
 }
 
 fn ingresses(c: &Cluster) -> Vec<Value> {
-    let backend = |b: &crate::model::Backend| {
-        let s = &c.services[b.service];
-        json!({ "service": s.qualified_name(), "port": s.ports[b.port].port })
+    let backend = |b: &crate::model::Backend| match b {
+        crate::model::Backend::Service { service, port } => {
+            let s = &c.services[*service];
+            json!({ "service": s.qualified_name(), "port": s.ports[*port].port })
+        }
+        crate::model::Backend::Missing { service, port } => {
+            let port = port.parse::<u16>().map_or_else(|_| json!(port), |n| json!(n));
+            json!({ "service": service, "port": port, "missing": true })
+        }
     };
     c.ingresses
         .iter()

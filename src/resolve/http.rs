@@ -1,10 +1,13 @@
-//! How an ingress controller picks a backend for an HTTP request, following the Ingress
-//! specification: the host first (an exact host beats a wildcard, which beats a rule with no
-//! host), then the longest matching path of that host (`Exact` beats `Prefix` on a tie), then
-//! the Ingress's `defaultBackend`, and otherwise the controller's own 404.
-//!
-//! The rules of every Ingress served by the same controller are merged by host, as
-//! ingress-nginx does. `ImplementationSpecific` paths are matched as `Prefix`.
+//! How ingress-nginx picks a backend for an HTTP request. It merges the rules of every Ingress
+//! it serves into one nginx `server` per host (an exact host, a wildcard `*.example.com`
+//! covering one label, and the catch-all server `_` for rules without a host), turns each path
+//! into nginx `location` blocks (`Exact` into `= /p`; `Prefix` into `/p/` and `= /p`;
+//! `ImplementationSpecific` into a plain prefix `/p`, which also matches `/pfoo`), and nginx
+//! then picks, for the request's path with repeated slashes merged (`merge_slashes on`), an
+//! exact location if one matches, else the longest matching prefix. A request no location
+//! matches goes to the server's `/`: the `defaultBackend` of the Ingress that first named the
+//! host, or for the catch-all server that of an Ingress with no rules; otherwise the
+//! controller's own 404.
 
 use crate::model::{Backend, Cluster, Ingress, PathType};
 use crate::trace::{HttpCandidate, Step};
@@ -36,30 +39,79 @@ pub fn host_rank(rule: Option<&str>, host: &str) -> Option<u8> {
     host_match(rule, host).map(|m| m as u8)
 }
 
-/// Element-wise prefix match: `/foo` matches `/foo`, `/foo/` and `/foo/bar`, not `/foobar`.
-fn prefix_matches(rule: &str, path: &str) -> bool {
-    let elements = |p: &str| {
-        p.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let (r, p) = (elements(rule), elements(path));
-    p.len() >= r.len() && r.iter().zip(&p).all(|(a, b)| a == b)
+/// One nginx `location` block: `= PATH` (exact) or a plain prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Location {
+    exact: bool,
+    path: String,
 }
 
-fn path_matches(kind: PathType, rule: &str, path: &str) -> bool {
+/// The locations ingress-nginx writes for an Ingress path (`updateServerLocations` and
+/// `buildLocation` in its controller): `Prefix /p` becomes `/p/` and `= /p`, except `/`.
+fn locations(kind: PathType, path: &str) -> Vec<Location> {
+    let at = |exact: bool, path: &str| Location {
+        exact,
+        path: path.to_owned(),
+    };
     match kind {
-        PathType::Exact => rule == path,
-        PathType::Prefix | PathType::ImplementationSpecific => prefix_matches(rule, path),
+        PathType::Exact => vec![at(true, path)],
+        PathType::ImplementationSpecific => vec![at(false, path)],
+        PathType::Prefix if path == "/" || path.ends_with('/') => vec![at(false, path)],
+        PathType::Prefix => vec![at(false, &format!("{path}/")), at(true, path)],
     }
 }
 
+/// How a location matches `uri`: `Some((exact, length))`, which nginx ranks exact first, then
+/// by the longest prefix.
+fn location_match(locations: &[Location], uri: &str) -> Option<(bool, usize)> {
+    locations
+        .iter()
+        .filter(|l| {
+            if l.exact {
+                uri == l.path
+            } else {
+                uri.starts_with(&l.path)
+            }
+        })
+        .map(|l| (l.exact, l.path.len()))
+        .max()
+}
+
+/// The path as nginx matches it: repeated slashes merged into one.
+pub fn merge_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn location_text(locations: &[Location]) -> String {
+    let shown: Vec<String> = locations
+        .iter()
+        .map(|l| {
+            if l.exact {
+                format!("`= {}`", l.path)
+            } else {
+                format!("`{}`", l.path)
+            }
+        })
+        .collect();
+    shown.join(" and ")
+}
+
 pub fn backend_name(c: &Cluster, b: &Backend) -> String {
-    let s = &c.services[b.service];
-    let p = &s.ports[b.port];
-    let port = p.name.clone().unwrap_or_else(|| p.port.to_string());
-    format!("{}/{}:{port}", s.namespace, s.name)
+    match b {
+        Backend::Service { service, port } => {
+            let s = &c.services[*service];
+            let p = &s.ports[*port];
+            let port = p.name.clone().unwrap_or_else(|| p.port.to_string());
+            format!("{}/{}:{port}", s.namespace, s.name)
+        }
+        Backend::Missing { service, port } => format!("{service}:{port}"),
+    }
 }
 
 fn type_name(t: PathType) -> &'static str {
@@ -84,16 +136,19 @@ struct Candidate<'c> {
     kind: PathType,
     backend: &'c Backend,
     host_match: Option<HostMatch>,
-    path_match: bool,
+    locations: Vec<Location>,
+    path_match: Option<(bool, usize)>,
 }
 
 /// Picks the backend for `host` and `path` among the Ingresses of `controller`.
 pub fn route<'c>(c: &'c Cluster, controller: usize, host: &str, path: &str) -> (Step, Option<&'c Backend>) {
     let ingresses = served_by(c, controller);
+    let uri = merge_slashes(path);
     let mut all: Vec<Candidate> = Vec::new();
     for ing in &ingresses {
         for rule in &ing.rules {
             for p in &rule.paths {
+                let locations = locations(p.path_type, &p.path);
                 all.push(Candidate {
                     ingress: ing,
                     host: rule.host.as_deref(),
@@ -101,18 +156,20 @@ pub fn route<'c>(c: &'c Cluster, controller: usize, host: &str, path: &str) -> (
                     kind: p.path_type,
                     backend: &p.backend,
                     host_match: host_match(rule.host.as_deref(), host),
-                    path_match: path_matches(p.path_type, &p.path, path),
+                    path_match: location_match(&locations, &uri),
+                    locations,
                 });
             }
         }
     }
     let best_host = all.iter().filter_map(|x| x.host_match).max();
-    // Longest path wins; on equal length Exact beats Prefix; then the first written.
-    let rank = |x: &Candidate| (x.path.trim_end_matches('/').len(), x.kind == PathType::Exact);
+    // nginx: an exact location first, then the longest prefix; on a tie an Exact path (whose
+    // `= /p` ingress-nginx keeps over a Prefix path's), then the first written.
+    let rank = |x: &Candidate| (x.path_match, x.kind == PathType::Exact);
     let winner = all
         .iter()
         .enumerate()
-        .filter(|(_, x)| x.host_match.is_some() && x.host_match == best_host && x.path_match)
+        .filter(|(_, x)| x.host_match.is_some() && x.host_match == best_host && x.path_match.is_some())
         .max_by(|(i, a), (j, b)| rank(a).cmp(&rank(b)).then(j.cmp(i)))
         .map(|(i, _)| i);
     let mut candidates: Vec<HttpCandidate> = all
@@ -122,22 +179,30 @@ pub fn route<'c>(c: &'c Cluster, controller: usize, host: &str, path: &str) -> (
             let why = match (x.host_match, winner) {
                 (None, _) => format!("host {} does not match {host}", x.host.unwrap_or("*")),
                 (Some(m), _) if Some(m) < best_host => "a more specific host rule matches this host".to_owned(),
-                _ if !x.path_match => match x.kind {
-                    PathType::Exact => format!("{path} is not exactly {}", x.path),
-                    _ => format!("{} is not a path prefix of {path}, element by element", x.path),
-                },
-                (_, Some(w)) if w == i => match x.kind {
-                    PathType::Exact => "exact match".to_owned(),
-                    _ => "the longest matching prefix".to_owned(),
+                _ if x.path_match.is_none() => {
+                    format!(
+                        "{uri} matches none of its nginx locations, {}",
+                        location_text(&x.locations)
+                    )
+                }
+                (_, Some(w)) if w == i => match x.path_match {
+                    Some((true, _)) => "exact match".to_owned(),
+                    _ => format!(
+                        "the longest matching nginx prefix location, {}",
+                        location_text(&x.locations)
+                    ),
                 },
                 (_, Some(w)) => {
                     let w = &all[w];
-                    if rank(w).0 > rank(x).0 {
-                        format!("{} is longer", w.path)
-                    } else if w.kind == PathType::Exact && x.kind != PathType::Exact {
-                        "an Exact path of the same length wins over a Prefix".to_owned()
-                    } else {
-                        "an earlier rule with the same path wins".to_owned()
+                    match (w.path_match, x.path_match) {
+                        (Some((true, _)), Some((false, _))) => {
+                            format!("the exact location `= {}` wins over prefixes", w.path)
+                        }
+                        (Some(a), Some(b)) if a > b => format!("{} is a longer match", w.path),
+                        _ if w.kind == PathType::Exact && x.kind != PathType::Exact => {
+                            "an Exact path wins over a Prefix path's `= ` location".to_owned()
+                        }
+                        _ => "an earlier rule with the same path wins".to_owned(),
                     }
                 }
                 (_, None) => "no path matched".to_owned(),
@@ -148,46 +213,68 @@ pub fn route<'c>(c: &'c Cluster, controller: usize, host: &str, path: &str) -> (
                 path: Some(x.path.to_owned()),
                 path_type: Some(type_name(x.kind).to_owned()),
                 backend: backend_name(c, x.backend),
-                matches: x.host_match.is_some() && x.path_match,
+                matches: x.host_match.is_some() && x.path_match.is_some(),
                 chosen: winner == Some(i),
                 why,
             }
         })
         .collect();
     let mut chosen = winner.map(|w| all[w].backend);
+    let mut fallback = "there is no default backend";
     if chosen.is_none() {
-        // The Ingress that owns the matched host supplies the default; with no host matched,
-        // the first Ingress that has one.
-        let owners: Vec<&Ingress> = match best_host {
-            Some(best) => all
-                .iter()
-                .filter(|x| x.host_match == Some(best))
-                .map(|x| x.ingress)
-                .collect(),
-            None => ingresses.clone(),
+        // The server's `/` location: a named host's is the defaultBackend of the Ingress that
+        // first named it; the catch-all server's is that of an Ingress with no rules at all.
+        let server_host = all
+            .iter()
+            .find(|x| x.host_match.is_some() && x.host_match == best_host && best_host > Some(HostMatch::Any))
+            .and_then(|x| x.host);
+        let owner = match server_host {
+            Some(h) => {
+                fallback = "the Ingress that first names this host has no defaultBackend";
+                ingresses
+                    .iter()
+                    .find(|i| i.rules.iter().any(|r| r.host.as_deref() == Some(h)))
+                    .filter(|i| i.default_backend.is_some())
+            }
+            None => {
+                fallback = "no Ingress without rules gives a defaultBackend for hosts no rule names";
+                ingresses
+                    .iter()
+                    .find(|i| i.rules.is_empty() && i.default_backend.is_some())
+            }
         };
-        if let Some(ing) = owners.iter().find(|i| i.default_backend.is_some()) {
+        if let Some(ing) = owner {
             let b = ing.default_backend.as_ref().expect("found by its presence");
             candidates.push(HttpCandidate {
                 ingress: format!("{}/{}", ing.namespace, ing.name),
-                host: "default backend".into(),
+                host: server_host.unwrap_or("default backend").to_owned(),
                 path: None,
                 path_type: None,
                 backend: backend_name(c, b),
                 matches: true,
                 chosen: true,
-                why: "no rule matched, so the Ingress's defaultBackend takes the request".into(),
+                why: match server_host {
+                    Some(_) => "no path matched, so the defaultBackend of the Ingress that first names the host takes the request".into(),
+                    None => "no rule names this host, so the catch-all server takes it: the defaultBackend of an Ingress with no rules".into(),
+                },
             });
             chosen = Some(b);
         }
     }
-    let how = match chosen {
+    let mut how = match chosen {
+        Some(Backend::Missing { .. }) => format!(
+            "{} is a Service that does not exist: the controller has no endpoint for it and answers 503 itself",
+            backend_name(c, chosen.expect("matched"))
+        ),
         Some(b) => format!(
             "the controller opens a new connection of its own to one of {}'s endpoint addresses (it balances over the endpoints itself, not through the ClusterIP)",
             backend_name(c, b)
         ),
-        None => "no rule matched and there is no default backend: the controller answers 404 Not Found itself".into(),
+        None => format!("no location matched and {fallback}: the controller answers 404 Not Found itself"),
     };
+    if uri != path {
+        how = format!("nginx merges repeated slashes, so {path} is matched as {uri}; {how}");
+    }
     let step = Step::Http {
         host: host.to_owned(),
         path: path.to_owned(),
@@ -218,13 +305,24 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_match_whole_path_elements() {
-        assert!(prefix_matches("/foo", "/foo/bar"));
-        assert!(prefix_matches("/foo/", "/foo"));
-        assert!(prefix_matches("/", "/anything"));
-        assert!(!prefix_matches("/foo", "/foobar"));
-        assert!(!prefix_matches("/foo/bar", "/foo"));
-        assert!(path_matches(PathType::Exact, "/foo", "/foo"));
-        assert!(!path_matches(PathType::Exact, "/foo", "/foo/"));
+    fn locations_match_as_nginx_does() {
+        let m = |kind, rule: &str, uri: &str| location_match(&locations(kind, rule), uri);
+        assert_eq!(m(PathType::Prefix, "/foo", "/foo/bar"), Some((false, 5)));
+        assert_eq!(m(PathType::Prefix, "/foo", "/foo"), Some((true, 4)));
+        assert_eq!(m(PathType::Prefix, "/foo/", "/foo"), None);
+        assert_eq!(m(PathType::Prefix, "/", "/anything"), Some((false, 1)));
+        assert_eq!(m(PathType::Prefix, "/foo", "/foobar"), None);
+        assert_eq!(
+            m(PathType::ImplementationSpecific, "/static", "/staticfiles"),
+            Some((false, 7))
+        );
+        assert_eq!(m(PathType::Exact, "/foo", "/foo"), Some((true, 4)));
+        assert_eq!(m(PathType::Exact, "/foo", "/foo/"), None);
+    }
+
+    #[test]
+    fn repeated_slashes_are_merged() {
+        assert_eq!(merge_slashes("//static///logo.png"), "/static/logo.png");
+        assert_eq!(merge_slashes("/a/b/"), "/a/b/");
     }
 }

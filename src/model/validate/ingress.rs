@@ -22,18 +22,17 @@ impl Services<'_> {
 impl Validator {
     fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &Services<'_>) -> Option<Backend> {
         let name = b.service.as_ref()?;
-        let Some(si) = services.find(namespace, &name.value) else {
-            self.error(
-                name.span,
-                format!(
-                    "backend service `{namespace}/{}` does not exist",
-                    crate::diagnostic::shorten(&name.value)
-                ),
-                "an Ingress backend is a Service in the Ingress's own namespace",
-            );
-            return None;
-        };
         let port = b.port.as_ref()?;
+        let Some(si) = services.find(namespace, &name.value) else {
+            // Legal: the API does not check the reference, and ingress-nginx answers 503.
+            return Some(Backend::Missing {
+                service: format!("{namespace}/{}", name.value),
+                port: match &port.value {
+                    TargetPortSpec::Number(n) => n.to_string(),
+                    TargetPortSpec::Name(n) => n.clone(),
+                },
+            });
+        };
         if let TargetPortSpec::Name(n) = &port.value
             && !self.port_name(&Sp::new(n.clone(), port.span))
         {
@@ -62,7 +61,7 @@ impl Validator {
                 format!("its ports are: {}", have.join(", ")),
             );
         }
-        Some(Backend {
+        Some(Backend::Service {
             service: si,
             port: found?,
         })
