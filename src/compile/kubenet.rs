@@ -239,6 +239,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
                 },
                 src: None,
                 metric: r.metric,
+                onlink: r.onlink,
                 origin: format!("extra route from the scenario, line {}", r.line),
             });
         }

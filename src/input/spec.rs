@@ -63,6 +63,7 @@ pub struct RouteSpec {
     pub dev: Option<Sp<String>>,
     pub metric: Option<u32>,
     pub kind: Option<Sp<String>>,
+    pub onlink: Option<Sp<bool>>,
     pub span: crate::diagnostic::Span,
 }
 
@@ -300,7 +301,7 @@ fn decode_node(dec: &mut Decoder, node: &Node) -> Option<NodeSpec> {
 }
 
 fn decode_route(dec: &mut Decoder, node: &Node) -> Option<RouteSpec> {
-    let known = ["destination", "via", "dev", "metric", "type"];
+    let known = ["destination", "via", "dev", "metric", "type", "onlink"];
     let f = dec.fields(node, "a route", &known)?;
     Some(RouteSpec {
         destination: dec
@@ -310,6 +311,9 @@ fn decode_route(dec: &mut Decoder, node: &Node) -> Option<RouteSpec> {
         dev: opt(&f, "dev", |n| dec.string(n, "route device")),
         metric: opt(&f, "metric", |n| dec.integer(n, "route metric", 0, u32::MAX as i64)).map(|m| m.value as u32),
         kind: opt(&f, "type", |n| dec.word(n, "route type", ROUTE_TYPES)),
+        onlink: opt(&f, "onlink", |n| {
+            dec.bool(n, "onlink").map(|b| Sp::new(b, super::decode::span_of(n)))
+        }),
         span: f.span,
     })
 }

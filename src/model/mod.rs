@@ -182,6 +182,9 @@ pub struct ExtraRoute {
     pub dev: Option<String>,
     pub metric: u32,
     pub kind: RouteKind,
+    /// `ip route ... onlink`: the gateway is taken to be on the link though no subnet of the
+    /// device holds it.
+    pub onlink: bool,
     /// The scenario line it came from, so an explanation can point back at it.
     pub line: u64,
 }

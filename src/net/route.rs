@@ -50,6 +50,9 @@ pub struct Route {
     pub scope: Scope,
     pub src: Option<Ipv4Addr>,
     pub metric: u32,
+    /// `onlink`: the kernel takes the gateway to be on the device's link without checking.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub onlink: bool,
     /// Who put the route there, for explanations ("connected route of cbr0").
     #[serde(skip)]
     pub origin: String,
@@ -66,6 +69,7 @@ impl Route {
             scope: if via.is_some() { Scope::Global } else { Scope::Link },
             src: None,
             metric: 0,
+            onlink: false,
             origin: String::new(),
         }
     }
@@ -83,6 +87,7 @@ impl Route {
             scope,
             src: Some(addr.addr()),
             metric: 0,
+            onlink: false,
             origin: origin.clone(),
         };
         let host = |ip| Ipv4Net::new(ip, 32).expect("/32 is a valid prefix");
@@ -140,6 +145,9 @@ impl fmt::Display for Route {
         }
         if self.metric != 0 {
             write!(f, " metric {}", self.metric)?;
+        }
+        if self.onlink {
+            f.write_str(" onlink")?;
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 
 mod api_server;
 mod duplicates;
+mod gateways;
+mod host_ports;
 mod ingress;
 mod services;
 mod syntax;
@@ -215,6 +217,7 @@ impl Validator {
         let mut pods = self.pods(s, &nodes);
         let mut services = self.services(s, &pods, service_network.as_ref());
         self.kubernetes_service(s, &nodes, &mut pods, &mut services, service_network.as_ref());
+        self.host_ports(&pods);
         let ingresses = self.ingresses(s, &services);
         let traces = self.traces(s);
 
@@ -340,6 +343,9 @@ impl Validator {
                 cidrs.push((name.as_ref().map(|n| n.value.clone()).unwrap_or_default(), cidr.clone()));
             }
             let routes = self.routes(&n.routes);
+            for r in &n.routes {
+                self.route_gateway(r, networks.node_network, n.pod_cidr.as_ref());
+            }
             let node_hairpin = n.hairpin_mode.as_ref().map(|h| hairpin_mode(h)).unwrap_or(hairpin);
             if let (Some(name), Some(ip), Some(cidr)) = (name, &n.ip, &n.pod_cidr) {
                 out.push((
@@ -403,6 +409,7 @@ impl Validator {
                 dev: r.dev.as_ref().map(|d| d.value.clone()),
                 metric: r.metric.unwrap_or(0),
                 kind,
+                onlink: r.onlink.as_ref().is_some_and(|o| o.value),
                 line: r.span.pos.line,
             });
         }

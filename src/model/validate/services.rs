@@ -136,11 +136,27 @@ impl Validator {
             }
             let mut ports: Vec<ServicePort> = Vec::new();
             let mut listed: HashSet<(u16, Protocol)> = HashSet::new();
+            let mut port_names: HashSet<&str> = HashSet::new();
             for p in &sv.ports {
                 let Some(port) = &p.port else { continue };
                 let protocol = protocol(&p.protocol);
-                if let Some(n) = &p.name {
-                    self.port_name(n);
+                // The API holds a Service port's name to a DNS label (a container port's is an
+                // IANA service name), unique within the Service: kube-proxy names its chains
+                // after it.
+                if let Some(n) = &p.name
+                    && self.syntax(
+                        n,
+                        "Service port name",
+                        super::syntax::dns_label,
+                        "a Service port's name is a DNS label: up to 63 lowercase letters, digits and '-', such as `http` or `metrics`",
+                    )
+                    && !port_names.insert(n.value.as_str())
+                {
+                    self.error(
+                        n.span,
+                        format!("port name `{}` is used twice in service `{qualified}`", n.value),
+                        "each port of a Service needs a name of its own: kube-proxy writes one KUBE-SVC chain per name",
+                    );
                 }
                 if let Some(t) = &p.target_port
                     && let TargetPortSpec::Name(n) = &t.value
@@ -242,13 +258,17 @@ impl Validator {
                             names.into_iter().collect::<Vec<_>>().join(", ")
                         )
                     };
-                    self.error(
-                        t.span,
-                        format!(
+                    // Legal: the API does not check it. The EndpointSlice controller finds no
+                    // port for the pods, so the port has no endpoints and kube-proxy rejects.
+                    self.diagnostics.push(
+                        Diagnostic::warning(format!(
                             "targetPort `{}` names no {protocol} container port of the selected pods",
                             crate::diagnostic::shorten(n)
-                        ),
-                        help,
+                        ))
+                        .at(t.span)
+                        .help(format!(
+                            "the port has no endpoints, so kube-proxy rejects connections to it; {help}"
+                        )),
                     );
                 }
                 // kube-proxy sorts endpoints by their "ip:port" text before writing its chains.

@@ -385,10 +385,14 @@ fn route_words(h: &Host, table: &str, r: &Route) -> Vec<String> {
         t.extend(["dev".to_owned(), quote(dev)]);
     }
     if let (Some(via), Some(dev)) = (r.via, &r.dev)
+        && !r.onlink
         && !h
             .interface(dev)
             .is_some_and(|i| i.addrs.iter().any(|a| a.trunc().contains(&via)))
     {
+        t.push("onlink".into());
+    }
+    if r.onlink {
         t.push("onlink".into());
     }
     if table != "main" {
