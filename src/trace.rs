@@ -92,15 +92,15 @@ impl Verdict {
         match self {
             Verdict::Delivered => "the packet reached a listening socket, and the reply came back to the client",
             Verdict::LeftCluster => "the packet left for the internet",
-            Verdict::NoRoute => "no route matched the destination (the sender gets 'Network is unreachable')",
-            Verdict::Blackhole => "a blackhole route swallowed the packet without a word",
-            Verdict::Unreachable => "an unreachable route refused the packet (ICMP host unreachable)",
-            Verdict::Prohibited => "a prohibit route refused the packet (ICMP administratively prohibited)",
+            Verdict::NoRoute => "no route matched the destination",
+            Verdict::Blackhole => "a blackhole route dropped the packet",
+            Verdict::Unreachable => "an unreachable route refused the packet",
+            Verdict::Prohibited => "a prohibit route refused the packet",
             Verdict::NoNeighbor => "the next hop is not on the link: nobody answers ARP for it",
             Verdict::NoEndpoints => {
                 "the Service has no endpoints (or does not exist): kube-proxy rejects connections to it, an ingress controller answers 503"
             }
-            Verdict::NoListener => "the packet arrived, but nothing listens on that port (the client gets a reset)",
+            Verdict::NoListener => "the packet arrived, but nothing listens on that port",
             Verdict::DroppedByBridge => "the bridge will not send a frame back out of the port it came in on",
             Verdict::Filtered => "a netfilter rule dropped the packet",
             Verdict::Rejected => "a netfilter rule rejected the packet",
@@ -267,6 +267,16 @@ pub struct Trace {
     pub delivered_to: Option<DeliveredTo>,
     pub hops: Vec<Hop>,
     pub reply: Option<Reply>,
+    /// Where to look to fix this trace, when the question says more than the verdict does (a
+    /// Service port that does not exist); shown instead of the verdict's hint.
+    #[serde(skip)]
+    pub hint: Option<String>,
+}
+
+impl Trace {
+    pub fn hint(&self) -> &str {
+        self.hint.as_deref().unwrap_or(self.verdict.hint())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -81,6 +81,9 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = journey(c, state, q, ends, choice);
     name_endpoints(c, &mut trace);
+    if let Some(dst) = ends.dst {
+        crate::outcome::refine(c, &mut trace, dst, ends.protocol);
+    }
     if let Some(si) = ends.load_balancer
         && trace.hops.iter().any(|h| h.place.kind == "load_balancer")
         && fails_open(&lb_backends(c, &c.services[si]))
@@ -103,6 +106,7 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
         delivered_to: None,
         hops: Vec::new(),
         reply: None,
+        hint: None,
     };
     if ends.dns.is_some() {
         match ask_cluster_dns(c, state, ends) {
@@ -130,6 +134,13 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
     explain_load_balancer(c, ends, &mut trace.hops);
     let End::Delivered { host, tuple, owner } = first.end else {
         (trace.verdict, trace.reason) = (verdict_of(state, &first.end), describe_end(&first.end));
+        let sender = match ends.origin {
+            Origin::Socket(h) => Some(h),
+            Origin::Outside { .. } => None,
+        };
+        if let Some(seen) = crate::outcome::client_sees(state, &first.end, sender, ends.protocol) {
+            trace.reason = format!("{}; {seen}", trace.reason);
+        }
         return trace;
     };
     let client = match ends.origin {
@@ -265,7 +276,12 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
             },
             Some(seen),
         ),
-        Err((verdict, reason)) => (verdict, reason, returned(&back.end)),
+        Err((verdict, reason)) => {
+            if let Some(got) = returned(&back.end) {
+                not_taken(&mut reply_hops, sent, got);
+            }
+            (verdict, reason, returned(&back.end))
+        }
     };
     trace.reply = Some(Reply {
         seen_by_client: seen,
@@ -320,6 +336,21 @@ fn endpoint_followed(hops: &[Hop], ip: Ipv4Addr) -> bool {
                 .iter()
                 .any(|s| matches!(s, Step::Nat { nat, after, .. } if nat == "DNAT" && *after.dst.ip() == ip))
     })
+}
+
+/// The reply reached the client's host but not as the answer its socket waits for: the last
+/// step says so, instead of a delivery.
+fn not_taken(hops: &mut [Hop], sent: Tuple, got: Tuple) {
+    let Some(hop) = hops.last_mut() else { return };
+    if let Some(step) = hop.steps.iter_mut().rev().find(|s| matches!(s, Step::Deliver { .. })) {
+        *step = Step::Drop {
+            reason: format!(
+                "not taken by the client's socket, which dialled {} and waits for its answer from there, not from {}",
+                sent.dst_text(),
+                got.src_text()
+            ),
+        };
+    }
 }
 
 fn returned(end: &End) -> Option<Tuple> {
@@ -510,7 +541,7 @@ fn describe(state: &NetState, end: &End) -> String {
             format!("{} finds no host answering for next hop {next_hop}", name(*host))
         }
         End::NoListener { host, tuple } => format!(
-            "{} has no socket listening on {}/{}; the client gets a reset",
+            "{} has no socket listening on {}/{}",
             name(*host),
             tuple.dst.port(),
             tuple.protocol

@@ -80,7 +80,7 @@ pub fn text(t: &Trace, style: Style) -> String {
     }
     if !t.verdict.is_success() {
         let _ = writeln!(out, "\n{}: {}", t.verdict.name(), t.verdict.meaning());
-        let _ = writeln!(out, "hint: {}", t.verdict.hint());
+        let _ = writeln!(out, "hint: {}", t.hint());
     }
     out
 }

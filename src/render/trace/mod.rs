@@ -39,7 +39,7 @@ fn trace_value(t: &Trace) -> serde_json::Value {
         match after.as_str() {
             "verdict" => {
                 out.insert("meaning".into(), t.verdict.meaning().into());
-                out.insert("hint".into(), t.verdict.hint().into());
+                out.insert("hint".into(), t.hint().into());
             }
             "reason" => {
                 out.insert(

@@ -55,7 +55,7 @@ pub fn text(t: &Trace, style: Style) -> String {
         let _ = writeln!(out, "  delivered to {} ({})", d.address(), d.listener);
     }
     if !t.verdict.is_success() {
-        let _ = writeln!(out, "  hint: {}", t.verdict.hint());
+        let _ = writeln!(out, "  hint: {}", t.hint());
     }
     out
 }
