@@ -13,6 +13,8 @@ mod compare;
 mod generate;
 #[path = "kernel/lab.rs"]
 mod lab;
+#[path = "kernel/localnet.rs"]
+mod localnet;
 #[path = "kernel/nftrace.rs"]
 mod nftrace;
 #[path = "kernel/run.rs"]
