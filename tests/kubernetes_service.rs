@@ -66,3 +66,16 @@ fn a_declared_one_without_selector_leads_to_the_api_server() {
         [("10.100.0.2".to_owned(), 6443)]
     );
 }
+
+#[test]
+fn a_listed_api_server_pod_is_the_endpoint_and_listens_on_its_port() {
+    // As `kubectl get pods -A` prints kubeadm's static pod: no ports declared, on node-2.
+    let text = format!(
+        "{BASE}pods:\n  - {{name: kube-apiserver-node-2, namespace: kube-system, node: node-2, hostNetwork: true, containers: [{{name: kube-apiserver}}]}}\n"
+    );
+    let c = cluster(&text);
+    assert_eq!(c.pods.len(), 1, "no second API server pod is added");
+    let e = &kubernetes(&c).ports[0].endpoints[0];
+    assert_eq!((e.pod, e.ip, e.port), (0, "10.100.0.3".parse().unwrap(), 6443));
+    assert!(c.pods[0].listeners().any(|(_, p)| p.port == 6443));
+}

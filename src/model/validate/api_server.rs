@@ -44,7 +44,13 @@ impl Validator {
                     None
                 }
             },
-            None => (!nodes.is_empty()).then_some(0),
+            // A file that lists kubeadm's API server pod (as `kubectl get pods -A` prints it)
+            // says where it runs.
+            None => pods
+                .iter()
+                .find(|(p, _)| p.namespace == "kube-system" && p.name.starts_with("kube-apiserver-") && p.host_network)
+                .map(|(p, _)| p.node)
+                .or((!nodes.is_empty()).then_some(0)),
         };
         let port = spec
             .and_then(|a| a.port.as_ref())
@@ -119,6 +125,19 @@ fn api_server_pod(node: &Node, index: usize, port: u16, pods: &mut Vec<(Pod, Spa
         .iter()
         .position(|(p, _)| p.namespace == "kube-system" && p.name == name)
     {
+        // kubeadm's manifest declares no ports; the API server listens on its port anyway.
+        let pod = &mut pods[i].0;
+        if !pod
+            .listeners()
+            .any(|(_, p)| p.port == port && p.protocol == Protocol::Tcp)
+            && let Some(c) = pod.containers.first_mut()
+        {
+            c.ports.push(ContainerPort {
+                name: Some("https".to_owned()),
+                port,
+                protocol: Protocol::Tcp,
+            });
+        }
         return (i, pods[i].0.ip);
     }
     pods.push((
