@@ -33,6 +33,7 @@ pub fn client_sees(state: &NetState, end: &End, sender: Option<usize>, protocol:
             Protocol::Icmp => return None,
         },
         End::Dropped { .. } => silent.into(),
+        End::TtlExceeded { .. } => "the host where the TTL runs out answers ICMP time exceeded, which the client sees as 'No route to host'".into(),
         _ => return None,
     })
 }

@@ -155,6 +155,23 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
             &want,
             got,
         );
+        // The trace's words for what the client sees must be what the kernel showed it.
+        let words = match got {
+            compare::Outcome::Failed(message) if want.admits(got) => Some(message.clone()),
+            compare::Outcome::Silent if f.trace.verdict == k8snet::trace::Verdict::Blackhole => {
+                Some("times out".to_owned())
+            }
+            _ => None,
+        };
+        if let Some(words) = words {
+            tally.compare(
+                "client's view",
+                format!("{}: the reason says `{words}`", f.label),
+                f.trace.reason.contains(&words),
+                &words,
+                &f.trace.reason,
+            );
+        }
     }
     Report {
         tally,
