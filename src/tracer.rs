@@ -177,9 +177,13 @@ fn journey(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoin
             };
             let backend_name = http::backend_name(c, b);
             let crate::model::Backend::Service { service, port } = b else {
+                let what = match b {
+                    crate::model::Backend::Missing { exists: true, .. } => "a port the Service does not have",
+                    _ => "a Service that does not exist",
+                };
                 trace.verdict = Verdict::NoEndpoints;
                 trace.reason = format!(
-                    "{owner} routes http://{}{} to {backend_name}, a Service that does not exist: it has no endpoint to send to and answers 503 Service Temporarily Unavailable",
+                    "{owner} routes http://{}{} to {backend_name}, {what}: it has no endpoint to send to and answers 503 Service Temporarily Unavailable",
                     req.host, req.path
                 );
                 return trace;

@@ -346,9 +346,14 @@ pub enum Backend {
     /// A port of one of the cluster's Services: an index into `Cluster::services`, and one
     /// into that Service's `ports`.
     Service { service: usize, port: usize },
-    /// A Service the Ingress names but the cluster does not have, which the API accepts:
-    /// ingress-nginx has no endpoint for it and answers 503. `service` is `namespace/name`.
-    Missing { service: String, port: String },
+    /// A Service the Ingress names but the cluster does not have, or a port that Service does
+    /// not have, which the API accepts: ingress-nginx has no endpoint for it and answers 503.
+    /// `service` is `namespace/name`; `exists` says whether the Service does.
+    Missing {
+        service: String,
+        port: String,
+        exists: bool,
+    },
 }
 
 /// A trace the scenario pins for CI, with the verdict it must end in.

@@ -512,12 +512,11 @@ pub(super) fn ingresses(out: &mut String, c: &Cluster, style: Style) {
                 let s = &c.services[*service];
                 format!("{}:{}", s.name, s.ports[*port].port)
             }
-            crate::model::Backend::Missing { service, port } => {
-                format!(
-                    "{}:{port} (no such Service: 503)",
-                    service.split('/').nth(1).unwrap_or(service)
-                )
-            }
+            crate::model::Backend::Missing { service, port, exists } => format!(
+                "{}:{port} (no such {}: 503)",
+                service.split('/').nth(1).unwrap_or(service),
+                if *exists { "port" } else { "Service" }
+            ),
         };
         for r in &ing.rules {
             for p in &r.paths {

@@ -231,7 +231,7 @@ fn ingresses(c: &Cluster) -> Vec<Value> {
             let s = &c.services[*service];
             json!({ "service": s.qualified_name(), "port": s.ports[*port].port })
         }
-        crate::model::Backend::Missing { service, port } => {
+        crate::model::Backend::Missing { service, port, .. } => {
             let port = port.parse::<u16>().map_or_else(|_| json!(port), |n| json!(n));
             json!({ "service": service, "port": port, "missing": true })
         }

@@ -110,7 +110,7 @@ pub fn backend_name(c: &Cluster, b: &Backend) -> String {
             let port = p.name.clone().unwrap_or_else(|| p.port.to_string());
             format!("{}/{}:{port}", s.namespace, s.name)
         }
-        Backend::Missing { service, port } => format!("{service}:{port}"),
+        Backend::Missing { service, port, .. } => format!("{service}:{port}"),
     }
 }
 
@@ -262,9 +262,14 @@ pub fn route<'c>(c: &'c Cluster, controller: usize, host: &str, path: &str) -> (
         }
     }
     let mut how = match chosen {
-        Some(Backend::Missing { .. }) => format!(
-            "{} is a Service that does not exist: the controller has no endpoint for it and answers 503 itself",
-            backend_name(c, chosen.expect("matched"))
+        Some(Backend::Missing { exists, .. }) => format!(
+            "{} is {}: the controller has no endpoint for it and answers 503 itself",
+            backend_name(c, chosen.expect("matched")),
+            if *exists {
+                "a port the Service does not have"
+            } else {
+                "a Service that does not exist"
+            }
         ),
         Some(b) => format!(
             "the controller opens a new connection of its own to one of {}'s endpoint addresses (it balances over the endpoints itself, not through the ClusterIP)",

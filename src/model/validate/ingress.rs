@@ -19,6 +19,13 @@ impl Services<'_> {
     }
 }
 
+fn port_text(port: &TargetPortSpec) -> String {
+    match port {
+        TargetPortSpec::Number(n) => n.to_string(),
+        TargetPortSpec::Name(n) => n.clone(),
+    }
+}
+
 impl Validator {
     fn backend(&mut self, b: &spec::BackendSpec, namespace: &str, services: &Services<'_>) -> Option<Backend> {
         let name = b.service.as_ref()?;
@@ -27,10 +34,8 @@ impl Validator {
             // Legal: the API does not check the reference, and ingress-nginx answers 503.
             return Some(Backend::Missing {
                 service: format!("{namespace}/{}", name.value),
-                port: match &port.value {
-                    TargetPortSpec::Number(n) => n.to_string(),
-                    TargetPortSpec::Name(n) => n.clone(),
-                },
+                port: port_text(&port.value),
+                exists: false,
             });
         };
         if let TargetPortSpec::Name(n) = &port.value
@@ -42,28 +47,35 @@ impl Validator {
             TargetPortSpec::Number(n) => p.port == *n,
             TargetPortSpec::Name(n) => p.name.as_deref() == Some(n.as_str()),
         });
-        if found.is_none() {
+        let Some(found) = found else {
+            // Legal too, and answered with 503 as for a Service that does not exist; most
+            // likely a mistake, so it is pointed out.
             let have: Vec<String> = services.all[si]
                 .ports
                 .iter()
                 .map(|p| p.name.clone().unwrap_or_else(|| p.port.to_string()))
                 .collect();
-            self.error(
-                port.span,
-                format!(
+            self.diagnostics.push(
+                crate::diagnostic::Diagnostic::warning(format!(
                     "service `{namespace}/{}` has no port {}",
                     name.value,
-                    match &port.value {
-                        TargetPortSpec::Number(n) => n.to_string(),
-                        TargetPortSpec::Name(n) => n.clone(),
-                    }
-                ),
-                format!("its ports are: {}", have.join(", ")),
+                    port_text(&port.value)
+                ))
+                .at(port.span)
+                .help(format!(
+                    "ingress-nginx answers 503 for this backend; the Service's ports are: {}",
+                    have.join(", ")
+                )),
             );
-        }
+            return Some(Backend::Missing {
+                service: format!("{namespace}/{}", name.value),
+                port: port_text(&port.value),
+                exists: true,
+            });
+        };
         Some(Backend::Service {
             service: si,
-            port: found?,
+            port: found,
         })
     }
 
