@@ -1,0 +1,165 @@
+//! `explain` of a cluster whose kube-proxy runs in nftables mode: the `ip kube-proxy` table as
+//! `nft list table ip kube-proxy` lists it on a node, what other nodes hold differently, and
+//! the part of it one Service port owns.
+
+use std::fmt::Write;
+
+use super::style::Style;
+use crate::compile::kube_proxy::nftables::port_chains;
+use crate::model::{Cluster, Service, ServicePort};
+use crate::net::nftables::Table;
+use crate::net::{NetState, Role};
+
+fn node_tables<'a>(c: &Cluster, state: &'a NetState) -> Vec<(String, &'a Table)> {
+    (0..state.hosts.len())
+        .filter(|&i| matches!(state.hosts.role(i), Role::Node { .. }))
+        .filter_map(|i| {
+            let h = &state.hosts[i];
+            let t = h.nftables.as_ref()?;
+            c.node_named(&h.name).map(|_| (h.name.clone(), t))
+        })
+        .collect()
+}
+
+fn indented(out: &mut String, text: &str, by: usize, style: Style) {
+    for line in text.lines() {
+        let _ = writeln!(out, "{:by$}{}", "", style.code(&line.replace('\t', "    ")));
+    }
+}
+
+/// The first node's table in full, then for each other node the lines its listing has that the
+/// first node's has not, and the other way round.
+pub fn tables(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
+    let tables = node_tables(c, state);
+    let Some((first, table)) = tables.first() else {
+        return;
+    };
+    let listing = table.list();
+    let _ = writeln!(
+        out,
+        "{} {}",
+        style.heading(&format!("kube-proxy's nftables table on {first}")),
+        style.dim("(as `nft list table ip kube-proxy` lists it)")
+    );
+    indented(out, &listing, 2, style);
+    out.push('\n');
+    let mine: std::collections::HashSet<&str> = listing.lines().collect();
+    for (name, t) in &tables[1..] {
+        let other = t.list();
+        let theirs: std::collections::HashSet<&str> = other.lines().collect();
+        let added: Vec<&str> = other.lines().filter(|l| !mine.contains(l)).collect();
+        let removed: Vec<&str> = listing.lines().filter(|l| !theirs.contains(l)).collect();
+        if added.is_empty() && removed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{} {}",
+            style.heading(&format!("On {name}")),
+            style.dim(&format!(
+                "(the same table, but for these lines: + only on {name}, - only on {first})"
+            ))
+        );
+        for l in removed {
+            let _ = writeln!(out, "  - {}", style.code(l.trim()));
+        }
+        for l in added {
+            let _ = writeln!(out, "  + {}", style.code(l.trim()));
+        }
+        out.push('\n');
+    }
+}
+
+/// One node's table in full.
+pub fn node_table(out: &mut String, table: &Table, style: Style) {
+    let _ = writeln!(
+        out,
+        "  kube-proxy's table {}",
+        style.dim("(as `nft list table ip kube-proxy` lists it)")
+    );
+    indented(out, &table.list(), 4, style);
+}
+
+/// What of `table` belongs to one Service port: its elements in the maps and sets, and its
+/// chains.
+fn port_entries(table: &Table, s: &Service, port: &ServicePort) -> Vec<String> {
+    let chains = port_chains(s, port);
+    let mut lines = Vec::new();
+    for set in table.sets() {
+        for e in set.elements() {
+            let by_key = e
+                .key
+                .addr
+                .is_some_and(|a| Some(a) == s.cluster_ip || Some(a) == s.load_balancer_ip)
+                && e.key.protocol.is_none_or(|p| p == port.protocol)
+                && e.key.port.is_none_or(|p| p == port.port);
+            let by_node_port = e.key.addr.is_none()
+                && e.key.protocol == Some(port.protocol)
+                && e.key.port.is_some()
+                && e.key.port == port.node_port;
+            if by_key || by_node_port {
+                lines.push(format!(
+                    "{} {}: {}",
+                    if set.map { "map" } else { "set" },
+                    set.name,
+                    e.text()
+                ));
+            }
+        }
+        if chains.affinity.contains(&set.name) {
+            lines.push(format!("set {} (timed, filled by the endpoint chain)", set.name));
+        }
+    }
+    for chain in table.chains() {
+        if chain.name == chains.service
+            || chain.name == chains.local
+            || chain.name == chains.external
+            || chain.name == chains.firewall
+            || chains.endpoints.contains(&chain.name)
+        {
+            lines.push(format!("chain {} {{", chain.name));
+            lines.extend(chain.rules.iter().map(|r| format!("    {}", r.text())));
+            lines.push("}".into());
+        }
+    }
+    lines
+}
+
+/// The entries of one Service port, on every node or per group of nodes that hold the same.
+pub fn service_port(out: &mut String, c: &Cluster, state: &NetState, s: &Service, port: &ServicePort, style: Style) {
+    let tables = node_tables(c, state);
+    // Nodes hold different entries only when a policy is Local or a source range holds a
+    // node's address; otherwise one node says it for all.
+    let differs = s.internal_traffic_policy == crate::model::TrafficPolicy::Local
+        || s.external_traffic_policy == crate::model::TrafficPolicy::Local
+        || !s.load_balancer_source_ranges.is_empty();
+    let shown = if differs {
+        &tables[..]
+    } else {
+        &tables[..tables.len().min(1)]
+    };
+    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for (name, t) in shown {
+        let lines = port_entries(t, s, port);
+        match groups.iter_mut().find(|(l, _)| *l == lines) {
+            Some((_, nodes)) => nodes.push(name.clone()),
+            None => groups.push((lines, vec![name.clone()])),
+        }
+    }
+    let name = crate::compile::names::service_port_name(s, port);
+    for (lines, nodes) in &groups {
+        let on = if groups.len() == 1 {
+            "every node".to_owned()
+        } else {
+            nodes.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  kube-proxy's nftables entries for {name} on {on} {}",
+            style.dim("(as `nft list table ip kube-proxy` lists them)")
+        );
+        for l in lines {
+            let _ = writeln!(out, "    {}", style.code(l));
+        }
+    }
+}
