@@ -314,6 +314,8 @@ impl PartialEq for Set {
 pub struct Part {
     chains: Vec<Chain>,
     chain_index: HashMap<String, usize>,
+    /// The base chains among `chains`, so a hook finds its few without walking every chain.
+    base: Vec<usize>,
     sets: Vec<Set>,
     set_index: HashMap<String, usize>,
     /// Elements for sets of the shared part, by set name.
@@ -324,6 +326,10 @@ pub struct Part {
 impl Part {
     pub fn base_chain(&mut self, name: &str, kind: ChainType, hook: Hook, priority: i32) {
         self.chain(name).base = Some(BaseChain { kind, hook, priority });
+        let i = self.chain_index[name];
+        if !self.base.contains(&i) {
+            self.base.push(i);
+        }
     }
 
     /// The chain `name`, made (as a regular chain) if it does not exist yet.
@@ -515,9 +521,17 @@ impl Table {
     /// The base chains on `hook`, by priority; chains of one priority in the order they were
     /// made.
     pub fn base_chains(&self, hook: Hook) -> Vec<&Chain> {
-        let mut list: Vec<&Chain> = self
-            .chains()
+        let own = self.own();
+        let shared = self.shared.base.iter().map(|&i| {
+            let c = &self.shared.chains[i];
+            own.and_then(|o| o.get_chain(&c.name)).unwrap_or(c)
+        });
+        let mine = own
             .into_iter()
+            .flat_map(|o| o.base.iter().map(|&i| &o.chains[i]))
+            .filter(|c| self.shared.get_chain(&c.name).is_none());
+        let mut list: Vec<&Chain> = shared
+            .chain(mine)
             .filter(|c| c.base.is_some_and(|b| b.hook == hook))
             .collect();
         list.sort_by_key(|c| c.base.map(|b| b.priority));
@@ -527,6 +541,12 @@ impl Table {
     /// The table as `nft list table ip NAME` prints it.
     pub fn list(&self) -> String {
         list::list(self)
+    }
+
+    /// The listing without the chains and sets of single Service ports and with at most `max`
+    /// elements a set, and how many chains it left out.
+    pub fn list_abridged(&self, max: usize) -> (String, usize) {
+        list::list_abridged(self, max)
     }
 }
 

@@ -98,7 +98,9 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
         if let Some(h) = state.host_named(name).filter(|_| filter.service.is_none()) {
             node(&mut out, cluster, &state.hosts[h], style);
             if let Some(t) = &state.hosts[h].nftables {
-                super::explain_nft::node_table(&mut out, t, style);
+                let large =
+                    cluster.nodes.len() > SUMMARY_ABOVE_NODES || cluster.services.len() > SUMMARY_ABOVE_SERVICES;
+                super::explain_nft::node_table(&mut out, t, large, style);
                 out.push('\n');
             }
         }

@@ -70,14 +70,30 @@ pub fn tables(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
     }
 }
 
-/// One node's table in full.
-pub fn node_table(out: &mut String, table: &Table, style: Style) {
+/// How many elements of a set a large cluster's node view shows.
+const ELEMENTS_SHOWN: usize = 20;
+
+/// One node's table: in full, or for a large cluster abridged (the chains of single Services
+/// left out, and the maps cut short), with where to find the rest.
+pub fn node_table(out: &mut String, table: &Table, large: bool, style: Style) {
     let _ = writeln!(
         out,
         "  kube-proxy's table {}",
         style.dim("(as `nft list table ip kube-proxy` lists it)")
     );
-    indented(out, &table.list(), 4, style);
+    if !large {
+        indented(out, &table.list(), 4, style);
+        return;
+    }
+    let (text, left_out) = table.list_abridged(ELEMENTS_SHOWN);
+    indented(out, &text, 4, style);
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.dim(&format!(
+            "{left_out} chains of single Services and endpoints left out, and maps cut at {ELEMENTS_SHOWN} elements: `k8snet explain --service NAME` shows one Service's"
+        ))
+    );
 }
 
 /// What of `table` belongs to one Service port: its elements in the maps and sets, and its
@@ -133,17 +149,38 @@ pub fn service_port(out: &mut String, c: &Cluster, state: &NetState, s: &Service
     let differs = s.internal_traffic_policy == crate::model::TrafficPolicy::Local
         || s.external_traffic_policy == crate::model::TrafficPolicy::Local
         || !s.load_balancer_source_ranges.is_empty();
-    let shown = if differs {
-        &tables[..]
-    } else {
-        &tables[..tables.len().min(1)]
+    // Nodes with the same local endpoints (and the same standing in the source ranges) hold
+    // the same entries: one of each kind is read, as the iptables view does.
+    let kind = |node: &str| {
+        let n = c.node_named(node);
+        let local: Vec<usize> = (0..port.endpoints.len())
+            .filter(|&i| Some(c.pods[port.endpoints[i].pod].node) == n)
+            .collect();
+        let in_range = n.is_some_and(|n| s.load_balancer_source_ranges.iter().any(|r| r.contains(&c.nodes[n].ip)));
+        (local, in_range)
     };
     let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
-    for (name, t) in shown {
+    let mut kinds: Vec<((Vec<usize>, bool), usize)> = Vec::new();
+    for (name, t) in &tables {
+        if !differs && !groups.is_empty() {
+            groups[0].1.push(name.clone());
+            continue;
+        }
+        let k = kind(name);
+        if let Some((_, g)) = kinds.iter().find(|(seen, _)| *seen == k) {
+            groups[*g].1.push(name.clone());
+            continue;
+        }
         let lines = port_entries(t, s, port);
-        match groups.iter_mut().find(|(l, _)| *l == lines) {
-            Some((_, nodes)) => nodes.push(name.clone()),
-            None => groups.push((lines, vec![name.clone()])),
+        match groups.iter().position(|(l, _)| *l == lines) {
+            Some(g) => {
+                groups[g].1.push(name.clone());
+                kinds.push((k, g));
+            }
+            None => {
+                kinds.push((k, groups.len()));
+                groups.push((lines, vec![name.clone()]));
+            }
         }
     }
     let name = crate::compile::names::service_port_name(s, port);

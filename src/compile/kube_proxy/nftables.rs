@@ -117,8 +117,9 @@ impl KubeProxy {
                 node_ip: None,
                 firewall_per_node: super::external::ranges_hold_a_node(cluster, s),
             };
-            for port in &s.ports {
-                service_port(&cx, s, port, &[], &mut shared);
+            let chains: Vec<PortChains> = s.ports.iter().map(|p| port_chains(s, p)).collect();
+            for (port, names) in s.ports.iter().zip(&chains) {
+                service_port(&cx, s, port, names, &[], &mut shared);
             }
             if depends_on_node(s, cx.firewall_per_node) {
                 let endpoint_nodes = s
@@ -126,7 +127,12 @@ impl KubeProxy {
                     .iter()
                     .map(|p| p.endpoints.iter().map(|e| cluster.pods[e.pod].node).collect())
                     .collect();
-                own.push((s.clone(), endpoint_nodes, cx.firewall_per_node));
+                own.push(NodeService {
+                    service: s.clone(),
+                    endpoint_nodes,
+                    firewall_per_node: cx.firewall_per_node,
+                    chains,
+                });
             }
         }
         KubeProxy {
@@ -151,13 +157,20 @@ impl KubeProxy {
     }
 }
 
-/// What the nodes' own parts are made from: the Services whose rules differ from node to node,
-/// with the node of each endpoint.
+/// What the nodes' own parts are made from: the Services whose rules differ from node to node.
 struct NodeParts {
     pod_network: Ipv4Net,
     node_ips: Vec<Ipv4Addr>,
-    #[allow(clippy::type_complexity)]
-    services: Vec<(Service, Vec<Vec<usize>>, bool)>,
+    services: Vec<NodeService>,
+}
+
+/// A Service whose rules differ from node to node, with what every node's part needs of it
+/// worked out once: the node of each endpoint (per port) and the chain names.
+struct NodeService {
+    service: Service,
+    endpoint_nodes: Vec<Vec<usize>>,
+    firewall_per_node: bool,
+    chains: Vec<PortChains>,
 }
 
 impl NodeParts {
@@ -175,15 +188,15 @@ impl NodeParts {
                 },
             );
         }
-        for (service, endpoint_nodes, firewall_per_node) in &self.services {
+        for ns in &self.services {
             let cx = Cx {
                 pod_network: self.pod_network,
                 node: Some(node),
                 node_ip: self.node_ips.get(node).copied(),
-                firewall_per_node: *firewall_per_node,
+                firewall_per_node: ns.firewall_per_node,
             };
-            for (port, nodes) in service.ports.iter().zip(endpoint_nodes) {
-                service_port(&cx, service, port, nodes, &mut part);
+            for ((port, nodes), names) in ns.service.ports.iter().zip(&ns.endpoint_nodes).zip(&ns.chains) {
+                service_port(&cx, &ns.service, port, names, nodes, &mut part);
             }
         }
         part
@@ -395,11 +408,10 @@ fn element(key: Key, comment: Option<&str>, verdict: Verdict) -> Element {
 
 /// One Service port, in `syncProxyRules`' order; `endpoint_nodes` holds each endpoint's node
 /// in a node's pass (and is empty in the shared one, which needs none).
-fn service_port(cx: &Cx, s: &Service, port: &ServicePort, endpoint_nodes: &[usize], p: &mut Part) {
+fn service_port(cx: &Cx, s: &Service, port: &ServicePort, chains: &PortChains, endpoint_nodes: &[usize], p: &mut Part) {
     let Some(cluster_ip) = s.cluster_ip else {
         return;
     };
-    let chains = port_chains(s, port);
     let name = chains.port_name.as_str();
     let proto = port.protocol;
     let all: Vec<usize> = (0..port.endpoints.len()).collect();
@@ -514,7 +526,7 @@ fn service_port(cx: &Cx, s: &Service, port: &ServicePort, endpoint_nodes: &[usiz
         );
     }
     if uses_external && cx.writes(ext_local) {
-        external_chain(cx, s, &chains, has_external, p);
+        external_chain(cx, s, chains, has_external, p);
     }
     if uses_firewall && cx.writes(cx.firewall_per_node) {
         let mut sources: Vec<Ipv4Net> = s.load_balancer_source_ranges.clone();
@@ -544,14 +556,14 @@ fn service_port(cx: &Cx, s: &Service, port: &ServicePort, endpoint_nodes: &[usiz
         }
     }
     if uses_cluster && cx.writes(false) {
-        spread(s, &chains, &chains.service, &all, p);
+        spread(s, chains, &chains.service, &all, p);
     }
     if uses_local && cx.writes(true) {
-        spread(s, &chains, &chains.local, &local, p);
+        spread(s, chains, &chains.local, &local, p);
     }
     if cx.writes(!uses_cluster) {
         for &i in &reachable {
-            endpoint_chain(s, port, &chains, i, p);
+            endpoint_chain(s, port, chains, i, p);
         }
     }
 }

@@ -226,11 +226,11 @@ fn kind_text(k: ChainType) -> &'static str {
     }
 }
 
-/// nft puts two addresses on a line, and one element of any other key.
-fn elements_text(set: &Set) -> String {
+/// nft puts two addresses on a line, and one element of any other key. `max` elements at most.
+fn elements_text(set: &Set, max: usize) -> String {
     let per_line = if set.key == KeyType::Addr && !set.map { 2 } else { 1 };
     let mut out = String::from("{ ");
-    for (i, e) in set.elements().iter().enumerate() {
+    for (i, e) in set.elements().iter().take(max).enumerate() {
         if i > 0 {
             out.push_str(if i % per_line == 0 { ",\n\t\t\t     " } else { ", " });
         }
@@ -240,7 +240,7 @@ fn elements_text(set: &Set) -> String {
     out
 }
 
-fn set_text(out: &mut String, set: &Set) {
+fn set_text(out: &mut String, set: &Set, max: usize) {
     let _ = writeln!(out, "\t{} {} {{", if set.map { "map" } else { "set" }, set.name);
     let value = if set.map { " : verdict" } else { "" };
     let _ = writeln!(out, "\t\ttype {}{value}", key_type(set.key));
@@ -253,23 +253,49 @@ fn set_text(out: &mut String, set: &Set) {
         let _ = writeln!(out, "\t\tcomment {}", quoted_string(c));
     }
     if !set.elements().is_empty() {
-        let _ = writeln!(out, "\t\telements = {}", elements_text(set));
+        let _ = writeln!(out, "\t\telements = {}", elements_text(set, max));
+    }
+    let left = set.elements().len().saturating_sub(max);
+    if left > 0 {
+        let _ = writeln!(out, "\t\t# … and {left} more elements");
     }
     out.push_str("\t}\n");
 }
 
+/// kube-proxy's own test for a chain of one Service port or endpoint (`isServiceChainName`):
+/// only those names hold a `/`.
+fn is_service_part(name: &str) -> bool {
+    name.contains('/')
+}
+
 pub(super) fn list(table: &Table) -> String {
+    listing(table, usize::MAX, true)
+}
+
+/// The table with at most `max` elements of each set and without the chains and sets of single
+/// Service ports, and how many chains were left out: what a large cluster's node holds, in a
+/// size one can read.
+pub(super) fn list_abridged(table: &Table, max: usize) -> (String, usize) {
+    let left_out = table.chains().iter().filter(|c| is_service_part(&c.name)).count();
+    (listing(table, max, false), left_out)
+}
+
+fn listing(table: &Table, max: usize, services: bool) -> String {
     let mut out = format!("table ip {} {{\n", table.name);
     if let Some(c) = &table.comment {
         let _ = writeln!(out, "\tcomment {}", quoted_string(c));
     }
     let mut blocks = Vec::new();
-    for set in table.sets() {
+    for set in table.sets().iter().filter(|s| services || !is_service_part(&s.name)) {
         let mut b = String::new();
-        set_text(&mut b, &set);
+        set_text(&mut b, set, max);
         blocks.push(b);
     }
-    for chain in table.chains() {
+    for chain in table
+        .chains()
+        .into_iter()
+        .filter(|c| services || !is_service_part(&c.name))
+    {
         let mut b = format!("\tchain {} {{\n", chain.name);
         if let Some(base) = chain.base {
             let _ = writeln!(
