@@ -328,6 +328,42 @@ impl<'a> Simulator<'a> {
         result
     }
 
+    /// Whether FORWARD lets through a copy of `pkt` that conntrack finds INVALID (iptables-mode
+    /// kube-proxy drops such packets; its nftables mode does not). Nothing is recorded.
+    fn forwards_invalid(&self, host: usize, pkt: &Packet, r: &route::Route) -> bool {
+        let h = self.host(host);
+        let mut copy = Packet {
+            tuple: pkt.tuple,
+            mark: pkt.mark,
+            iif: pkt.iif.clone(),
+            oif: r.dev.clone(),
+            ct_state: CtState::Invalid,
+        };
+        let mut decisions = 0;
+        let mut steps = Vec::new();
+        stages(h, "FORWARD", false, true).into_iter().all(|stage| {
+            let verdict = match stage {
+                Stage::Iptables(table) => Walk {
+                    host: h,
+                    hook: "FORWARD",
+                    choice: &self.choice,
+                    decisions: &mut decisions,
+                    steps: &mut steps,
+                }
+                .run(table, &mut copy),
+                Stage::Nftables(table, chain, _) => nftables::NftWalk {
+                    host: h,
+                    hook: "FORWARD",
+                    choice: &self.choice,
+                    decisions: &mut decisions,
+                    steps: &mut steps,
+                }
+                .run(table, chain, &mut copy),
+            };
+            verdict == NfVerdict::Accept
+        })
+    }
+
     /// The reverse NAT conntrack applies to a reply: the destination is restored where the
     /// kernel does destination NAT (PREROUTING, OUTPUT), the source where it does source NAT
     /// (POSTROUTING, INPUT).

@@ -400,7 +400,9 @@ pub fn outcome(out: &std::process::Output, protocol: Protocol) -> Outcome {
     if protocol == Protocol::Icmp {
         return ping_outcome(&stdout, &String::from_utf8_lossy(&out.stderr));
     }
-    let words: Vec<&str> = stdout.split_whitespace().collect();
+    // A request duplicated on the way (a promiscuous bridge's copy that no rule drops) is
+    // answered twice: the first answer is the one compared.
+    let words: Vec<&str> = stdout.lines().next().unwrap_or_default().split_whitespace().collect();
     if let [who, local, lport, peer, pport] = words.as_slice()
         && let (Ok(l), Ok(lp), Ok(p), Ok(pp)) = (local.parse(), lport.parse(), peer.parse(), pport.parse())
     {
