@@ -445,11 +445,6 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
     for (p, facts) in s.ports.iter().zip(ports) {
         let chains = &facts.chains;
         let label = p.name.clone().unwrap_or_else(|| p.port.to_string());
-        let endpoint_chains = if nftables {
-            crate::compile::kube_proxy::nftables::port_chains(s, p).endpoints
-        } else {
-            chains.endpoints.clone()
-        };
         if p.endpoints.is_empty() && nftables {
             let _ = writeln!(
                 out,
@@ -483,7 +478,7 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
                     format!("{:.3}", 1.0 / n as f64)
                 };
                 t.add_row(vec![
-                    endpoint_chains[i].clone(),
+                    chains.endpoints[i].clone(),
                     pod.qualified_name(),
                     format!("{}:{}", e.ip, e.port),
                     c.nodes[pod.node].name.clone(),

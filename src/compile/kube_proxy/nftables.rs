@@ -82,6 +82,20 @@ pub fn port_chains(service: &Service, port: &ServicePort) -> PortChains {
     }
 }
 
+/// The port's chain names in the shape iptables mode's facts carry them: `svc` is the
+/// `service-` chain, `svl` the `local-`, `ext` the `external-` and `fw` the `firewall-` chain.
+pub fn as_iptables_shape(service: &Service, port: &ServicePort) -> super::PortChains {
+    let c = port_chains(service, port);
+    super::PortChains {
+        port_name: c.port_name,
+        svc: c.service,
+        svl: c.local,
+        ext: c.external,
+        fw: c.firewall,
+        endpoints: c.endpoints,
+    }
+}
+
 fn jump(chain: &str) -> Statement {
     Statement::Verdict(Verdict::Jump(chain.to_owned()))
 }
