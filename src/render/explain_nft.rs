@@ -43,12 +43,14 @@ pub fn tables(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
     );
     indented(out, &listing, 2, style);
     out.push('\n');
-    let mine: std::collections::HashSet<&str> = listing.lines().collect();
+    let mine = placed_lines(&listing);
+    let mine_set: std::collections::HashSet<&(String, String)> = mine.iter().collect();
     for (name, t) in &tables[1..] {
         let other = t.list();
-        let theirs: std::collections::HashSet<&str> = other.lines().collect();
-        let added: Vec<&str> = other.lines().filter(|l| !mine.contains(l)).collect();
-        let removed: Vec<&str> = listing.lines().filter(|l| !theirs.contains(l)).collect();
+        let theirs = placed_lines(&other);
+        let theirs_set: std::collections::HashSet<&(String, String)> = theirs.iter().collect();
+        let added: Vec<&(String, String)> = theirs.iter().filter(|l| !mine_set.contains(l)).collect();
+        let removed: Vec<&(String, String)> = mine.iter().filter(|l| !theirs_set.contains(l)).collect();
         if added.is_empty() && removed.is_empty() {
             continue;
         }
@@ -60,14 +62,44 @@ pub fn tables(out: &mut String, c: &Cluster, state: &NetState, style: Style) {
                 "(the same table, but for these lines: + only on {name}, - only on {first})"
             ))
         );
-        for l in removed {
-            let _ = writeln!(out, "  - {}", style.code(l.trim()));
-        }
-        for l in added {
-            let _ = writeln!(out, "  + {}", style.code(l.trim()));
+        for (sign, lines) in [("-", removed), ("+", added)] {
+            for (within, line) in lines {
+                let _ = writeln!(out, "  {sign} {within}: {}", style.code(line));
+            }
         }
         out.push('\n');
     }
+}
+
+/// Each line of a listing inside a set, map or chain, with the `set NAME`, `map NAME` or
+/// `chain NAME` it stands in, so that a line that differs says where it is.
+fn placed_lines(listing: &str) -> Vec<(String, String)> {
+    let mut within = String::new();
+    let mut out = Vec::new();
+    for line in listing.lines() {
+        if let Some(head) = line.strip_prefix('\t').filter(|l| !l.starts_with('\t')) {
+            if let Some(name) = head.strip_suffix(" {") {
+                within = name.to_owned();
+            }
+            continue;
+        }
+        if !line.starts_with("\t\t") {
+            continue;
+        }
+        // A set's elements, one entry each, whichever line nft put them on.
+        let text = line.trim();
+        let body = text.strip_prefix("elements = { ");
+        if body.is_some() || line.starts_with("\t\t\t") {
+            let body = body.unwrap_or(text);
+            let body = body.strip_suffix(" }").unwrap_or(body);
+            for e in body.split(", ").map(|e| e.trim_end_matches(',')) {
+                out.push((within.clone(), format!("element {e}")));
+            }
+            continue;
+        }
+        out.push((within.clone(), text.to_owned()));
+    }
+    out
 }
 
 /// How many elements of a set a large cluster's node view shows.
