@@ -4,6 +4,7 @@
 //!
 //! It knows nothing of Pods or Services: hosts carry their names only as labels.
 
+mod hooks;
 mod links;
 pub mod netfilter;
 mod nftables;
@@ -17,7 +18,7 @@ use crate::net::iptables::CtState;
 use crate::net::route::{self, RouteType};
 use crate::net::{Host, NetState, Protocol, Role};
 use crate::trace::{Hop, Place, Step, Tuple};
-use netfilter::{BranchChoice, Packet, Verdict as NfVerdict, Walk};
+use netfilter::{BranchChoice, Packet};
 
 /// How the simulated journey ended, in Linux terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,96 +275,6 @@ impl<'a> Simulator<'a> {
         chosen
     }
 
-    /// Runs one hook's tables (`nat` only for new connections, as the kernel does): the
-    /// iptables tables and, on a host that has one, the nftables table's base chains on the
-    /// hook, in priority order (`sim/nftables.rs`).
-    fn hook(&mut self, host: usize, hook: &str, pkt: &mut Packet, nat: bool, filter: bool) -> Result<(), End> {
-        let h = self.host(host);
-        let mut steps = Vec::new();
-        let mut result = Ok(());
-        let mut nat_done = false;
-        for stage in stages(h, hook, nat, filter) {
-            let before = pkt.tuple;
-            // The nat core runs a hook's nat chains in priority order until one of them has
-            // translated the connection; the others are not consulted.
-            if stage.is_nat() && nat_done {
-                continue;
-            }
-            let verdict = match stage {
-                Stage::Iptables(table) => Walk {
-                    host: h,
-                    hook,
-                    choice: &self.choice,
-                    decisions: &mut self.decisions,
-                    steps: &mut steps,
-                }
-                .run(table, pkt),
-                Stage::Nftables(table, chain, _) => nftables::NftWalk {
-                    host: h,
-                    hook,
-                    choice: &self.choice,
-                    decisions: &mut self.decisions,
-                    steps: &mut steps,
-                }
-                .run(table, chain, pkt),
-            };
-            if stage.is_nat() && pkt.tuple != before {
-                nat_done = true;
-            }
-            match verdict {
-                NfVerdict::Accept => {}
-                NfVerdict::Drop(rule) => {
-                    result = Err(End::Dropped { host, rule });
-                    break;
-                }
-                NfVerdict::Reject(rule) => {
-                    result = Err(End::Rejected { host, rule });
-                    break;
-                }
-            }
-        }
-        for s in steps {
-            self.step(s);
-        }
-        result
-    }
-
-    /// Whether FORWARD lets through a copy of `pkt` that conntrack finds INVALID (iptables-mode
-    /// kube-proxy drops such packets; its nftables mode does not). Nothing is recorded.
-    fn forwards_invalid(&self, host: usize, pkt: &Packet, r: &route::Route) -> bool {
-        let h = self.host(host);
-        let mut copy = Packet {
-            tuple: pkt.tuple,
-            mark: pkt.mark,
-            iif: pkt.iif.clone(),
-            oif: r.dev.clone(),
-            ct_state: CtState::Invalid,
-        };
-        let mut decisions = 0;
-        let mut steps = Vec::new();
-        stages(h, "FORWARD", false, true).into_iter().all(|stage| {
-            let verdict = match stage {
-                Stage::Iptables(table) => Walk {
-                    host: h,
-                    hook: "FORWARD",
-                    choice: &self.choice,
-                    decisions: &mut decisions,
-                    steps: &mut steps,
-                }
-                .run(table, &mut copy),
-                Stage::Nftables(table, chain, _) => nftables::NftWalk {
-                    host: h,
-                    hook: "FORWARD",
-                    choice: &self.choice,
-                    decisions: &mut decisions,
-                    steps: &mut steps,
-                }
-                .run(table, chain, &mut copy),
-            };
-            verdict == NfVerdict::Accept
-        })
-    }
-
     /// The reverse NAT conntrack applies to a reply: the destination is restored where the
     /// kernel does destination NAT (PREROUTING, OUTPUT), the source where it does source NAT
     /// (POSTROUTING, INPUT).
@@ -585,55 +496,6 @@ impl<'a> Simulator<'a> {
             None => Next::End(End::NoListener { host, tuple: pkt.tuple }),
         }
     }
-}
-
-/// One netfilter table, or one nftables base chain, that a hook runs.
-enum Stage<'h> {
-    Iptables(&'h crate::net::iptables::Table),
-    Nftables(&'h crate::net::nftables::Table, &'h crate::net::nftables::Chain, bool),
-}
-
-impl Stage<'_> {
-    fn is_nat(&self) -> bool {
-        match self {
-            Stage::Iptables(t) => t.name == "nat",
-            Stage::Nftables(_, _, nat) => *nat,
-        }
-    }
-}
-
-/// What `hook` runs on `h`, in the kernel's order: by priority (iptables' `nat` at dstnat,
-/// -100, on PREROUTING and OUTPUT and at srcnat, 100, on INPUT and POSTROUTING; `filter` at 0),
-/// nftables chains of the same priority first, as they were registered after the iptables
-/// tables. `nat` and `filter` say which iptables tables run; the nftables nat chains run with
-/// `nat`, its filter chains for every packet. OUTPUT is run in two calls around the reroute
-/// after DNAT: the first (`filter` false) up to dstnat, the second after it.
-fn stages<'h>(h: &'h Host, hook: &str, nat: bool, filter: bool) -> Vec<Stage<'h>> {
-    use crate::net::nftables::{ChainType, DSTNAT, Hook, SRCNAT};
-    let nat_priority = if matches!(hook, "INPUT" | "POSTROUTING") {
-        SRCNAT
-    } else {
-        DSTNAT
-    };
-    let mut list: Vec<(i32, u8, Stage<'h>)> = Vec::new();
-    if nat {
-        list.push((nat_priority, 1, Stage::Iptables(&h.nat)));
-    }
-    if filter {
-        list.push((0, 1, Stage::Iptables(&h.filter)));
-    }
-    if let (Some(table), Some(on)) = (&h.nftables, Hook::of_builtin(hook)) {
-        for chain in table.base_chains(on) {
-            let Some(base) = chain.base else { continue };
-            let is_nat = base.kind == ChainType::Nat;
-            let in_window = hook != "OUTPUT" || (base.priority <= DSTNAT) != filter;
-            if in_window && (!is_nat || nat) {
-                list.push((base.priority, 0, Stage::Nftables(table, chain, is_nat)));
-            }
-        }
-    }
-    list.sort_by_key(|(priority, order, _)| (*priority, *order));
-    list.into_iter().map(|(_, _, s)| s).collect()
 }
 
 /// How a host is named in a trace.

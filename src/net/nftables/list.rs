@@ -415,6 +415,28 @@ mod tests {
     }
 
     #[test]
+    fn a_name_nft_cannot_read_as_one_identifier_gets_no_script() {
+        let mut part = super::super::Part::default();
+        part.append(
+            "ok-chain",
+            Rule::new(
+                Vec::new(),
+                Statement::Verdict(Verdict::Jump("bad; flush ruleset".into())),
+            ),
+        );
+        part.chain("bad; flush ruleset");
+        let table = Table::new("kube-proxy", None, std::sync::Arc::new(part));
+        assert!(script_of(&table).unwrap_err().contains("bad; flush ruleset"));
+        let mut fine = super::super::Part::default();
+        fine.chain("ok-chain").comment = Some("a \"quoted\"\nline".into());
+        let script = script_of(&Table::new("kube-proxy", None, std::sync::Arc::new(fine))).unwrap();
+        assert_eq!(
+            script,
+            "add table ip kube-proxy\nadd chain ip kube-proxy ok-chain { comment \"a  quoted  line\" ; }\n"
+        );
+    }
+
+    #[test]
     fn comments_cannot_leave_their_quotes() {
         assert_eq!(quoted_string("a\"b\\c\nd"), "\"a b c d\"");
         assert_eq!(quoted_string(&"é".repeat(100)).len(), 2 + 128);
