@@ -136,6 +136,41 @@ fn bench(c: &mut Criterion) {
         g.bench_function("command: check (1,000 traces)", |b| {
             b.iter(|| run(&["check", yaml_file]))
         });
+
+        // The same cluster with kube-proxy in nftables mode.
+        let nft_plan = Plan::new(Options {
+            nodes,
+            traces: CHECK_TRACES,
+            kube_proxy: k8snet::model::KubeProxyMode::Nftables,
+            ..Options::default()
+        })
+        .expect("a valid plan");
+        let nft_yaml = generate::scenario(&nft_plan, Format::Yaml);
+        let nft_path = write(&dir, &format!("{nodes}-nftables.yaml"), &nft_yaml);
+        let nft_file = nft_path.to_str().expect("a UTF-8 path");
+        let nft_cluster = load("generated.yaml", &nft_yaml);
+        g.bench_function("nftables: compile", |b| {
+            b.iter(|| k8snet::compile::compile(black_box(&nft_cluster)))
+        });
+        let nft_state = k8snet::compile::compile(&nft_cluster);
+        g.bench_function(
+            "nftables: one trace, pod to Service across nodes, on the loaded cluster",
+            |b| {
+                b.iter(|| {
+                    k8snet::tracer::trace(&nft_cluster, &nft_state, black_box(&query), BranchChoice::default())
+                        .expect("traces")
+                })
+            },
+        );
+        g.bench_function("nftables: command: trace (load, compile, one trace)", |b| {
+            b.iter(|| run(&["trace", "-f", nft_file, "--from", &from, "--to", &to]))
+        });
+        g.bench_function("nftables: command: explain --node node-1", |b| {
+            b.iter(|| run(&["explain", nft_file, "--node", "node-1"]))
+        });
+        g.bench_function("nftables: command: check (1,000 traces)", |b| {
+            b.iter(|| run(&["check", nft_file]))
+        });
         g.finish();
     }
     let _ = std::fs::remove_dir_all(&dir);

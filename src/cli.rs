@@ -339,6 +339,7 @@ pub enum CniArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KubeProxyArg {
     Iptables,
+    Nftables,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

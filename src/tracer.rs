@@ -515,12 +515,22 @@ fn verdict_of(state: &NetState, end: &End) -> Verdict {
         End::NoNeighbor { .. } => Verdict::NoNeighbor,
         End::NoListener { .. } => Verdict::NoListener,
         End::HairpinRefused { .. } => Verdict::DroppedByBridge,
-        End::Dropped { rule, .. } => verdict_for_rule(rule).unwrap_or(Verdict::Filtered),
-        End::Rejected { rule, .. } => verdict_for_rule(rule).unwrap_or(Verdict::Rejected),
+        End::Dropped { rule, host } => verdict_for_rule(rule)
+            .or_else(|| nft_verdict(state, *host, rule))
+            .unwrap_or(Verdict::Filtered),
+        End::Rejected { rule, host } => verdict_for_rule(rule)
+            .or_else(|| nft_verdict(state, *host, rule))
+            .unwrap_or(Verdict::Rejected),
         End::TtlExceeded { .. } => Verdict::Loop,
         End::Stray { .. } => Verdict::ReplyLost,
         End::NotForwarding { .. } => Verdict::NoRoute,
     }
+}
+
+/// What a drop or reject by a host's nftables table means, when kube-proxy's table decided it.
+fn nft_verdict(state: &NetState, host: usize, rule: &str) -> Option<Verdict> {
+    let table = state.hosts[host].nftables.as_ref()?;
+    crate::compile::kube_proxy::nftables::verdict_for(table, rule)
 }
 
 fn describe(state: &NetState, end: &End) -> String {

@@ -5,8 +5,8 @@
 //!
 //! - every command is `ip`, and every `ip` names a namespace the script itself created (so
 //!   nothing touches the root namespace), or is `ip netns add` creating one;
-//! - what runs inside a namespace is `sysctl`, `test -e` on a bridge sysctl, or `iptables-restore`,
-//!   fed exactly the rules `explain` shows for that host;
+//! - what runs inside a namespace is `sysctl`, `test -e` on a bridge sysctl, `iptables-restore`
+//!   or `nft -f -`, fed exactly the rules `explain` shows for that host;
 //! - any other command is "not found" on stderr, and the test refuses that;
 //! - a hostile scenario path changes no command at all: it only stands, escaped, in a comment;
 //! - the teardown script deletes exactly the namespaces the build created.
@@ -134,6 +134,7 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
     let expected = namespaces(state, prefix);
     let mut made: BTreeSet<String> = BTreeSet::new();
     let mut restored: BTreeSet<String> = BTreeSet::new();
+    let mut loaded: BTreeSet<String> = BTreeSet::new();
     for (argv, stdin) in calls {
         let words: Vec<&str> = argv.iter().map(String::as_str).collect();
         assert_eq!(words[0], "ip", "{words:?}");
@@ -182,6 +183,20 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
                         );
                         assert!(restored.insert(ns.to_string()), "rules loaded twice into {ns}");
                     }
+                    ["nft", "-f", "-"] => {
+                        let host = state
+                            .hosts
+                            .iter()
+                            .find(|h| materialize::netns_name(prefix, &h.name) == *ns)
+                            .expect("rules are loaded into a host's namespace");
+                        let table = host.nftables.as_ref().expect("nft runs only where a table is");
+                        let script = k8snet::net::nftables::script_of(table).expect("the table has a script");
+                        assert_eq!(
+                            stdin, &script,
+                            "the nftables table loaded into {ns} differs from the compiled one"
+                        );
+                        assert!(loaded.insert(ns.to_string()), "nftables table loaded twice into {ns}");
+                    }
                     other => panic!("runs {other:?} inside {ns}"),
                 }
             }
@@ -189,6 +204,13 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
         }
     }
     assert_eq!(made, expected, "the build must create exactly the state's namespaces");
+    let with_table: BTreeSet<String> = state
+        .hosts
+        .iter()
+        .filter(|h| h.nftables.is_some())
+        .map(|h| materialize::netns_name(prefix, &h.name))
+        .collect();
+    assert_eq!(loaded, with_table, "every nftables table is loaded, and nothing else");
     assert!(!restored.is_empty() || state.hosts.iter().all(|h| h.nat.chains().all(|c| c.rules.is_empty())));
 }
 
@@ -253,7 +275,16 @@ fn scenario_texts() -> Vec<(String, String)> {
         .replace("node-1", &long)
         .replace("name: web-1", &format!("name: {}", long.replace('a', "w")))
         .replace("namespace: default ", &format!("namespace: {} ", "n".repeat(63)));
+    // The same in nftables mode, with the longest Service and port names too: they make up the
+    // chain names, which nft cannot quote.
+    let nft_long = long_names
+        .replace("kubeProxy: iptables", "kubeProxy: nftables")
+        .replace("svc/web", &format!("svc/{}", "s".repeat(63)))
+        .replace("  - name: web\n", &format!("  - name: {}\n", "s".repeat(63)))
+        .replace("name: http", &format!("name: {}", "p".repeat(15)));
+    assert!(nft_long.contains("kubeProxy: nftables") && nft_long.contains(&"s".repeat(63)));
     out.push(("long names".into(), long_names));
+    out.push(("long names, nftables".into(), nft_long));
     out
 }
 

@@ -19,6 +19,7 @@ pub fn options(a: &GenerateArgs) -> Options {
         },
         kube_proxy: match a.kube_proxy {
             KubeProxyArg::Iptables => KubeProxyMode::Iptables,
+            KubeProxyArg::Nftables => KubeProxyMode::Nftables,
         },
         hairpin_mode: match a.hairpin_mode {
             HairpinArg::HairpinVeth => HairpinMode::HairpinVeth,

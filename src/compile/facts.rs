@@ -146,7 +146,11 @@ fn ports(c: &Cluster, state: &NetState, nodes: &[usize], si: usize) -> Vec<PortF
     s.ports
         .iter()
         .map(|p| {
-            let chains = port_chains(s, p);
+            let chains = if c.kube_proxy == crate::model::KubeProxyMode::Nftables {
+                super::kube_proxy::nftables::as_iptables_shape(s, p)
+            } else {
+                port_chains(s, p)
+            };
             let mut own = vec![
                 chains.fw.clone(),
                 chains.ext.clone(),

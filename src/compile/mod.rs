@@ -21,16 +21,25 @@ pub const INTERNET: &str = "internet";
 
 pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = kubenet::compile(cluster);
-    let kube_proxy = kube_proxy::KubeProxy::new(cluster);
+    let nftables = (cluster.kube_proxy == crate::model::KubeProxyMode::Nftables).then(|| {
+        (
+            kube_proxy::nftables::KubeProxy::new(cluster),
+            kube_proxy::nftables::nat(cluster),
+        )
+    });
+    let iptables = nftables.is_none().then(|| kube_proxy::KubeProxy::new(cluster));
     let listeners = kube_proxy::listeners(cluster);
     for i in 0..state.hosts.len() {
         if let crate::net::Role::Node { name } = state.hosts.role(i)
             && let Some(node) = cluster.node_named(name)
         {
-            let (nat, filter) = kube_proxy.tables(node);
             let host = &mut state.hosts[i];
-            host.nat = nat;
-            host.filter = filter;
+            if let Some((kube_proxy, nat)) = &nftables {
+                host.nat = crate::net::iptables::Table::over(std::sync::Arc::clone(nat));
+                host.nftables = Some(kube_proxy.table(node));
+            } else if let Some(kube_proxy) = &iptables {
+                (host.nat, host.filter) = kube_proxy.tables(node);
+            }
             host.listeners.extend(listeners.iter().cloned());
         }
     }

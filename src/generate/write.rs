@@ -142,6 +142,7 @@ fn sections(plan: &Plan) -> Vec<(&'static str, Value)> {
             "kubeProxy",
             s(match o.kube_proxy {
                 KubeProxyMode::Iptables => "iptables",
+                KubeProxyMode::Nftables => "nftables",
             }),
         ),
         ("hairpinMode", s(hairpin_word(o.hairpin_mode))),

@@ -254,7 +254,9 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
             .require(&f, "serviceNetwork", what)
             .and_then(|n| dec.cidr(n, "serviceNetwork")),
         cni: opt(&f, "cni", |n| dec.word(n, "CNI model", &["kubenet"])),
-        kube_proxy: opt(&f, "kubeProxy", |n| dec.word(n, "kube-proxy mode", &["iptables"])),
+        kube_proxy: opt(&f, "kubeProxy", |n| {
+            dec.word(n, "kube-proxy mode", &["iptables", "nftables"])
+        }),
         cluster_domain: opt(&f, "clusterDomain", |n| dec.string(n, "cluster domain")),
         hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),
         bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),

@@ -141,6 +141,8 @@ pub enum Cni {
 #[serde(rename_all = "kebab-case")]
 pub enum KubeProxyMode {
     Iptables,
+    /// The `ip kube-proxy` nftables table (`compile/kube_proxy/nftables.rs`).
+    Nftables,
 }
 
 /// How the kubelet lets a pod reach itself through its own Service.

@@ -6,6 +6,7 @@
 
 pub mod hosts;
 pub mod iptables;
+pub mod nftables;
 pub mod route;
 
 use std::collections::HashMap;
@@ -180,6 +181,9 @@ pub struct Host {
     pub route_localnet: bool,
     pub nat: Table,
     pub filter: Table,
+    /// kube-proxy's `ip kube-proxy` table, on a node whose kube-proxy runs in nftables mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nftables: Option<nftables::Table>,
     pub listeners: Vec<Listener>,
 }
 

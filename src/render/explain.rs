@@ -81,9 +81,10 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     let whole = shown.whole;
     let _ = writeln!(
         out,
-        "{} {}: CNI kubenet, kube-proxy iptables mode, cluster domain {}\n",
+        "{} {}: CNI kubenet, kube-proxy {} mode, cluster domain {}\n",
         style.heading("Cluster"),
         style.strong(&cluster.name),
+        kube_proxy_word(cluster),
         cluster.cluster_domain
     );
     if whole {
@@ -96,6 +97,12 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     if let Some(name) = &filter.node {
         if let Some(h) = state.host_named(name).filter(|_| filter.service.is_none()) {
             node(&mut out, cluster, &state.hosts[h], style);
+            if let Some(t) = &state.hosts[h].nftables {
+                let large =
+                    cluster.nodes.len() > SUMMARY_ABOVE_NODES || cluster.services.len() > SUMMARY_ABOVE_SERVICES;
+                super::explain_nft::node_table(&mut out, t, large, style);
+                out.push('\n');
+            }
         }
     } else if filter.service.is_none() {
         for i in 0..state.hosts.len() {
@@ -116,14 +123,23 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     }
     if whole {
         shared_rules(&mut out, facts, style);
+        super::explain_nft::tables(&mut out, cluster, state, style);
     }
     for &si in &shown.services {
-        self::service(&mut out, cluster, facts, si, style);
+        self::service(&mut out, cluster, state, facts, si, style);
     }
     if whole && !cluster.ingresses.is_empty() {
         ingresses(&mut out, cluster, style);
     }
     finish(out)
+}
+
+/// The kube-proxy mode as the scenario names it.
+pub(super) fn kube_proxy_word(c: &Cluster) -> &'static str {
+    match c.kube_proxy {
+        crate::model::KubeProxyMode::Iptables => "iptables",
+        crate::model::KubeProxyMode::Nftables => "nftables",
+    }
 }
 
 fn finish(mut out: String) -> String {
@@ -377,7 +393,8 @@ pub(super) fn shared_rules(out: &mut String, facts: &Facts, style: Style) {
     out.push('\n');
 }
 
-fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style) {
+fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: usize, style: Style) {
+    let nftables = c.kube_proxy == crate::model::KubeProxyMode::Nftables;
     let s: &Service = &c.services[si];
     let address = match s.cluster_ip {
         Some(ip) => format!("ClusterIP {ip}"),
@@ -428,7 +445,13 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
     for (p, facts) in s.ports.iter().zip(ports) {
         let chains = &facts.chains;
         let label = p.name.clone().unwrap_or_else(|| p.port.to_string());
-        if p.endpoints.is_empty() {
+        if p.endpoints.is_empty() && nftables {
+            let _ = writeln!(
+                out,
+                "  Port {label}: {}",
+                style.warn("no endpoints: kube-proxy puts it in no-endpoint-services (goto reject-chain) instead of service-ips")
+            );
+        } else if p.endpoints.is_empty() {
             let _ = writeln!(
                 out,
                 "  Port {label}: {}",
@@ -464,7 +487,10 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
             }
             let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
         }
-        for group in &facts.groups {
+        if nftables {
+            super::explain_nft::service_port(out, c, state, s, p, style);
+        }
+        for group in facts.groups.iter().filter(|_| !nftables) {
             let on = if group.every_node {
                 "every node".to_owned()
             } else {

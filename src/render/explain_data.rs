@@ -53,7 +53,7 @@ pub fn document(scenario: &super::ScenarioRef, c: &Cluster, state: &NetState, fa
         "cluster": {
             "name": c.name,
             "cni": "kubenet",
-            "kube_proxy": "iptables",
+            "kube_proxy": super::explain::kube_proxy_word(c),
             "cluster_domain": c.cluster_domain,
             "node_network": c.node_network.to_string(),
             "pod_network": c.pod_network.to_string(),

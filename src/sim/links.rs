@@ -179,11 +179,16 @@ impl<'a> Simulator<'a> {
                     ),
                 });
                 if h.interface(&bridge).is_some_and(|b| b.promiscuous) {
-                    self.step(Step::Note {
-                        text: format!(
+                    let text = if self.forwards_invalid(host, &pkt, &r) {
+                        format!(
+                            "{bridge} is promiscuous, so it also passes a copy of the frame up to the node, which routes the copy through FORWARD as a packet conntrack finds INVALID; no rule drops it, so the destination gets the packet twice (a UDP listener answers twice); this trace follows the bridged frame"
+                        )
+                    } else {
+                        format!(
                             "{bridge} is promiscuous, so it also passes a copy of the frame up to the node, which routes the copy through FORWARD as a packet conntrack finds INVALID; this trace follows the bridged frame"
-                        ),
-                    });
+                        )
+                    };
+                    self.step(Step::Note { text });
                 }
                 let next = self.bridged(host, pkt, dir, tuple, &bridge, iif, &r);
                 return (next, false);

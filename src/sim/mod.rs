@@ -4,8 +4,10 @@
 //!
 //! It knows nothing of Pods or Services: hosts carry their names only as labels.
 
+mod hooks;
 mod links;
 pub mod netfilter;
+mod nftables;
 #[cfg(test)]
 mod tests;
 
@@ -16,7 +18,7 @@ use crate::net::iptables::CtState;
 use crate::net::route::{self, RouteType};
 use crate::net::{Host, NetState, Protocol, Role};
 use crate::trace::{Hop, Place, Step, Tuple};
-use netfilter::{BranchChoice, Packet, Verdict as NfVerdict, Walk};
+use netfilter::{BranchChoice, Packet};
 
 /// How the simulated journey ended, in Linux terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,47 +273,6 @@ impl<'a> Simulator<'a> {
             origin: d.route.map(|r| r.origin.clone()).filter(|o| !o.is_empty()),
         });
         chosen
-    }
-
-    /// Runs one hook's tables (`nat` only for new connections, as the kernel does).
-    fn hook(&mut self, host: usize, hook: &str, pkt: &mut Packet, nat: bool, filter: bool) -> Result<(), End> {
-        let h = self.host(host);
-        let mut steps = Vec::new();
-        let mut result = Ok(());
-        // nat precedes filter on the way in (PREROUTING, OUTPUT: destination NAT, priority -100);
-        // on INPUT the nat table does source NAT (priority 100), after filter (priority 0).
-        let tables = if hook == "INPUT" {
-            [(filter, &h.filter), (nat, &h.nat)]
-        } else {
-            [(nat, &h.nat), (filter, &h.filter)]
-        };
-        for (run, table) in tables {
-            if !run {
-                continue;
-            }
-            let mut walk = Walk {
-                host: h,
-                hook,
-                choice: &self.choice,
-                decisions: &mut self.decisions,
-                steps: &mut steps,
-            };
-            match walk.run(table, pkt) {
-                NfVerdict::Accept => {}
-                NfVerdict::Drop(rule) => {
-                    result = Err(End::Dropped { host, rule });
-                    break;
-                }
-                NfVerdict::Reject(rule) => {
-                    result = Err(End::Rejected { host, rule });
-                    break;
-                }
-            }
-        }
-        for s in steps {
-            self.step(s);
-        }
-        result
     }
 
     /// The reverse NAT conntrack applies to a reply: the destination is restored where the

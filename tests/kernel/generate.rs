@@ -179,7 +179,12 @@ fn scenario(rng: &mut Rng, k: usize, flows_each: usize) -> Generated {
         });
     }
 
-    let yaml = write_yaml(rng, &name, node_net, gateway, &nodes, &pods, &services);
+    let mut yaml = write_yaml(rng, &name, node_net, gateway, &nodes, &pods, &services);
+    // The kube-proxy mode is drawn from a generator of its own, so every other draw, and so
+    // every other case, stays as it was.
+    if Rng::new(0x6e66_7461_626c_6573 ^ k as u64).chance(50) {
+        yaml = yaml.replacen("cluster:\n", "cluster:\n  kubeProxy: nftables\n", 1);
+    }
     // Every sixth flow is a ping to where the flow was headed, chosen by position so the
     // random draws, and so every other flow, stay as they were.
     let flows = (0..flows_each)

@@ -20,7 +20,7 @@ pub enum Gate {
 const HOW: &str = "run them as root with `sudo env \"PATH=$PATH\" K8SNET_KERNEL_TESTS=1 cargo test --test kernel`";
 
 /// The programs the harness runs: the materialized script's own (`ip`, `sysctl`,
-/// `iptables-restore`) and the probes' and monitors'.
+/// `iptables-restore`, `nft`) and the probes' and monitors'.
 const TOOLS: &[&str] = &[
     "sh",
     "ip",
@@ -28,6 +28,7 @@ const TOOLS: &[&str] = &[
     "iptables",
     "iptables-restore",
     "iptables-save",
+    "nft",
     "conntrack",
     "socat",
     "ping",

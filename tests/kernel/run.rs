@@ -114,16 +114,20 @@ pub fn run(name: &str, state: &NetState, flows: &[Flow]) -> Report {
     let mut lab = Lab::build(state.clone());
     compare::check_tables(&lab, &mut tally, name);
     compare::check_rules(&lab, &mut tally, name);
+    compare::check_nftables(&lab, &mut tally, name);
     check_routes(&lab, flows, &mut tally);
     lab.start_listeners(120);
     let pins = pin_endpoints(&lab, flows);
-    // Hosts with rules are where a trace has netfilter steps to compare.
+    // Hosts with rules are where a trace has netfilter steps to compare. xtables-monitor
+    // prints only iptables rules, so a host with kube-proxy's nftables table has its walk left
+    // out (its table, conntrack and every connection are still compared).
     let ruled: Vec<usize> = (0..lab.state.hosts.len())
         .filter(|&h| {
             let host = &lab.state.hosts[h];
-            [&host.nat, &host.filter]
-                .iter()
-                .any(|t| t.chains().any(|c| !c.rules.is_empty()))
+            host.nftables.is_none()
+                && [&host.nat, &host.filter]
+                    .iter()
+                    .any(|t| t.chains().any(|c| !c.rules.is_empty()))
         })
         .collect();
     let monitors = nftrace::available().then(|| nftrace::start(&lab, &ruled));
@@ -234,6 +238,12 @@ fn pin_endpoints(lab: &Lab, flows: &[Flow]) -> Vec<String> {
                         let Some(chosen) = branches.iter().find(|b| b.chosen) else {
                             continue;
                         };
+                        if let Some(nft_chain) = chain.strip_prefix("ip kube-proxy ") {
+                            let sport =
+                                (!masq_before(i)).then(|| compare::port_in_kernel(tuple.src.port(), f.src.port()));
+                            pin_nft(lab, host, nft_chain, *tuple.src.ip(), f.protocol, sport, &chosen.target);
+                            continue;
+                        }
                         let rules = &lab.state.hosts[host]
                             .nat
                             .chain(chain)
@@ -286,6 +296,45 @@ fn pin_endpoints(lab: &Lab, flows: &[Flow]) -> Vec<String> {
         );
     }
     added
+}
+
+/// The nftables form of a pin: a rule inserted before the first rule of the Service chain that
+/// can send to an endpoint (an affinity check or the `numgen` map), sending this client
+/// straight to the chosen endpoint's chain.
+fn pin_nft(lab: &Lab, host: usize, chain: &str, src: Ipv4Addr, protocol: Protocol, sport: Option<u16>, target: &str) {
+    use k8snet::net::nftables::{Statement, Verdict as NftVerdict};
+    let table = lab.state.hosts[host].nftables.as_ref().expect("an nftables table");
+    let rules = &table.chain(chain).unwrap_or_else(|| panic!("no chain {chain}")).rules;
+    let first = rules
+        .iter()
+        .position(|r| {
+            matches!(&r.statement, Statement::Numgen(_))
+                || matches!(&r.statement, Statement::Verdict(NftVerdict::Goto(t)) if t.starts_with("endpoint-"))
+        })
+        .expect("the chain chooses an endpoint");
+    let listed = output(lab.exec(host, &["nft", "-a", "list", "chain", "ip", "kube-proxy", chain]));
+    let handles: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| l.starts_with("\t\t"))
+        .filter_map(|l| l.rsplit_once("# handle ").map(|(_, h)| h.trim().to_owned()))
+        .collect();
+    let handle = &handles[first];
+    let proto = protocol.lower();
+    let sport = sport.map(|p| format!(" {proto} sport {p}")).unwrap_or_default();
+    let rule = format!("ip saddr {src} meta l4proto {proto}{sport} goto {target}");
+    let out = output(lab.exec(
+        host,
+        &[
+            "nft",
+            &format!("insert rule ip kube-proxy {chain} position {handle} {rule}"),
+        ],
+    ));
+    assert!(
+        out.status.success(),
+        "pinning an endpoint in {} failed: {}\n{rule}",
+        lab.netns(host),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The rules the kernel walked in each namespace against the trace's netfilter steps, hop by

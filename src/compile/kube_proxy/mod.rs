@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 mod external;
 mod localnet;
+pub mod nftables;
 mod per_node;
 
 use super::kubenet::masquerade_rules;

@@ -236,7 +236,10 @@ impl Validator {
             pod_network: pod_network?.value,
             service_network: service_network?.value,
             cni: Cni::Kubenet,
-            kube_proxy: KubeProxyMode::Iptables,
+            kube_proxy: match c.kube_proxy.as_ref().map(|k| k.value.as_str()) {
+                Some("nftables") => KubeProxyMode::Nftables,
+                _ => KubeProxyMode::Iptables,
+            },
             cluster_domain,
             non_masquerade_cidrs,
             masq_link_local: c.masq_link_local.unwrap_or(false),

@@ -268,6 +268,25 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
         }
         let _ = writeln!(w, "ip netns exec {} iptables-restore <<'{end}'\n{rules}{end}", ns(hi));
     }
+    // kube-proxy's nftables table goes in after the iptables tables, as kube-proxy starts after
+    // them: at one priority its chains then run first, which the simulator assumes.
+    let nft: Vec<(usize, &crate::net::nftables::Table)> = state
+        .hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.nftables.as_ref().map(|t| (i, t)))
+        .collect();
+    if !nft.is_empty() {
+        section(w, "kube-proxy's nftables table, exactly as `k8snet explain` lists it.");
+    }
+    for (hi, table) in nft {
+        let rules = crate::net::nftables::script_of(table)?;
+        let mut end = "NFT".to_owned();
+        while rules.lines().any(|l| l == end) {
+            end.push('_');
+        }
+        let _ = writeln!(w, "ip netns exec {} nft -f - <<'{end}'\n{rules}{end}", ns(hi));
+    }
     Ok(out)
 }
 
