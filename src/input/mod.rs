@@ -4,6 +4,7 @@
 //! manifests) reads the same tree, with the same positions and the same limits.
 
 pub mod decode;
+pub mod endpoints;
 pub mod json;
 pub mod read;
 pub mod spec;

@@ -66,6 +66,8 @@ pub struct PodSpec {
     pub host_network: bool,
     pub labels: Vec<(Sp<String>, Sp<String>)>,
     pub containers: Vec<ContainerSpec>,
+    /// Readiness and deletion, as the pod's status holds them: see [`super::endpoints`].
+    pub conditions: super::endpoints::PodConditionsSpec,
     pub span: crate::diagnostic::Span,
 }
 
@@ -99,6 +101,8 @@ pub struct ServiceSpec {
     pub health_check_node_port: Option<Sp<u16>>,
     pub session_affinity: Option<Sp<String>>,
     pub session_affinity_timeout: Option<Sp<i64>>,
+    /// Endpoints written out, as EndpointSlices hold them; they replace the selector's.
+    pub endpoints: Option<Vec<super::endpoints::EndpointSpec>>,
     pub span: crate::diagnostic::Span,
 }
 
@@ -298,7 +302,17 @@ fn decode_route(dec: &mut Decoder, node: &Node) -> Option<RouteSpec> {
 }
 
 fn decode_pod(dec: &mut Decoder, node: &Node) -> Option<PodSpec> {
-    let known = ["name", "namespace", "node", "ip", "hostNetwork", "labels", "containers"];
+    let known = [
+        "name",
+        "namespace",
+        "node",
+        "ip",
+        "hostNetwork",
+        "labels",
+        "containers",
+        "ready",
+        "terminating",
+    ];
     let f = dec.fields(node, "a pod", &known)?;
     let what = "a pod";
     let host_network = opt(&f, "hostNetwork", |n| dec.bool(n, "hostNetwork")).unwrap_or(false);
@@ -323,6 +337,7 @@ fn decode_pod(dec: &mut Decoder, node: &Node) -> Option<PodSpec> {
         host_network,
         labels: opt(&f, "labels", |n| Some(dec.string_map(n, "labels"))).unwrap_or_default(),
         containers,
+        conditions: super::endpoints::decode_pod_conditions(dec, &f),
         span: f.span,
     })
 }
@@ -379,6 +394,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         "healthCheckNodePort",
         "sessionAffinity",
         "sessionAffinityTimeoutSeconds",
+        "endpoints",
     ];
     let f = dec.fields(node, "a service", &known)?;
     let what = "a service";
@@ -427,6 +443,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         session_affinity_timeout: opt(&f, "sessionAffinityTimeoutSeconds", |n| {
             dec.integer(n, "sessionAffinityTimeoutSeconds", 1, 86400)
         }),
+        endpoints: opt(&f, "endpoints", |n| Some(super::endpoints::decode_endpoints(dec, n))),
         span: f.span,
     })
 }
@@ -510,7 +527,7 @@ fn decode_ingress(dec: &mut Decoder, node: &Node) -> Option<IngressSpec> {
     })
 }
 
-fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
+pub(crate) fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
     let known = [
         "from",
         "to",

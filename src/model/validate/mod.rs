@@ -2,6 +2,7 @@
 //! (or that would make the network meaningless), and collecting all problems in one pass.
 
 mod duplicates;
+mod endpoints;
 mod ingress;
 mod services;
 mod syntax;
@@ -546,6 +547,8 @@ impl Validator {
                         host_network: p.host_network,
                         labels,
                         containers,
+                        ready: p.conditions.ready.as_ref().is_none_or(|r| r.value),
+                        terminating: p.conditions.terminating.as_ref().is_some_and(|t| t.value),
                     },
                     p.span,
                 ));
