@@ -7,6 +7,7 @@ mod batch;
 mod check;
 mod explain;
 mod generate;
+mod import;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, PortArg, ProtocolArg};
 use crate::diagnostic::{self, Diagnostic};
@@ -35,7 +36,11 @@ pub struct Outcome {
 }
 
 pub struct Loaded {
+    /// The input's text: one file's, or every file's joined (see [`input::sources`]).
     pub source: Source,
+    pub parts: Vec<input::sources::Part>,
+    /// For manifests: what was assumed and skipped.
+    pub manifest: Option<input::manifest::Report>,
     pub cluster: Cluster,
     pub warnings: Vec<Diagnostic>,
 }
@@ -57,41 +62,100 @@ fn wants_color(when: ColorWhen, is_terminal: bool, no_color: bool, force: bool) 
     }
 }
 
-fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Source, Outcome> {
-    let from_env = path.is_none();
-    let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
+/// Reads every input named: the files and directories given, else `K8SNET_SCENARIO`, else
+/// the built-in demo. Together they may hold at most `max_input` bytes.
+pub(crate) fn read_sources(paths: &[PathBuf], max_input: u64, color: bool) -> Result<Vec<Source>, Outcome> {
+    let from_env = paths.is_empty();
+    let paths: Vec<PathBuf> = if from_env {
         std::env::var_os("K8SNET_SCENARIO")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-    });
+            .into_iter()
+            .collect()
+    } else {
+        paths.to_vec()
+    };
     // A path the user did not type on this command line is traced back to where it came from.
     let named_by = if from_env { " (named by K8SNET_SCENARIO)" } else { "" };
-    match path {
-        None => Ok(Source {
+    if paths.is_empty() {
+        return Ok(vec![Source {
             name: DEMO_NAME.to_owned(),
             text: DEMO.to_owned(),
-        }),
-        Some(p) => match if p == Path::new("-") {
-            stdin_source(max_input)
-        } else {
-            input::read::file(&p, max_input)
-        } {
-            Ok(source) => Ok(source),
-            Err(input::read::ReadError::Io(e)) => Err(Outcome {
-                stderr: format!(
-                    "error: cannot read scenario {}{named_by}: {e}\n",
-                    render::untrusted::escape(&p.display().to_string())
-                ),
-                code: EXIT_BAD_INPUT,
-                ..Outcome::default()
-            }),
-            Err(input::read::ReadError::Refused(refused)) => Err(Outcome {
-                stderr: render::diagnostics::render(&refused.0, &[refused.1], color),
-                code: EXIT_BAD_INPUT,
-                ..Outcome::default()
-            }),
-        },
+        }]);
     }
+    let cannot = |p: &Path, e: &dyn std::fmt::Display| Outcome {
+        stderr: format!(
+            "error: cannot read scenario {}{named_by}: {e}\n",
+            render::untrusted::escape(&p.display().to_string())
+        ),
+        code: EXIT_BAD_INPUT,
+        ..Outcome::default()
+    };
+    let mut files = Vec::new();
+    for p in &paths {
+        if p == Path::new("-") {
+            files.push(p.clone());
+            continue;
+        }
+        match input::sources::expand(p) {
+            Ok(found) if found.is_empty() => {
+                return Err(cannot(p, &"the directory holds no .yaml, .yml or .json file"));
+            }
+            Ok(found) => files.extend(found),
+            Err(e) => return Err(cannot(p, &e)),
+        }
+    }
+    let mut left = max_input;
+    let mut sources = Vec::with_capacity(files.len());
+    for p in &files {
+        let read = if p == Path::new("-") {
+            stdin_source(left)
+        } else {
+            input::read::file(p, left)
+        };
+        match read {
+            Ok(source) => {
+                left = left.saturating_sub(source.text.len() as u64);
+                sources.push(source);
+            }
+            Err(input::read::ReadError::Io(e)) => return Err(cannot(p, &e)),
+            Err(input::read::ReadError::Refused(refused)) => {
+                let (source, mut d) = *refused;
+                if files.len() > 1 && d.message.contains("input limit") {
+                    d.message = format!(
+                        "the {} files read together are larger than the input limit of {}",
+                        files.len(),
+                        input::read::size(max_input)
+                    );
+                }
+                return Err(Outcome {
+                    stderr: render::diagnostics::render(&source, &[d], color),
+                    code: EXIT_BAD_INPUT,
+                    ..Outcome::default()
+                });
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// The files read, joined; several are named as the command line named them (a directory by
+/// its own path), so messages and reports say what the user typed.
+pub(crate) fn joined(paths: &[PathBuf], sources: Vec<Source>) -> input::sources::Inputs {
+    let mut inputs = input::sources::Inputs::join(sources);
+    if inputs.parts.len() > 1 {
+        let named: Vec<String> = paths
+            .iter()
+            .map(|p| match p.to_str() {
+                Some("-") => STDIN_NAME.to_owned(),
+                _ => p.display().to_string(),
+            })
+            .collect();
+        if !named.is_empty() {
+            inputs.source.name = named.join(", ");
+        }
+    }
+    inputs
 }
 
 /// The scenario from standard input (`-f -`), under the same limit as a file.
@@ -118,23 +182,25 @@ fn stdin_source(max_input: u64) -> Result<Source, input::read::ReadError> {
     input::read::text(STDIN_NAME.to_owned(), bytes)
 }
 
-/// Reads, decodes and validates a scenario; on failure the outcome carries every diagnostic.
-pub fn load(path: Option<&Path>, max_input: u64, color: bool) -> Result<Loaded, Outcome> {
-    let source = read_source(path, max_input, color)?;
-    let fail = |source: &Source, mut diags: Vec<Diagnostic>| {
+/// Reads, decodes and validates a scenario (or manifests); on failure the outcome carries
+/// every diagnostic.
+pub fn load(paths: &[PathBuf], max_input: u64, color: bool) -> Result<Loaded, Outcome> {
+    let inputs = joined(paths, read_sources(paths, max_input, color)?);
+    let fail = |inputs: &input::sources::Inputs, mut diags: Vec<Diagnostic>| {
         diagnostic::sort(&mut diags);
         Outcome {
-            stderr: render::diagnostics::render(source, &diags, color),
+            stderr: render::diagnostics::render_inputs(inputs, &diags, color),
             code: EXIT_BAD_INPUT,
             ..Outcome::default()
         }
     };
-    let (spec, mut problems) = input::parse(&source).map_err(|d| fail(&source, d))?;
-    let built = match model::build(&spec) {
-        Ok(built) if problems.is_empty() => built,
+    let parsed = input::manifest::parse(&inputs).map_err(|d| fail(&inputs, d))?;
+    let mut problems = parsed.diagnostics;
+    let built = match model::build(&parsed.scenario) {
+        Ok(built) if !problems.iter().any(Diagnostic::is_error) => built,
         Ok(built) => {
             problems.extend(built.warnings);
-            return Err(fail(&source, problems));
+            return Err(fail(&inputs, problems));
         }
         Err(more) => {
             // With no readable `cluster:` block validation can only say that it built nothing,
@@ -143,16 +209,70 @@ pub fn load(path: Option<&Path>, max_input: u64, color: bool) -> Result<Loaded, 
             if !(nothing_built && problems.iter().any(Diagnostic::is_error)) {
                 problems.extend(more);
             }
-            return Err(fail(&source, problems));
+            return Err(fail(&inputs, problems));
         }
     };
     let mut warnings = built.warnings;
+    warnings.extend(problems);
     diagnostic::sort(&mut warnings);
     Ok(Loaded {
-        source,
+        source: inputs.source,
+        parts: inputs.parts,
+        manifest: parsed.manifest,
         cluster: built.cluster,
         warnings,
     })
+}
+
+impl Loaded {
+    /// Diagnostics rendered against the input, each naming its own file.
+    pub fn render(&self, diagnostics: &[Diagnostic], color: bool) -> String {
+        let parts = if self.parts.len() > 1 { &self.parts[..] } else { &[] };
+        render::diagnostics::render_with_parts(&self.source, parts, diagnostics, color)
+    }
+
+    /// The input as reports name it, with what reading manifests assumed and skipped.
+    pub fn scenario_ref(&self) -> render::ScenarioRef {
+        let mut r = render::ScenarioRef::of(&self.source);
+        if let Some(m) = &self.manifest {
+            r.manifests = Some(m.clone());
+        }
+        r
+    }
+
+    /// Text output framed by what reading manifests assumed (first) and skipped (last).
+    pub fn framed(&self, body: String) -> String {
+        let Some(m) = &self.manifest else { return body };
+        let mut out: String = m.assumptions.iter().map(|a| format!("assumption: {a}\n")).collect();
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&body);
+        if let Some(line) = m.skipped_line() {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The same facts as notes for stderr, when stdout is a document that must stay valid.
+    pub fn notes(&self) -> String {
+        let Some(m) = &self.manifest else { return String::new() };
+        let mut out: String = m.assumptions.iter().map(|a| format!("assumption: {a}\n")).collect();
+        if let Some(line) = m.skipped_line() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The inputs a subcommand names: its positional file, then every -f.
+fn paths_of(file: &Option<PathBuf>, scenario: &crate::cli::ScenarioArgs) -> Vec<PathBuf> {
+    file.iter().chain(&scenario.scenario).cloned().collect()
 }
 
 pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Outcome {
@@ -161,6 +281,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
         Command::Generate(args) => generate_command(args),
+        Command::Import { file, scenario } => import::run(&paths_of(file, scenario), cli.max_input_size, err_color),
         Command::Completions { shell } => completions(*shell),
         Command::Man { subcommand } => man_page(subcommand.as_deref()),
         Command::Check {
@@ -170,7 +291,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             junit,
         } => check::run(
             &check::Options {
-                path: file.as_deref().or(scenario.scenario.as_deref()),
+                paths: &paths_of(file, scenario),
                 max_input: cli.max_input_size,
                 output: *output,
                 junit: junit.as_deref(),
@@ -184,7 +305,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             prefix,
             teardown,
         } => materialize_command(
-            file.as_deref().or(scenario.scenario.as_deref()),
+            &paths_of(file, scenario),
             prefix,
             *teardown,
             cli.max_input_size,
@@ -199,7 +320,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             output,
         } => explain::run(
             &explain::Options {
-                path: file.as_deref().or(scenario.scenario.as_deref()),
+                paths: &paths_of(file, scenario),
                 max_input: cli.max_input_size,
                 node: node.as_deref(),
                 service: service.as_deref(),
@@ -242,7 +363,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     else {
         return usage("not a trace".into());
     };
-    if batch.as_deref() == Some(Path::new("-")) && scenario.scenario.as_deref() == Some(Path::new("-")) {
+    if batch.as_deref() == Some(Path::new("-")) && scenario.scenario.iter().any(|p| p == Path::new("-")) {
         return usage("the scenario and the batch cannot both come from stdin: give one of them as a file".into());
     }
     let requests: Vec<Request> = match batch {
@@ -266,7 +387,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
             })
             .collect(),
     };
-    let loaded = match load(scenario.scenario.as_deref(), cli.max_input_size, err_color) {
+    let loaded = match load(&scenario.scenario, cli.max_input_size, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -297,7 +418,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     } else {
         render::trace::Detail::Brief
     };
-    let scenario_ref = render::ScenarioRef::of(&loaded.source);
+    let scenario_ref = loaded.scenario_ref();
     let stdout = match (output, batch.is_some()) {
         (Format::Json, true) => groups
             .iter()
@@ -313,7 +434,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
                 render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
             })
             .collect(),
-        (Format::Text, true) => render::trace::summary(&traces, style),
+        (Format::Text, true) => loaded.framed(render::trace::summary(&traces, style)),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
             return usage(
                 "a diagram draws one trace: pick one --to, and a branch with --endpoint instead of --all-endpoints"
@@ -335,14 +456,21 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
                 .iter()
                 .map(|(_, ts)| render::trace::texts(ts, style, detail))
                 .collect();
-            texts.join("\n") + &render::trace::footer(style, detail)
+            loaded.framed(texts.join("\n") + &render::trace::footer(style, detail))
         }
     };
-    Outcome {
-        stdout,
-        stderr: String::new(),
-        code,
-    }
+    let stderr = match output {
+        Format::Text => String::new(),
+        _ if batch.is_some() => loaded.notes(),
+        Format::Mermaid | Format::Dot => loaded.notes(),
+        Format::Json | Format::Yaml => String::new(),
+    };
+    // What manifests left unresolved bears on the trace, so it is said with it.
+    let stderr = match (&loaded.manifest, loaded.warnings.is_empty()) {
+        (Some(_), false) => stderr + &loaded.render(&loaded.warnings, err_color),
+        _ => stderr,
+    };
+    Outcome { stdout, stderr, code }
 }
 
 /// The traces one request asks for: one, or one per endpoint branch with --all-endpoints.
@@ -462,12 +590,12 @@ fn generate_command(args: &GenerateArgs) -> Outcome {
 }
 
 /// Writes the build (or teardown) script; the scenario's warnings still go to stderr.
-fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, max_input: u64, err_color: bool) -> Outcome {
+fn materialize_command(paths: &[PathBuf], prefix: &str, teardown: bool, max_input: u64, err_color: bool) -> Outcome {
     use render::materialize;
     if let Err(e) = materialize::validate_prefix(prefix) {
         return usage(e);
     }
-    let loaded = match load(path, max_input, err_color) {
+    let loaded = match load(paths, max_input, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -481,9 +609,9 @@ fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, max_in
         Ok(stdout) => Outcome {
             stdout,
             stderr: if loaded.warnings.is_empty() {
-                String::new()
+                loaded.notes()
             } else {
-                render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+                loaded.notes() + &loaded.render(&loaded.warnings, err_color)
             },
             code: EXIT_OK,
         },
@@ -520,7 +648,7 @@ mod tests {
 
     #[test]
     fn plain_tables_carry_no_escape_sequences() {
-        let loaded = load(None, input::read::DEFAULT_MAX_INPUT, false).unwrap_or_else(|o| panic!("{}", o.stderr));
+        let loaded = load(&[], input::read::DEFAULT_MAX_INPUT, false).unwrap_or_else(|o| panic!("{}", o.stderr));
         let state = crate::compile::compile(&loaded.cluster);
         let filter = render::explain::Filter::default();
         let shown = render::explain::shown(&loaded.cluster, &filter);

@@ -6,7 +6,9 @@
 pub mod decode;
 pub mod endpoints;
 pub mod json;
+pub mod manifest;
 pub mod read;
+pub mod sources;
 pub mod spec;
 pub mod tree;
 pub mod yaml;

@@ -464,6 +464,16 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
             }
             let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
         }
+        for skipped in &p.skipped {
+            let _ = writeln!(
+                out,
+                "  skipped endpoint {} {}:{}: {}",
+                c.pods[skipped.pod].qualified_name(),
+                skipped.ip,
+                skipped.port,
+                style.warn(&skipped.reason.to_string())
+            );
+        }
         for group in &facts.groups {
             let on = if group.every_node {
                 "every node".to_owned()

@@ -5,6 +5,7 @@ pub mod check;
 pub mod diagnostics;
 pub mod explain;
 pub mod explain_data;
+pub mod import;
 pub mod materialize;
 mod overview;
 pub mod style;
@@ -18,6 +19,9 @@ pub mod untrusted;
 pub struct ScenarioRef {
     pub name: String,
     pub sha256: String,
+    /// For Kubernetes manifests: what k8snet assumed, and what it skipped, by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<crate::input::manifest::Report>,
 }
 
 impl ScenarioRef {
@@ -27,6 +31,7 @@ impl ScenarioRef {
         ScenarioRef {
             name: source.name.clone(),
             sha256: data_encoding::HEXLOWER.encode(&digest),
+            manifests: None,
         }
     }
 }

@@ -100,7 +100,11 @@ pub(super) fn written_candidates(
 /// A selected pod as the EndpointSlice controller lists it.
 pub(super) fn selected_candidate(i: usize, pod: &Pod, port: u16) -> Candidate {
     Candidate {
-        endpoint: Endpoint { pod: i, ip: pod.ip, port },
+        endpoint: Endpoint {
+            pod: i,
+            ip: pod.ip,
+            port,
+        },
         ready: pod.ready && !pod.terminating,
         serving: pod.ready,
         terminating: pod.terminating,
