@@ -418,22 +418,30 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     } else {
         render::trace::Detail::Brief
     };
-    let scenario_ref = loaded.scenario_ref();
+    // Only the reports for machines name the input by its digest, which takes a while on a
+    // 1 GB dump.
+    let scenario_ref = || loaded.scenario_ref();
     let stdout = match (output, batch.is_some()) {
-        (Format::Json, true) => groups
-            .iter()
-            .map(|(line, ts)| {
-                let ts: Vec<&Trace> = ts.iter().collect();
-                render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
-            })
-            .collect(),
-        (Format::Yaml, true) => groups
-            .iter()
-            .map(|(line, ts)| {
-                let ts: Vec<&Trace> = ts.iter().collect();
-                render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
-            })
-            .collect(),
+        (Format::Json, true) => {
+            let scenario_ref = scenario_ref();
+            groups
+                .iter()
+                .map(|(line, ts)| {
+                    let ts: Vec<&Trace> = ts.iter().collect();
+                    render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
+                })
+                .collect()
+        }
+        (Format::Yaml, true) => {
+            let scenario_ref = scenario_ref();
+            groups
+                .iter()
+                .map(|(line, ts)| {
+                    let ts: Vec<&Trace> = ts.iter().collect();
+                    render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
+                })
+                .collect()
+        }
         (Format::Text, true) => loaded.framed(render::trace::summary(&traces, style)),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
             return usage(
@@ -445,11 +453,11 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Format::Dot, _) => render::trace::dot(traces[0].1),
         (Format::Json, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
-            render::trace::json(&scenario_ref, &traces)
+            render::trace::json(&scenario_ref(), &traces)
         }
         (Format::Yaml, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
-            render::trace::yaml(&scenario_ref, &traces)
+            render::trace::yaml(&scenario_ref(), &traces)
         }
         (Format::Text, false) => {
             let texts: Vec<String> = groups
@@ -470,7 +478,19 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Some(_), false) => stderr + &loaded.render(&loaded.warnings, err_color),
         _ => stderr,
     };
+    drop(traces);
+    drop(groups);
+    drop_aside((loaded, state));
     Outcome { stdout, stderr, code }
+}
+
+/// Frees what a command built on a thread of its own, so the answer does not wait for millions
+/// of objects to be taken apart; when the process ends first, the system reclaims them.
+pub(crate) fn drop_aside<T: Send + 'static>(built: T) {
+    // Should no thread start, the closure and what it holds are dropped here instead.
+    let _ = std::thread::Builder::new()
+        .name("drop".into())
+        .spawn(move || drop(built));
 }
 
 /// The traces one request asks for: one, or one per endpoint branch with --all-endpoints.
@@ -582,6 +602,7 @@ fn generate_command(args: &GenerateArgs) -> Outcome {
         (Some(n), _) => crate::generate::queries(&plan, n),
         (None, GenerateFormat::Yaml) => crate::generate::scenario(&plan, crate::generate::Format::Yaml),
         (None, GenerateFormat::Json) => crate::generate::scenario(&plan, crate::generate::Format::Json),
+        (None, GenerateFormat::KubectlJson) => crate::generate::kubectl::list(&plan),
     };
     Outcome {
         stdout,

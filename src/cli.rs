@@ -302,7 +302,8 @@ pub struct GenerateArgs {
     /// depend on it.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The scenario format written as YAML, or as JSON with the same field names.
+    /// The scenario format written as YAML, or as JSON with the same field names; or the cluster
+    /// as kubectl prints it (`kubectl-json`: a v1 List of Nodes, Pods, Services and EndpointSlices).
     #[arg(long, value_enum, default_value_t = GenerateFormat::Yaml)]
     pub format: GenerateFormat,
     /// The cluster's CNI model.
@@ -346,6 +347,8 @@ pub struct GenerateArgs {
 pub enum GenerateFormat {
     Yaml,
     Json,
+    /// The cluster as `kubectl get nodes,pods,services,endpointslices -A -o json` prints it.
+    KubectlJson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

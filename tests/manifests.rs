@@ -163,3 +163,46 @@ fn skipped_objects_are_counted_by_kind_and_assumptions_come_first() {
             .starts_with("cluster.serviceNetwork")
     );
 }
+
+#[test]
+fn a_generated_kubectl_dump_loads_and_traces_as_its_scenario() {
+    let dir = std::env::temp_dir().join(format!("k8snet-generated-dump-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dump, _, code) = k8snet(&["generate", "--nodes", "4", "--format", "kubectl-json"], None);
+    assert_eq!(code, 0);
+    assert!(dump.contains("\"managedFields\""), "the dump looks like kubectl's");
+    let (scenario, _, _) = k8snet(&["generate", "--nodes", "4"], None);
+    let (queries, _, _) = k8snet(&["generate", "--nodes", "4", "--queries", "20"], None);
+    let paths = [
+        dir.join("dump.json"),
+        dir.join("scenario.yaml"),
+        dir.join("queries.txt"),
+    ];
+    for (path, text) in paths.iter().zip([&dump, &scenario, &queries]) {
+        std::fs::write(path, text).unwrap();
+    }
+    let verdicts = |input: &std::path::Path| -> Vec<String> {
+        let (out, err, code) = k8snet(
+            &[
+                "trace",
+                "-f",
+                input.to_str().unwrap(),
+                "--batch",
+                paths[2].to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        out.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with("assumption:") && !l.starts_with("skipped:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let from_dump = verdicts(&paths[0]);
+    assert!(
+        from_dump.iter().filter(|l| l.contains("delivered")).count() >= 20,
+        "{from_dump:?}"
+    );
+    assert_eq!(from_dump, verdicts(&paths[1]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

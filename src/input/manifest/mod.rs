@@ -10,6 +10,7 @@
 
 mod header;
 mod infer;
+mod keep;
 mod objects;
 
 use std::collections::BTreeMap;
@@ -118,11 +119,21 @@ pub fn parse(inputs: &Inputs) -> Result<Parsed, Vec<Diagnostic>> {
     let mut dec = Decoder::default();
     let mut report = Report::default();
     let scenario = objects::decode(&mut dec, &documents, &mut report);
+    drop_aside(documents);
     Ok(Parsed {
         scenario,
         diagnostics: dec.diagnostics,
         manifest: Some(report),
     })
+}
+
+/// Frees a large tree on a thread of its own: taking apart millions of nodes costs as much as
+/// reading them did, and validation need not wait for it.
+/// (Should no thread start, the closure and the tree are dropped here, as they would have been.)
+fn drop_aside(documents: Vec<Node>) {
+    let _ = std::thread::Builder::new()
+        .name("drop-tree".into())
+        .spawn(move || drop(documents));
 }
 
 /// Every document of every file, each placed at its lines in the joined text. A file that is a
@@ -140,6 +151,16 @@ fn documents(inputs: &Inputs) -> Result<Vec<Node>, Vec<Diagnostic>> {
             Format::Json => vec![(0, text)],
         };
         if pieces.is_empty() {
+            continue;
+        }
+        if format == Format::Json && keep::looks_like_kubectl_json(text) {
+            match super::json::read_filtered(text, keep::kubernetes) {
+                Ok(mut node) => {
+                    sources::shift(&mut node, before);
+                    out.push(node);
+                }
+                Err(d) => problems.push(sources::shift_diagnostic(d, before)),
+            }
             continue;
         }
         if pieces.len() == 1 && inputs.parts.len() == 1 {
