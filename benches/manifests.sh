@@ -16,18 +16,19 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 trap 'rm -rf "$work"; exit 1' INT TERM
 
-# Runs a command once; prints "WALL RSS_MB".
+# Runs a command once; prints "WALL RSS_MB CPU" (CPU: user and system seconds, which a busy
+# machine stretches less than the wall time).
 measure() {
-    /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
+    /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
         echo "failed: $*" >&2
         cat "$work/stderr" >&2
         exit 1
     }
-    tail -n 1 "$work/time" | awk '{ printf "%s %.0f\n", $1, $2 / 1024 }'
+    tail -n 1 "$work/time" | awk '{ printf "%s %.0f %.2f\n", $1, $2 / 1024, $3 + $4 }'
 }
 
-echo "| cluster | file | command | wall s | peak RSS MB | time × floor | memory × floor |"
-echo "|---|---|---|---|---|---|---|"
+echo "| cluster | file | command | wall s | CPU s | peak RSS MB | wall × floor | CPU × floor | memory × floor |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for nodes in ${@:-5000}; do
     file="$work/dump.json"
     "$k8snet" generate --nodes "$nodes" --format kubectl-json >"$file"
@@ -36,13 +37,12 @@ for nodes in ${@:-5000}; do
     cluster="$nodes nodes, $((nodes * 30)) pods, $((nodes * 2)) Services"
     size=$(wc -c <"$file" | awk '{ printf "%.2f GB", $1 / 1e9 }')
     set -- $(measure "$floor" "$file")
-    floor_s=$1 floor_mb=$2
-    echo "| $cluster | kubectl JSON $size | parse-only floor (serde_json) | $floor_s | $floor_mb | 1.0 | 1.0 |"
+    floor_s=$1 floor_mb=$2 floor_cpu=$3
+    echo "| $cluster | kubectl JSON $size | parse-only floor (serde_json) | $floor_s | $floor_cpu | $floor_mb | 1.0 | 1.0 | 1.0 |"
     row() {
         set -- $(measure "$@")
-        ratio_s=$(awk -v a="$1" -v b="$floor_s" 'BEGIN { printf "%.2f", a / b }')
-        ratio_mb=$(awk -v a="$2" -v b="$floor_mb" 'BEGIN { printf "%.2f", a / b }')
-        echo "| $cluster | kubectl JSON $size | $label | $1 | $2 | $ratio_s | $ratio_mb |"
+        ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+        echo "| $cluster | kubectl JSON $size | $label | $1 | $3 | $2 | $(ratio "$1" "$floor_s") | $(ratio "$3" "$floor_cpu") | $(ratio "$2" "$floor_mb") |"
     }
     label="trace $from → $to"
     row "$k8snet" trace -f "$file" --from "$from" --to "$to"
