@@ -187,19 +187,3 @@ fn documents(inputs: &Inputs) -> Result<Vec<Node>, Vec<Diagnostic>> {
     }
     if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
-
-impl Format {
-    /// [`Format::of`] for a text and its name.
-    pub fn of_text(name: &str, text: &str) -> Format {
-        let name = name.to_ascii_lowercase();
-        if name.ends_with(".json") {
-            Format::Json
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            Format::Yaml
-        } else if text.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
-            Format::Json
-        } else {
-            Format::Yaml
-        }
-    }
-}
