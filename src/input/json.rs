@@ -163,6 +163,31 @@ impl<'a> Reader<'a> {
             if self.bytes.get(self.at) != Some(&b'"') {
                 return Err(Problem::Syntax(self.at));
             }
+            // A key the filter leaves out is passed over with its value, never built.
+            if let Some(filter) = self.filter
+                && let Some(plain) = self.plain_key()
+                && matches!(filter(plain), Keep::Skip)
+            {
+                self.skip_string()?;
+                self.skip_space();
+                if self.bytes.get(self.at) != Some(&b':') {
+                    return Err(Problem::Syntax(self.at));
+                }
+                self.at += 1;
+                self.skip(depth + 1)?;
+                self.skip_space();
+                match self.bytes.get(self.at) {
+                    Some(b',') => {
+                        self.at += 1;
+                        continue;
+                    }
+                    Some(b'}') => {
+                        self.at += 1;
+                        return Ok(Value::Map(fitted(entries)));
+                    }
+                    _ => return Err(Problem::Syntax(self.at)),
+                }
+            }
             let key = self.value(depth + 1)?;
             let Value::Str(name) = &key.value else {
                 return Err(Problem::Syntax(self.at));
@@ -241,6 +266,18 @@ impl<'a> Reader<'a> {
                 _ => return Err(Problem::Syntax(self.at)),
             }
         }
+    }
+
+    /// The text of the string key at the reader's place when it has no escapes, without reading
+    /// past it.
+    fn plain_key(&self) -> Option<&'a str> {
+        let start = self.at + 1;
+        let len = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        (self.bytes[start + len] == b'"').then(|| &self.text[start..start + len])
     }
 
     /// Reads past a value without building it, checking it is JSON as [`Self::value`] would.
