@@ -7,14 +7,18 @@ mod batch;
 mod check;
 mod explain;
 mod generate;
+mod import;
+mod load;
 
 use crate::cli::{Cli, ColorWhen, Command, Format, GenerateArgs, GenerateFormat, PortArg, ProtocolArg};
-use crate::diagnostic::{self, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::input::{self, Source};
-use crate::model::{self, Cluster};
+use crate::model::Cluster;
 use crate::render::{self, style::Style};
 use crate::sim::netfilter::BranchChoice;
 use crate::trace::Trace;
+pub use load::load;
+pub(crate) use load::{joined, read_sources};
 
 /// The demo cluster, compiled into the binary so the tool works with no file at all.
 pub const DEMO: &str = include_str!("../scenarios/demo.yaml");
@@ -35,7 +39,11 @@ pub struct Outcome {
 }
 
 pub struct Loaded {
+    /// The input's text: one file's, or every file's joined (see [`input::sources`]).
     pub source: Source,
+    pub parts: Vec<input::sources::Part>,
+    /// For manifests: what was assumed and skipped.
+    pub manifest: Option<input::manifest::Report>,
     pub cluster: Cluster,
     pub warnings: Vec<Diagnostic>,
 }
@@ -57,102 +65,9 @@ fn wants_color(when: ColorWhen, is_terminal: bool, no_color: bool, force: bool) 
     }
 }
 
-fn read_source(path: Option<&Path>, max_input: u64, color: bool) -> Result<Source, Outcome> {
-    let from_env = path.is_none();
-    let path: Option<PathBuf> = path.map(Path::to_path_buf).or_else(|| {
-        std::env::var_os("K8SNET_SCENARIO")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    // A path the user did not type on this command line is traced back to where it came from.
-    let named_by = if from_env { " (named by K8SNET_SCENARIO)" } else { "" };
-    match path {
-        None => Ok(Source {
-            name: DEMO_NAME.to_owned(),
-            text: DEMO.to_owned(),
-        }),
-        Some(p) => match if p == Path::new("-") {
-            stdin_source(max_input)
-        } else {
-            input::read::file(&p, max_input)
-        } {
-            Ok(source) => Ok(source),
-            Err(input::read::ReadError::Io(e)) => Err(Outcome {
-                stderr: format!(
-                    "error: cannot read scenario {}{named_by}: {e}\n",
-                    render::untrusted::escape(&p.display().to_string())
-                ),
-                code: EXIT_BAD_INPUT,
-                ..Outcome::default()
-            }),
-            Err(input::read::ReadError::Refused(refused)) => Err(Outcome {
-                stderr: render::diagnostics::render(&refused.0, &[refused.1], color),
-                code: EXIT_BAD_INPUT,
-                ..Outcome::default()
-            }),
-        },
-    }
-}
-
-/// The scenario from standard input (`-f -`), under the same limit as a file.
-fn stdin_source(max_input: u64) -> Result<Source, input::read::ReadError> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(max_input.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(input::read::ReadError::Io)?;
-    if bytes.len() as u64 > max_input {
-        let source = Source {
-            name: STDIN_NAME.to_owned(),
-            text: String::new(),
-        };
-        let d = Diagnostic::error(format!(
-            "the scenario is larger than the input limit of {}",
-            input::read::size(max_input)
-        ))
-        .help("raise the limit with --max-input-size (for example --max-input-size 4GiB)");
-        return Err(input::read::ReadError::Refused(Box::new((source, d))));
-    }
-    input::read::text(STDIN_NAME.to_owned(), bytes)
-}
-
-/// Reads, decodes and validates a scenario; on failure the outcome carries every diagnostic.
-pub fn load(path: Option<&Path>, max_input: u64, color: bool) -> Result<Loaded, Outcome> {
-    let source = read_source(path, max_input, color)?;
-    let fail = |source: &Source, mut diags: Vec<Diagnostic>| {
-        diagnostic::sort(&mut diags);
-        Outcome {
-            stderr: render::diagnostics::render(source, &diags, color),
-            code: EXIT_BAD_INPUT,
-            ..Outcome::default()
-        }
-    };
-    let (spec, mut problems) = input::parse(&source).map_err(|d| fail(&source, d))?;
-    let built = match model::build(&spec) {
-        Ok(built) if problems.is_empty() => built,
-        Ok(built) => {
-            problems.extend(built.warnings);
-            return Err(fail(&source, problems));
-        }
-        Err(more) => {
-            // With no readable `cluster:` block validation can only say that it built nothing,
-            // without a place; the decoder has already said why.
-            let nothing_built = matches!(more.as_slice(), [only] if only.at.is_none());
-            if !(nothing_built && problems.iter().any(Diagnostic::is_error)) {
-                problems.extend(more);
-            }
-            return Err(fail(&source, problems));
-        }
-    };
-    let mut warnings = built.warnings;
-    diagnostic::sort(&mut warnings);
-    Ok(Loaded {
-        source,
-        cluster: built.cluster,
-        warnings,
-    })
+/// The inputs a subcommand names: its positional file, then every -f.
+fn paths_of(file: &Option<PathBuf>, scenario: &crate::cli::ScenarioArgs) -> Vec<PathBuf> {
+    file.iter().chain(&scenario.scenario).cloned().collect()
 }
 
 pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Outcome {
@@ -161,6 +76,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
     match &cli.command {
         Command::Trace { .. } => trace_command(cli, style, err_color),
         Command::Generate(args) => generate_command(args),
+        Command::Import { file, scenario } => import::run(&paths_of(file, scenario), cli.max_input_size, err_color),
         Command::Completions { shell } => completions(*shell),
         Command::Man { subcommand } => man_page(subcommand.as_deref()),
         Command::Check {
@@ -170,7 +86,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             junit,
         } => check::run(
             &check::Options {
-                path: file.as_deref().or(scenario.scenario.as_deref()),
+                paths: &paths_of(file, scenario),
                 max_input: cli.max_input_size,
                 output: *output,
                 junit: junit.as_deref(),
@@ -184,7 +100,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             prefix,
             teardown,
         } => materialize_command(
-            file.as_deref().or(scenario.scenario.as_deref()),
+            &paths_of(file, scenario),
             prefix,
             *teardown,
             cli.max_input_size,
@@ -199,7 +115,7 @@ pub fn run(cli: &Cli, stdout_is_terminal: bool, stderr_is_terminal: bool) -> Out
             output,
         } => explain::run(
             &explain::Options {
-                path: file.as_deref().or(scenario.scenario.as_deref()),
+                paths: &paths_of(file, scenario),
                 max_input: cli.max_input_size,
                 node: node.as_deref(),
                 service: service.as_deref(),
@@ -242,7 +158,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     else {
         return usage("not a trace".into());
     };
-    if batch.as_deref() == Some(Path::new("-")) && scenario.scenario.as_deref() == Some(Path::new("-")) {
+    if batch.as_deref() == Some(Path::new("-")) && scenario.scenario.iter().any(|p| p == Path::new("-")) {
         return usage("the scenario and the batch cannot both come from stdin: give one of them as a file".into());
     }
     let requests: Vec<Request> = match batch {
@@ -266,7 +182,7 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
             })
             .collect(),
     };
-    let loaded = match load(scenario.scenario.as_deref(), cli.max_input_size, err_color) {
+    let loaded = match load(&scenario.scenario, cli.max_input_size, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -297,23 +213,31 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
     } else {
         render::trace::Detail::Brief
     };
-    let scenario_ref = render::ScenarioRef::of(&loaded.source);
+    // Only the reports for machines name the input by its digest, which takes a while on a
+    // 1 GB dump.
+    let scenario_ref = || loaded.scenario_ref();
     let stdout = match (output, batch.is_some()) {
-        (Format::Json, true) => groups
-            .iter()
-            .map(|(line, ts)| {
-                let ts: Vec<&Trace> = ts.iter().collect();
-                render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
-            })
-            .collect(),
-        (Format::Yaml, true) => groups
-            .iter()
-            .map(|(line, ts)| {
-                let ts: Vec<&Trace> = ts.iter().collect();
-                render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
-            })
-            .collect(),
-        (Format::Text, true) => render::trace::summary(&traces, style),
+        (Format::Json, true) => {
+            let scenario_ref = scenario_ref();
+            groups
+                .iter()
+                .map(|(line, ts)| {
+                    let ts: Vec<&Trace> = ts.iter().collect();
+                    render::trace::json_line(&scenario_ref, line.unwrap_or_default(), &ts)
+                })
+                .collect()
+        }
+        (Format::Yaml, true) => {
+            let scenario_ref = scenario_ref();
+            groups
+                .iter()
+                .map(|(line, ts)| {
+                    let ts: Vec<&Trace> = ts.iter().collect();
+                    render::trace::yaml_document(&scenario_ref, line.unwrap_or_default(), &ts)
+                })
+                .collect()
+        }
+        (Format::Text, true) => loaded.framed(render::trace::summary(&traces, style)),
         (Format::Mermaid | Format::Dot, _) if traces.len() > 1 => {
             return usage(
                 "a diagram draws one trace: pick one --to, and a branch with --endpoint instead of --all-endpoints"
@@ -324,25 +248,44 @@ fn trace_command(cli: &Cli, style: Style, err_color: bool) -> Outcome {
         (Format::Dot, _) => render::trace::dot(traces[0].1),
         (Format::Json, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
-            render::trace::json(&scenario_ref, &traces)
+            render::trace::json(&scenario_ref(), &traces)
         }
         (Format::Yaml, false) => {
             let traces: Vec<&Trace> = traces.iter().map(|(_, t)| *t).collect();
-            render::trace::yaml(&scenario_ref, &traces)
+            render::trace::yaml(&scenario_ref(), &traces)
         }
         (Format::Text, false) => {
             let texts: Vec<String> = groups
                 .iter()
                 .map(|(_, ts)| render::trace::texts(ts, style, detail))
                 .collect();
-            texts.join("\n") + &render::trace::footer(style, detail)
+            loaded.framed(texts.join("\n") + &render::trace::footer(style, detail))
         }
     };
-    Outcome {
-        stdout,
-        stderr: String::new(),
-        code,
-    }
+    let stderr = match output {
+        Format::Text => String::new(),
+        _ if batch.is_some() => loaded.notes(),
+        Format::Mermaid | Format::Dot => loaded.notes(),
+        Format::Json | Format::Yaml => String::new(),
+    };
+    // What manifests left unresolved bears on the trace, so it is said with it.
+    let stderr = match (&loaded.manifest, loaded.warnings.is_empty()) {
+        (Some(_), false) => stderr + &loaded.render(&loaded.warnings, err_color),
+        _ => stderr,
+    };
+    drop(traces);
+    drop(groups);
+    drop_aside((loaded, state));
+    Outcome { stdout, stderr, code }
+}
+
+/// Frees what a command built on a thread of its own, so the answer does not wait for millions
+/// of objects to be taken apart; when the process ends first, the system reclaims them.
+pub(crate) fn drop_aside<T: Send + 'static>(built: T) {
+    // Should no thread start, the closure and what it holds are dropped here instead.
+    let _ = std::thread::Builder::new()
+        .name("drop".into())
+        .spawn(move || drop(built));
 }
 
 /// The traces one request asks for: one, or one per endpoint branch with --all-endpoints.
@@ -454,6 +397,7 @@ fn generate_command(args: &GenerateArgs) -> Outcome {
         (Some(n), _) => crate::generate::queries(&plan, n),
         (None, GenerateFormat::Yaml) => crate::generate::scenario(&plan, crate::generate::Format::Yaml),
         (None, GenerateFormat::Json) => crate::generate::scenario(&plan, crate::generate::Format::Json),
+        (None, GenerateFormat::KubectlJson) => crate::generate::kubectl::list(&plan),
     };
     Outcome {
         stdout,
@@ -462,12 +406,12 @@ fn generate_command(args: &GenerateArgs) -> Outcome {
 }
 
 /// Writes the build (or teardown) script; the scenario's warnings still go to stderr.
-fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, max_input: u64, err_color: bool) -> Outcome {
+fn materialize_command(paths: &[PathBuf], prefix: &str, teardown: bool, max_input: u64, err_color: bool) -> Outcome {
     use render::materialize;
     if let Err(e) = materialize::validate_prefix(prefix) {
         return usage(e);
     }
-    let loaded = match load(path, max_input, err_color) {
+    let loaded = match load(paths, max_input, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -481,9 +425,9 @@ fn materialize_command(path: Option<&Path>, prefix: &str, teardown: bool, max_in
         Ok(stdout) => Outcome {
             stdout,
             stderr: if loaded.warnings.is_empty() {
-                String::new()
+                loaded.notes()
             } else {
-                render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+                loaded.notes() + &loaded.render(&loaded.warnings, err_color)
             },
             code: EXIT_OK,
         },
@@ -520,7 +464,7 @@ mod tests {
 
     #[test]
     fn plain_tables_carry_no_escape_sequences() {
-        let loaded = load(None, input::read::DEFAULT_MAX_INPUT, false).unwrap_or_else(|o| panic!("{}", o.stderr));
+        let loaded = load(&[], input::read::DEFAULT_MAX_INPUT, false).unwrap_or_else(|o| panic!("{}", o.stderr));
         let state = crate::compile::compile(&loaded.cluster);
         let filter = render::explain::Filter::default();
         let shown = render::explain::shown(&loaded.cluster, &filter);

@@ -40,10 +40,11 @@ pub enum ColorWhen {
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
-    /// The scenario file (YAML or JSON; `-` for stdin). Defaults to $K8SNET_SCENARIO, then to
-    /// the built-in demo.
+    /// The scenario file (YAML or JSON; `-` for stdin), or Kubernetes manifests as `kubectl get
+    /// -o yaml|json` prints them: files, directories (read recursively) or `-`, as many -f as
+    /// needed. Defaults to $K8SNET_SCENARIO, then to the built-in demo.
     #[arg(short = 'f', long = "scenario", value_name = "SCENARIO")]
-    pub scenario: Option<PathBuf>,
+    pub scenario: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +159,22 @@ pub enum Command {
         /// chains that ran out, conntrack's entries. The default is one line per hop.
         #[arg(short = 'v', long = "detail", visible_alias = "verbose")]
         detail: bool,
+    },
+    /// Convert Kubernetes manifests (`kubectl get -o yaml|json` output) into the scenario format.
+    ///
+    /// Objects keep the order the input lists them in; a comment on each value names the file
+    /// and line it came from, and what the API does not say is written with the assumption
+    /// that made it. Tracing the result gives the traces the manifests give.
+    #[command(after_help = "Examples:
+  kubectl get nodes,pods,services,endpointslices,ingresses,ingressclasses,networkpolicies -A -o yaml > cluster.yaml
+  k8snet import cluster.yaml > scenario.yaml
+  k8snet import -f manifests/ > scenario.yaml")]
+    Import {
+        /// The manifests (same as -f).
+        #[arg(value_name = "MANIFESTS", conflicts_with = "scenario")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
     },
     /// Write a generated cluster of any size in the scenario format to stdout.
     ///
@@ -285,7 +302,8 @@ pub struct GenerateArgs {
     /// depend on it.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The scenario format written as YAML, or as JSON with the same field names.
+    /// The scenario format written as YAML, or as JSON with the same field names; or the cluster
+    /// as kubectl prints it (`kubectl-json`: a v1 List of Nodes, Pods, Services and EndpointSlices).
     #[arg(long, value_enum, default_value_t = GenerateFormat::Yaml)]
     pub format: GenerateFormat,
     /// The cluster's CNI model.
@@ -329,6 +347,8 @@ pub struct GenerateArgs {
 pub enum GenerateFormat {
     Yaml,
     Json,
+    /// The cluster as `kubectl get nodes,pods,services,endpointslices -A -o json` prints it.
+    KubectlJson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -32,6 +32,11 @@ pub fn client_sees(state: &NetState, end: &End, sender: Option<usize>, protocol:
             Protocol::Sctp => "the client gets an ABORT: 'Connection refused'".into(),
             Protocol::Icmp => return None,
         },
+        // A ping a rule rejects gets that rule's ICMP error back; every REJECT the rules hold
+        // (kube-proxy's, both modes) answers port unreachable.
+        End::Rejected { .. } if protocol == Protocol::Icmp => {
+            "the host answers ICMP port unreachable, which ping shows as 'Destination Port Unreachable'".into()
+        }
         End::Dropped { .. } => silent.into(),
         End::TtlExceeded { .. } => "the host where the TTL runs out answers ICMP time exceeded, which the client sees as 'No route to host'".into(),
         _ => return None,

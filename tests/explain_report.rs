@@ -39,6 +39,9 @@ fn cases() -> Vec<Vec<String>> {
         "--service".into(),
         "shop/front".into(),
     ]);
+    // Manifests: the document also says what was assumed and skipped.
+    cases.push(vec!["tests/manifests/cluster.json".into()]);
+    cases.push(vec!["tests/manifests/dir".into()]);
     cases
 }
 

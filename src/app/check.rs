@@ -15,14 +15,14 @@ use crate::sim::netfilter::BranchChoice;
 use crate::trace::Trace;
 
 pub struct Options<'a> {
-    pub path: Option<&'a Path>,
+    pub paths: &'a [std::path::PathBuf],
     pub max_input: u64,
     pub output: crate::cli::ReportFormat,
     pub junit: Option<&'a Path>,
 }
 
 pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
-    let loaded = match load(o.path, o.max_input, err_color) {
+    let loaded = match load(o.paths, o.max_input, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -44,12 +44,12 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
         all.extend(problems);
         diagnostic::sort(&mut all);
         return Outcome {
-            stderr: render::diagnostics::render(&loaded.source, &all, err_color),
+            stderr: loaded.render(&all, err_color),
             code: EXIT_BAD_INPUT,
             ..Outcome::default()
         };
     }
-    let report = render::check::Report::new(render::ScenarioRef::of(&loaded.source), cases);
+    let report = render::check::Report::new(loaded.scenario_ref(), cases);
     if let Some(file) = o.junit
         && let Err(e) = std::fs::write(file, render::check::junit(&report))
     {
@@ -59,12 +59,12 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
         stdout: match o.output {
             crate::cli::ReportFormat::Json => render::check::json(&report),
             crate::cli::ReportFormat::Yaml => render::check::yaml(&report),
-            crate::cli::ReportFormat::Text => render::check::text(&report, style),
+            crate::cli::ReportFormat::Text => loaded.framed(render::check::text(&report, style)),
         },
         stderr: if loaded.warnings.is_empty() {
             String::new()
         } else {
-            render::diagnostics::render(&loaded.source, &loaded.warnings, err_color)
+            loaded.render(&loaded.warnings, err_color)
         },
         code: if report.failed == 0 { EXIT_OK } else { EXIT_DROPPED },
     }

@@ -1,15 +1,13 @@
 //! `k8snet explain`: the cluster as Linux holds it, as text for people or as one document
 //! (`-o json|yaml`) for machines.
 
-use std::path::Path;
-
 use super::{EXIT_OK, Outcome, check, load, usage};
 use crate::cli::ReportFormat;
 use crate::diagnostic;
 use crate::render::{self, style::Style};
 
 pub struct Options<'a> {
-    pub path: Option<&'a Path>,
+    pub paths: &'a [std::path::PathBuf],
     pub max_input: u64,
     pub node: Option<&'a str>,
     /// As typed: `NAME`, `NAMESPACE/NAME`, `svc/NAME`.
@@ -20,7 +18,7 @@ pub struct Options<'a> {
 }
 
 pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
-    let loaded = match load(o.path, o.max_input, err_color) {
+    let loaded = match load(o.paths, o.max_input, err_color) {
         Ok(l) => l,
         Err(o) => return o,
     };
@@ -72,15 +70,12 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
     diagnostic::sort(&mut warnings);
     Outcome {
         stdout: match o.output {
-            ReportFormat::Text => render::explain::render(&loaded.cluster, &state, &facts, &filter, style),
+            ReportFormat::Text => {
+                loaded.framed(render::explain::render(&loaded.cluster, &state, &facts, &filter, style))
+            }
             ReportFormat::Json | ReportFormat::Yaml => {
-                let doc = render::explain_data::document(
-                    &render::ScenarioRef::of(&loaded.source),
-                    &loaded.cluster,
-                    &state,
-                    &facts,
-                    &filter,
-                );
+                let doc =
+                    render::explain_data::document(&loaded.scenario_ref(), &loaded.cluster, &state, &facts, &filter);
                 if o.output == ReportFormat::Json {
                     serde_json::to_string_pretty(&doc).map_or_else(|e| format!("error: {e}\n"), |s| s + "\n")
                 } else {
@@ -91,7 +86,7 @@ pub fn run(o: &Options<'_>, style: Style, err_color: bool) -> Outcome {
         stderr: if warnings.is_empty() {
             String::new()
         } else {
-            render::diagnostics::render(&loaded.source, &warnings, err_color)
+            loaded.render(&warnings, err_color)
         },
         code: EXIT_OK,
     }

@@ -13,7 +13,29 @@ use crate::diagnostic::{Diagnostic, Span, shorten};
 
 /// Parses JSON text into the tree, or says where and why it cannot.
 pub fn read(text: &str) -> Result<Node, Diagnostic> {
+    read_keeping(text, None)
+}
+
+/// What to do with a mapping's entry, by its key: keep it, keep it and everything under it
+/// (a filter of its own, or none), or check its syntax and leave it out of the tree.
+#[derive(Debug, Clone, Copy)]
+pub enum Keep {
+    Field,
+    Subtree(Option<KeyFilter>),
+    Skip,
+}
+
+pub type KeyFilter = fn(&str) -> Keep;
+
+/// [`read`], building only the entries `filter` keeps: a reader that knows which fields it
+/// uses spares the memory of the rest. What is left out is still checked to be JSON.
+pub fn read_filtered(text: &str, filter: KeyFilter) -> Result<Node, Diagnostic> {
+    read_keeping(text, Some(filter))
+}
+
+fn read_keeping(text: &str, filter: Option<KeyFilter>) -> Result<Node, Diagnostic> {
     let mut reader = Reader::new(text);
+    reader.filter = filter;
     let result = reader.value(0).and_then(|root| {
         reader.skip_space();
         if reader.at < reader.bytes.len() {
@@ -45,6 +67,8 @@ struct Reader<'a> {
     /// count characters, and on a one-line file counting from the line's start each time would
     /// make reading quadratic.
     column_mark: (usize, u64),
+    /// Which entries of a mapping to build; `None` builds them all.
+    filter: Option<KeyFilter>,
 }
 
 impl<'a> Reader<'a> {
@@ -57,6 +81,7 @@ impl<'a> Reader<'a> {
             line: 1,
             line_start: skip_bom,
             column_mark: (skip_bom, 1),
+            filter: None,
         }
     }
 
@@ -138,6 +163,31 @@ impl<'a> Reader<'a> {
             if self.bytes.get(self.at) != Some(&b'"') {
                 return Err(Problem::Syntax(self.at));
             }
+            // A key the filter leaves out is passed over with its value, never built.
+            if let Some(filter) = self.filter
+                && let Some(plain) = self.plain_key()
+                && matches!(filter(plain), Keep::Skip)
+            {
+                self.skip_string()?;
+                self.skip_space();
+                if self.bytes.get(self.at) != Some(&b':') {
+                    return Err(Problem::Syntax(self.at));
+                }
+                self.at += 1;
+                self.skip(depth + 1)?;
+                self.skip_space();
+                match self.bytes.get(self.at) {
+                    Some(b',') => {
+                        self.at += 1;
+                        continue;
+                    }
+                    Some(b'}') => {
+                        self.at += 1;
+                        return Ok(Value::Map(fitted(entries)));
+                    }
+                    _ => return Err(Problem::Syntax(self.at)),
+                }
+            }
             let key = self.value(depth + 1)?;
             let Value::Str(name) = &key.value else {
                 return Err(Problem::Syntax(self.at));
@@ -170,8 +220,20 @@ impl<'a> Reader<'a> {
                 return Err(Problem::Syntax(self.at));
             }
             self.at += 1;
-            let value = self.value(depth + 1)?;
-            entries.push((key, value));
+            let keep = self.filter.map_or(Keep::Field, |f| f(name));
+            match keep {
+                Keep::Field => {
+                    let value = self.value(depth + 1)?;
+                    entries.push((key, value));
+                }
+                Keep::Subtree(inner) => {
+                    let outer = std::mem::replace(&mut self.filter, inner);
+                    let value = self.value(depth + 1);
+                    self.filter = outer;
+                    entries.push((key, value?));
+                }
+                Keep::Skip => self.skip(depth + 1)?,
+            }
             self.skip_space();
             match self.bytes.get(self.at) {
                 Some(b',') => self.at += 1,
@@ -204,6 +266,94 @@ impl<'a> Reader<'a> {
                 _ => return Err(Problem::Syntax(self.at)),
             }
         }
+    }
+
+    /// The text of the string key at the reader's place when it has no escapes, without reading
+    /// past it.
+    fn plain_key(&self) -> Option<&'a str> {
+        let start = self.at + 1;
+        let len = self
+            .bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        (self.bytes[start + len] == b'"').then(|| &self.text[start..start + len])
+    }
+
+    /// Reads past a value without building it, checking it is JSON as [`Self::value`] would.
+    fn skip(&mut self, depth: usize) -> Result<(), Problem> {
+        self.skip_space();
+        let start = self.at;
+        match self.bytes.get(start) {
+            Some(b'{' | b'[') => {
+                let close = if self.bytes[start] == b'{' { b'}' } else { b']' };
+                let pos = self.pos_at(start);
+                self.enter(depth, pos)?;
+                self.at += 1;
+                self.skip_space();
+                if self.bytes.get(self.at) == Some(&close) {
+                    self.at += 1;
+                    return Ok(());
+                }
+                loop {
+                    if close == b'}' {
+                        self.skip_space();
+                        if self.bytes.get(self.at) != Some(&b'"') {
+                            return Err(Problem::Syntax(self.at));
+                        }
+                        self.skip_string()?;
+                        self.skip_space();
+                        if self.bytes.get(self.at) != Some(&b':') {
+                            return Err(Problem::Syntax(self.at));
+                        }
+                        self.at += 1;
+                    }
+                    self.skip(depth + 1)?;
+                    self.skip_space();
+                    match self.bytes.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(&b) if b == close => {
+                            self.at += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Problem::Syntax(self.at)),
+                    }
+                }
+            }
+            Some(b'"') => self.skip_string(),
+            Some(b't') => self.literal("true", Value::Null).map(drop),
+            Some(b'f') => self.literal("false", Value::Null).map(drop),
+            Some(b'n') => self.literal("null", Value::Null).map(drop),
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            _ => Err(Problem::Syntax(start)),
+        }
+    }
+
+    /// Reads past a string, checking its escapes as serde_json would, without decoding it.
+    fn skip_string(&mut self) -> Result<(), Problem> {
+        let mut i = self.at + 1;
+        loop {
+            match self.bytes.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => match self.bytes.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u')
+                        if self
+                            .bytes
+                            .get(i + 2..i + 6)
+                            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                    {
+                        i += 6
+                    }
+                    _ => return Err(Problem::Syntax(i)),
+                },
+                Some(&b) if b < 0x20 => return Err(Problem::Syntax(i)),
+                Some(_) => i += 1,
+                None => return Err(Problem::Syntax(self.bytes.len())),
+            }
+        }
+        self.at = i + 1;
+        Ok(())
     }
 
     fn string(&mut self) -> Result<String, Problem> {

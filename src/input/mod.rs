@@ -4,8 +4,11 @@
 //! manifests) reads the same tree, with the same positions and the same limits.
 
 pub mod decode;
+pub mod endpoints;
 pub mod json;
+pub mod manifest;
 pub mod read;
+pub mod sources;
 pub mod spec;
 pub mod tree;
 pub mod yaml;
@@ -33,12 +36,17 @@ impl Format {
     /// `.json` is JSON and `.yaml`/`.yml` YAML; any other name (a pipe, `/dev/stdin`) is JSON
     /// when its first character other than white space is `{`, YAML otherwise.
     pub fn of(source: &Source) -> Format {
-        let name = source.name.to_ascii_lowercase();
+        Format::of_text(&source.name, &source.text)
+    }
+
+    /// [`Format::of`] for a text and the name it is shown by (one file of several).
+    pub fn of_text(name: &str, text: &str) -> Format {
+        let name = name.to_ascii_lowercase();
         if name.ends_with(".json") {
             Format::Json
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
             Format::Yaml
-        } else if source.text.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
+        } else if text.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
             Format::Json
         } else {
             Format::Yaml

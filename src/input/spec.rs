@@ -76,6 +76,8 @@ pub struct PodSpec {
     pub host_network: bool,
     pub labels: Vec<(Sp<String>, Sp<String>)>,
     pub containers: Vec<ContainerSpec>,
+    /// Readiness and deletion, as the pod's status holds them: see [`super::endpoints`].
+    pub conditions: super::endpoints::PodConditionsSpec,
     pub span: crate::diagnostic::Span,
 }
 
@@ -109,6 +111,8 @@ pub struct ServiceSpec {
     pub health_check_node_port: Option<Sp<u16>>,
     pub session_affinity: Option<Sp<String>>,
     pub session_affinity_timeout: Option<Sp<i64>>,
+    /// Endpoints written out, as EndpointSlices hold them; they replace the selector's.
+    pub endpoints: Option<Vec<super::endpoints::EndpointSpec>>,
     pub span: crate::diagnostic::Span,
 }
 
@@ -222,6 +226,18 @@ fn opt<'a, T>(f: &Fields<'a>, key: &str, read: impl FnOnce(&'a Node) -> Option<T
 }
 
 fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
+    decode_cluster_fields(dec, node, Networks::Required)
+}
+
+/// Whether `cluster:` must name its networks: a scenario must, a manifest header need not (what
+/// it leaves out is inferred from the objects).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Networks {
+    Required,
+    Optional,
+}
+
+pub(crate) fn decode_cluster_fields(dec: &mut Decoder, node: &Node, networks: Networks) -> ClusterSpec {
     let known = [
         "name",
         "nodeNetwork",
@@ -240,19 +256,18 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
     let Some(f) = dec.fields(node, "`cluster`", &known) else {
         return ClusterSpec::default();
     };
-    let what = "`cluster`";
+    fn network<'a>(dec: &mut Decoder, f: &Fields<'a>, key: &str, networks: Networks) -> Option<&'a Node> {
+        match networks {
+            Networks::Required => dec.require(f, key, "`cluster`"),
+            Networks::Optional => f.get(key),
+        }
+    }
     ClusterSpec {
         name: opt(&f, "name", |n| dec.string(n, "cluster name")),
-        node_network: dec
-            .require(&f, "nodeNetwork", what)
-            .and_then(|n| dec.cidr(n, "nodeNetwork")),
+        node_network: network(dec, &f, "nodeNetwork", networks).and_then(|n| dec.cidr(n, "nodeNetwork")),
         gateway: opt(&f, "gateway", |n| dec.ipv4(n, "gateway address")),
-        pod_network: dec
-            .require(&f, "podNetwork", what)
-            .and_then(|n| dec.cidr(n, "podNetwork")),
-        service_network: dec
-            .require(&f, "serviceNetwork", what)
-            .and_then(|n| dec.cidr(n, "serviceNetwork")),
+        pod_network: network(dec, &f, "podNetwork", networks).and_then(|n| dec.cidr(n, "podNetwork")),
+        service_network: network(dec, &f, "serviceNetwork", networks).and_then(|n| dec.cidr(n, "serviceNetwork")),
         cni: opt(&f, "cni", |n| dec.word(n, "CNI model", &["kubenet"])),
         kube_proxy: opt(&f, "kubeProxy", |n| {
             dec.word(n, "kube-proxy mode", &["iptables", "nftables"])
@@ -321,7 +336,17 @@ fn decode_route(dec: &mut Decoder, node: &Node) -> Option<RouteSpec> {
 }
 
 fn decode_pod(dec: &mut Decoder, node: &Node) -> Option<PodSpec> {
-    let known = ["name", "namespace", "node", "ip", "hostNetwork", "labels", "containers"];
+    let known = [
+        "name",
+        "namespace",
+        "node",
+        "ip",
+        "hostNetwork",
+        "labels",
+        "containers",
+        "ready",
+        "terminating",
+    ];
     let f = dec.fields(node, "a pod", &known)?;
     let what = "a pod";
     let host_network = opt(&f, "hostNetwork", |n| dec.bool(n, "hostNetwork")).unwrap_or(false);
@@ -346,6 +371,7 @@ fn decode_pod(dec: &mut Decoder, node: &Node) -> Option<PodSpec> {
         host_network,
         labels: opt(&f, "labels", |n| Some(dec.string_map(n, "labels"))).unwrap_or_default(),
         containers,
+        conditions: super::endpoints::decode_pod_conditions(dec, &f),
         span: f.span,
     })
 }
@@ -402,6 +428,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         "healthCheckNodePort",
         "sessionAffinity",
         "sessionAffinityTimeoutSeconds",
+        "endpoints",
     ];
     let f = dec.fields(node, "a service", &known)?;
     let what = "a service";
@@ -451,6 +478,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         session_affinity_timeout: opt(&f, "sessionAffinityTimeoutSeconds", |n| {
             dec.integer(n, "sessionAffinityTimeoutSeconds", 1, 86400)
         }),
+        endpoints: opt(&f, "endpoints", |n| Some(super::endpoints::decode_endpoints(dec, n))),
         span: f.span,
     })
 }
@@ -534,7 +562,7 @@ fn decode_ingress(dec: &mut Decoder, node: &Node) -> Option<IngressSpec> {
     })
 }
 
-fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
+pub(crate) fn decode_trace(dec: &mut Decoder, node: &Node) -> Option<TraceSpec> {
     let known = [
         "from",
         "to",

@@ -4,6 +4,7 @@
 //! [`build`](validate::build), so code downstream may rely on its invariants: a pod's node exists,
 //! its IP lies in that node's podCIDR, every Service port knows its endpoints.
 
+pub mod endpoints;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -203,6 +204,10 @@ pub struct Pod {
     pub host_network: bool,
     pub labels: Vec<(String, String)>,
     pub containers: Vec<Container>,
+    /// Its Ready condition, and whether it is being deleted: what makes it an endpoint that
+    /// gets traffic, or one kube-proxy skips (see [`endpoints`]).
+    pub ready: bool,
+    pub terminating: bool,
 }
 
 impl Pod {
@@ -286,8 +291,11 @@ pub struct ServicePort {
     pub protocol: Protocol,
     pub target_port: TargetPort,
     pub node_port: Option<u16>,
-    /// In the order kube-proxy sorts them: by "ip:port" as text.
+    /// The endpoints kube-proxy sends new connections to, in the order it sorts them: by
+    /// "ip:port" as text.
     pub endpoints: Vec<Endpoint>,
+    /// The endpoints it leaves out, and why.
+    pub skipped: Vec<endpoints::Skipped>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

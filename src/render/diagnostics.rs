@@ -9,6 +9,7 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::input::Source;
+use crate::input::sources::{Inputs, Part};
 use crate::render::untrusted;
 
 /// How many errors are printed before the rest are only counted. Fixing the first ones usually
@@ -18,10 +19,30 @@ pub const SHOWN_ERRORS: usize = 50;
 /// Renders `diagnostics` against `source`. The file's text, its name and every message (which
 /// may quote the file) are untrusted: control characters in them are shown, never sent.
 pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> String {
+    render_parts(source, &[], diagnostics, color)
+}
+
+/// Renders `diagnostics` against an input of several files: each snippet names the file its
+/// line is in, and the line's number in that file.
+pub fn render_inputs(inputs: &Inputs, diagnostics: &[Diagnostic], color: bool) -> String {
+    let parts = if inputs.parts.len() > 1 { &inputs.parts[..] } else { &[] };
+    render_parts(&inputs.source, parts, diagnostics, color)
+}
+
+/// [`render_inputs`] for an input already split into its text and its files.
+pub fn render_with_parts(source: &Source, parts: &[Part], diagnostics: &[Diagnostic], color: bool) -> String {
+    render_parts(source, parts, diagnostics, color)
+}
+
+fn render_parts(source: &Source, parts: &[Part], diagnostics: &[Diagnostic], color: bool) -> String {
     let renderer = if color { Renderer::styled() } else { Renderer::plain() };
     let text = untrusted::pictures(&source.text);
     let path = untrusted::escape(&source.name);
     let lines = LineIndex::new(&text);
+    let part_of = |line: u64| -> Option<(std::borrow::Cow<'_, str>, u64)> {
+        let i = parts.partition_point(|p| p.first_line <= line).checked_sub(1)?;
+        Some((untrusted::escape(&parts[i].name), parts[i].first_line - 1))
+    };
     let mut out = String::new();
     let mut shown_errors = 0;
     let mut hidden_errors = 0;
@@ -51,10 +72,11 @@ pub fn render(source: &Source, diagnostics: &[Diagnostic], color: bool) -> Strin
                 if let Some(label) = &d.label {
                     annotation = annotation.label(untrusted::escape(label));
                 }
+                let (file, before) = part_of(found.line as u64).unwrap_or((path.clone(), 0));
                 title.element(
                     Snippet::source(found.line_text)
-                        .line_start(found.line)
-                        .path(path.as_ref())
+                        .line_start(found.line - before as usize)
+                        .path(file)
                         .fold(true)
                         .annotation(annotation),
                 )

@@ -487,8 +487,19 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
             }
             let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
         }
+
         if nftables {
             super::explain_nft::service_port(out, c, state, s, p, style);
+        }
+        for skipped in &p.skipped {
+            let _ = writeln!(
+                out,
+                "  skipped endpoint {} {}:{}: {}",
+                c.pods[skipped.pod].qualified_name(),
+                skipped.ip,
+                skipped.port,
+                style.warn(&skipped.reason.to_string())
+            );
         }
         for group in facts.groups.iter().filter(|_| !nftables) {
             let on = if group.every_node {

@@ -6,6 +6,7 @@ pub mod diagnostics;
 pub mod explain;
 pub mod explain_data;
 mod explain_nft;
+pub mod import;
 pub mod materialize;
 mod overview;
 pub mod style;
@@ -19,6 +20,9 @@ pub mod untrusted;
 pub struct ScenarioRef {
     pub name: String,
     pub sha256: String,
+    /// For Kubernetes manifests: what k8snet assumed, and what it skipped, by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<crate::input::manifest::Report>,
 }
 
 impl ScenarioRef {
@@ -28,6 +32,7 @@ impl ScenarioRef {
         ScenarioRef {
             name: source.name.clone(),
             sha256: data_encoding::HEXLOWER.encode(&digest),
+            manifests: None,
         }
     }
 }

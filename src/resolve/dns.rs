@@ -213,6 +213,7 @@ pub(super) fn dns_name(
         let ip = record.addrs[0];
         let (port, protocol) = service_port(c, si, &q)?;
         notes.push(cluster_ip_note(c, si, ip, port, protocol));
+        super::skipped::notes(c, si, port, protocol, notes);
         (
             ip,
             (port, protocol),

@@ -7,6 +7,7 @@ pub mod http;
 pub mod names;
 mod port;
 mod request;
+mod skipped;
 mod source;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -464,6 +465,7 @@ fn destination(
                 port_list(c, si)
             )),
         }
+        skipped::notes(c, si, port, protocol, notes);
         ends.load_balancer = Some(si);
         return Ok((Some(SocketAddrV4::new(ip, port)), protocol));
     }
@@ -478,6 +480,7 @@ fn destination(
         })?;
         let (port, protocol) = service_port(c, si, q)?;
         notes.push(cluster_ip_note(c, si, ip, port, protocol));
+        skipped::notes(c, si, port, protocol, notes);
         return Ok((Some(SocketAddrV4::new(ip, port)), protocol));
     }
     if let Some(node) = to.strip_prefix("node/") {

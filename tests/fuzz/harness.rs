@@ -204,6 +204,7 @@ fn trace_all_branches(c: &Cluster, state: &NetState, q: &Query<'_>) -> usize {
     let scenario = render::ScenarioRef {
         name: "fuzz.yaml".into(),
         sha256: String::new(),
+        manifests: None,
     };
     let json = render::trace::json(&scenario, &traces.iter().collect::<Vec<_>>());
     assert!(

@@ -3,6 +3,7 @@
 
 mod api_server;
 mod duplicates;
+mod endpoints;
 mod gateways;
 mod host_ports;
 mod ingress;
@@ -558,6 +559,8 @@ impl Validator {
                         host_network: p.host_network,
                         labels,
                         containers,
+                        ready: p.conditions.ready.as_ref().is_none_or(|r| r.value),
+                        terminating: p.conditions.terminating.as_ref().is_some_and(|t| t.value),
                     },
                     p.span,
                 ));

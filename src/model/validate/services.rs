@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::endpoints as endpoints_of;
 use super::{Validator, namespace, protocol};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::input::decode::Sp;
@@ -31,6 +32,7 @@ impl Validator {
                 by_label.entry((&p.namespace, k, v)).or_default().push(i);
             }
         }
+        let by_ip = endpoints_of::pods_by_ip(pods);
         for sv in &s.services {
             let name = self.name(&sv.name, "service name", false);
             let namespace = namespace(self, &sv.namespace);
@@ -124,7 +126,11 @@ impl Validator {
                     .collect(),
                 _ => Vec::new(),
             };
-            if selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
+            let written = sv
+                .endpoints
+                .as_ref()
+                .map(|specs| self.resolve_endpoints(specs, &by_ip, &qualified));
+            if written.is_none() && selector.as_ref().is_some_and(|s| !s.is_empty()) && selected.is_empty() {
                 let sel = selector
                     .as_ref()
                     .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
@@ -217,27 +223,25 @@ impl Validator {
                     },
                     None => TargetPort::Number(port.value),
                 };
-                let mut endpoints = Vec::new();
-                for &i in &selected {
-                    let pod = &pods[i].0;
-                    let resolved = match &target {
-                        TargetPort::Number(n) => Some(*n),
-                        TargetPort::Name(n) => pod
-                            .listeners()
-                            .find(|(_, cp)| cp.name.as_deref() == Some(n.as_str()) && cp.protocol == protocol)
-                            .map(|(_, cp)| cp.port),
-                    };
-                    if let Some(port) = resolved {
-                        endpoints.push(Endpoint {
-                            pod: i,
-                            ip: pod.ip,
-                            port,
-                        });
-                    }
-                }
-                if let (TargetPort::Name(n), Some(t)) = (&target, &p.target_port)
+                let candidates: Vec<endpoints::Candidate> = match &written {
+                    Some(resolved) => endpoints_of::written_candidates(
+                        resolved,
+                        pods,
+                        p.name.as_ref().map(|n| n.value.as_str()),
+                        protocol,
+                        &target,
+                    ),
+                    None => selected
+                        .iter()
+                        .filter_map(|&i| {
+                            let port = endpoints_of::target_on(&pods[i].0, &target, protocol)?;
+                            Some(endpoints_of::selected_candidate(i, &pods[i].0, port))
+                        })
+                        .collect(),
+                };
+                if let (TargetPort::Name(n), Some(t), None) = (&target, &p.target_port, &written)
                     && !selected.is_empty()
-                    && endpoints.is_empty()
+                    && candidates.is_empty()
                 {
                     let names: BTreeSet<String> = selected
                         .iter()
@@ -271,6 +275,7 @@ impl Validator {
                         )),
                     );
                 }
+                let (mut endpoints, skipped) = endpoints::categorize(candidates);
                 // kube-proxy sorts endpoints by their "ip:port" text before writing its chains.
                 endpoints.sort_by_cached_key(|e| format!("{}:{}", e.ip, e.port));
                 ports.push(ServicePort {
@@ -280,6 +285,7 @@ impl Validator {
                     target_port: target,
                     node_port,
                     endpoints: super::fitted(endpoints),
+                    skipped,
                 });
             }
             if let Some(lb) = &sv.load_balancer_ip
