@@ -294,8 +294,7 @@ fn shortest_prefix(
     dst: std::net::Ipv4Addr,
 ) -> Option<&k8snet::net::route::Route> {
     tables.iter().find_map(|t| {
-        t.routes
-            .iter()
+        t.all()
             .filter(|r| r.dst.contains(&dst))
             .filter(|r| r.kind != k8snet::net::route::RouteType::Broadcast || r.dst.addr() == dst)
             .min_by_key(|r| r.dst.prefix_len())

@@ -66,7 +66,7 @@ impl Default for Options {
             pods_per_node: 30,
             services_per_node: 2,
             seed: 1,
-            cni: Cni::Kubenet,
+            cni: Cni::Bridge,
             kube_proxy: KubeProxyMode::Iptables,
             hairpin_mode: HairpinMode::HairpinVeth,
             bridge_nf_call_iptables: true,

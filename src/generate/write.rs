@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{CONTAINER_PORT, Case, Options, Plan, PodAt, SERVICE_PORT};
-use crate::model::{Cni, HairpinMode, KubeProxyMode, TrafficPolicy};
+use crate::model::{HairpinMode, KubeProxyMode, TrafficPolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -132,16 +132,12 @@ fn sections(plan: &Plan) -> Vec<(&'static str, Value)> {
         ("gateway", s(super::GATEWAY.to_string())),
         ("podNetwork", s(super::POD_NETWORK)),
         ("serviceNetwork", s(super::SERVICE_NETWORK)),
-        (
-            "cni",
-            s(match o.cni {
-                Cni::Kubenet => "kubenet",
-            }),
-        ),
+        ("cni", s(o.cni.word())),
         (
             "kubeProxy",
             s(match o.kube_proxy {
                 KubeProxyMode::Iptables => "iptables",
+                KubeProxyMode::None => "none",
             }),
         ),
         ("hairpinMode", s(hairpin_word(o.hairpin_mode))),

@@ -7,6 +7,7 @@
 pub mod hosts;
 pub mod iptables;
 pub mod route;
+pub mod vxlan;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +30,8 @@ pub enum Protocol {
     /// ICMP echo (`ping`). Never a Service or container port's protocol: Kubernetes has none,
     /// so [`Protocol::from_word`] does not accept it.
     Icmp,
+    /// IP-in-IP (IP protocol 4): only ever an outer packet between two tunnel ends.
+    Ipip,
 }
 
 impl Protocol {
@@ -56,6 +59,7 @@ impl Protocol {
             Protocol::Udp => "udp",
             Protocol::Sctp => "sctp",
             Protocol::Icmp => "icmp",
+            Protocol::Ipip => "ipip",
         }
     }
 
@@ -63,7 +67,7 @@ impl Protocol {
     /// which conntrack keys the flow on as it would a port: a packet's tuple holds it in both
     /// port positions.
     pub fn has_ports(self) -> bool {
-        self != Protocol::Icmp
+        !matches!(self, Protocol::Icmp | Protocol::Ipip)
     }
 }
 
@@ -75,6 +79,7 @@ impl fmt::Display for Protocol {
             Protocol::Udp => "UDP",
             Protocol::Sctp => "SCTP",
             Protocol::Icmp => "ICMP",
+            Protocol::Ipip => "IPIP",
         })
     }
 }
@@ -200,6 +205,15 @@ pub enum Link {
     },
     /// Leaves the modelled world: what is sent here has left the cluster.
     Uplink,
+    /// A VXLAN tunnel device: what is routed into it is wrapped in UDP and sent to the remote
+    /// endpoint its neighbour and FDB entries name.
+    Vxlan(vxlan::Vxlan),
+    /// An IP-in-IP tunnel device (`tunl0`): what is routed into it is wrapped in an outer IPv4
+    /// packet (protocol 4) to the route's gateway.
+    Ipip {
+        local: Ipv4Addr,
+        underlay: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,6 +229,10 @@ pub struct Interface {
     /// every frame itself, but sends none back out of the port it came in on: only a port's
     /// hairpin flag does that.
     pub promiscuous: bool,
+    /// `net.ipv4.conf.<dev>.proxy_arp`: the interface answers ARP for addresses its host
+    /// routes elsewhere (Calico's and Cilium's pod gateway, which no interface holds).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_arp: bool,
 }
 
 impl Interface {
@@ -226,6 +244,7 @@ impl Interface {
             master: None,
             hairpin: false,
             promiscuous: false,
+            proxy_arp: false,
         }
     }
 

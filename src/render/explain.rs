@@ -211,6 +211,8 @@ pub(super) fn link_kind(link: &Link) -> &'static str {
         Link::Bridge => "bridge",
         Link::Segment { .. } => "ethernet",
         Link::Uplink => "uplink",
+        Link::Vxlan(_) => "vxlan",
+        Link::Ipip { .. } => "ipip",
     }
 }
 
@@ -224,7 +226,15 @@ fn interfaces(out: &mut String, host: &Host, style: Style) {
             Link::Bridge => "the node's pods, through their veths".to_owned(),
             Link::Uplink => "the internet".to_owned(),
             Link::Loopback => String::new(),
+            Link::Vxlan(v) => format!(
+                "VNI {}, UDP {} from {} on {}, MTU {}, MAC {}",
+                v.vni, v.port, v.local, v.underlay, v.mtu, v.mac
+            ),
+            Link::Ipip { local, underlay } => format!("IP-in-IP from {local} on {underlay}, MTU 1480"),
         };
+        if i.proxy_arp {
+            attached.push_str("; proxy_arp on");
+        }
         if let Some(master) = &i.master {
             attached = format!("port of {master}{}", if i.hairpin { ", hairpin on" } else { "" });
         }
@@ -241,6 +251,28 @@ fn interfaces(out: &mut String, host: &Host, style: Style) {
     let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
 }
 
+/// A VXLAN device's permanent neighbour and FDB entries, as `ip neigh` and `bridge fdb` show them.
+fn tunnel_entries(out: &mut String, host: &Host, style: Style) {
+    for i in &host.interfaces {
+        let Link::Vxlan(v) = &i.link else { continue };
+        let _ = writeln!(
+            out,
+            "  Tunnel endpoints of {} {}",
+            style.strong(&i.name),
+            style.dim("(ip neigh, bridge fdb)")
+        );
+        let mut t = style.table(&["neighbour", "forwarding database", "endpoint of"]);
+        for p in v.entries() {
+            t.add_row(vec![
+                style.code(&format!("{} dev {} lladdr {} PERMANENT", p.addr, i.name, p.mac)),
+                style.code(&format!("{} dev {} dst {} self permanent", p.mac, i.name, p.remote)),
+                p.owner.clone(),
+            ]);
+        }
+        let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
+    }
+}
+
 fn routes(out: &mut String, host: &Host, style: Style) {
     for table in host.tables.iter().filter(|t| t.name == "main") {
         let _ = writeln!(
@@ -250,7 +282,7 @@ fn routes(out: &mut String, host: &Host, style: Style) {
             style.dim("(ip route)")
         );
         let mut t = style.table(&["route", "why it is there"]);
-        for r in &table.routes {
+        for r in table.all() {
             t.add_row(vec![style.code(&r.to_string()), r.origin.clone()]);
         }
         let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
@@ -279,6 +311,7 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
     );
     interfaces(out, host, style);
     routes(out, host, style);
+    tunnel_entries(out, host, style);
     let pods: Vec<_> = c.pods_on(ni).collect();
     if !pods.is_empty() {
         let _ = writeln!(out, "  Pods");

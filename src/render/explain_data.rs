@@ -73,8 +73,7 @@ fn routes(host: &Host) -> Vec<Value> {
         .iter()
         .filter(|t| t.name == "main")
         .flat_map(|t| {
-            t.routes
-                .iter()
+            t.all()
                 .map(|r| json!({ "table": t.name, "route": r.to_string(), "why": r.origin }))
         })
         .collect()

@@ -8,6 +8,7 @@ mod links;
 pub mod netfilter;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -106,6 +107,8 @@ pub struct Simulator<'a> {
     hops: Vec<Hop>,
     /// The client, while a reply travels back to it.
     client: Option<Client>,
+    /// The packet inside the outer one now travelling, between encapsulation and decapsulation.
+    tunnel: Option<tunnel::Tunnelled>,
 }
 
 const TTL: u8 = 64;
@@ -138,6 +141,7 @@ impl<'a> Simulator<'a> {
             decisions: 0,
             hops: Vec::new(),
             client: None,
+            tunnel: None,
         }
     }
 
@@ -494,6 +498,9 @@ impl<'a> Simulator<'a> {
         match dir {
             Direction::New => self.confirm(host, orig, pkt.tuple),
             Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
+        }
+        if let Some(next) = self.decapsulate(host, pkt.tuple) {
+            return next;
         }
         if let Some(client) = self.client {
             if client == Client::Socket(host) {

@@ -173,9 +173,19 @@ impl Walk<'_> {
                 }
                 Target::Masquerade { .. } => {
                     let before = pkt.tuple;
-                    let addr = pkt.oif.as_deref().and_then(|dev| self.host.primary_addr(dev));
-                    // With no address on the outgoing interface there is nothing to masquerade
-                    // to, and the kernel drops the packet.
+                    let on_oif = pkt.oif.as_deref().and_then(|dev| self.host.primary_addr(dev));
+                    // An outgoing interface without an address (Calico's cali*, Cilium's lxc*)
+                    // lends none: the kernel then takes the first global address of another
+                    // interface (inet_select_addr), and drops the packet only if there is none.
+                    let fallback = || {
+                        self.host
+                            .interfaces
+                            .iter()
+                            .filter(|i| i.link != crate::net::Link::Loopback)
+                            .find_map(|i| i.addrs.first().map(|a| (a.addr(), i.name.clone())))
+                    };
+                    let borrowed = if on_oif.is_none() { fallback() } else { None };
+                    let addr = on_oif.or(borrowed.as_ref().map(|(a, _)| *a));
                     let Some(addr) = addr else {
                         self.steps.push(step(
                             "MASQUERADE, but the outgoing interface has no address: dropped".into(),
@@ -183,10 +193,13 @@ impl Walk<'_> {
                         return Flow::Stop(Verdict::Drop(line));
                     };
                     pkt.tuple.src = SocketAddrV4::new(addr, pkt.tuple.src.port());
-                    self.steps.push(step(format!(
-                        "MASQUERADE: source becomes {}'s address",
-                        pkt.oif.as_deref().unwrap_or("the outgoing interface")
-                    )));
+                    let oif = pkt.oif.as_deref().unwrap_or("the outgoing interface");
+                    self.steps.push(step(match &borrowed {
+                        Some((_, from)) => {
+                            format!("MASQUERADE: {oif} has no address, so the source becomes {from}'s")
+                        }
+                        None => format!("MASQUERADE: source becomes {oif}'s address"),
+                    }));
                     self.nat_step("MASQUERADE", before, pkt.tuple);
                     return Flow::Stop(Verdict::Accept);
                 }
@@ -310,7 +323,7 @@ impl Walk<'_> {
             .tables
             .iter()
             .filter(|t| t.name == "local")
-            .flat_map(|t| &t.routes)
+            .flat_map(|t| t.all())
             .any(|r| r.kind == RouteType::Local && r.dst.contains(&ip))
     }
 

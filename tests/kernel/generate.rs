@@ -84,7 +84,7 @@ fn proto_word(p: Protocol) -> &'static str {
         Protocol::Udp => "UDP",
         Protocol::Sctp => "SCTP",
         Protocol::Tcp => "TCP",
-        Protocol::Icmp => unreachable!("no port has protocol ICMP"),
+        Protocol::Icmp | Protocol::Ipip => unreachable!("no port has protocol ICMP or IPIP"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Turns a decoded scenario into a [`Cluster`], checking every rule a real cluster would enforce
 //! (or that would make the network meaningless), and collecting all problems in one pass.
 
+mod cni;
 mod duplicates;
 mod ingress;
 mod services;
@@ -210,7 +211,9 @@ impl Validator {
             pod_network: pod_network.as_ref(),
             service_network: service_network.as_ref(),
         };
+        let settings = self.cni_settings(s, node_network.as_ref(), pod_network.as_ref());
         let nodes = self.nodes(s, networks, gateway, (hairpin, bridge_nf));
+        self.cni_nodes(s, &settings, gateway);
         let pods = self.pods(s, &nodes);
         let services = self.services(s, &pods, service_network.as_ref());
         let ingresses = self.ingresses(s, &services);
@@ -230,8 +233,10 @@ impl Validator {
             gateway: gateway?,
             pod_network: pod_network?.value,
             service_network: service_network?.value,
-            cni: Cni::Kubenet,
-            kube_proxy: KubeProxyMode::Iptables,
+            cni: settings.cni,
+            calico: settings.calico,
+            node_subnets: settings.node_subnets,
+            kube_proxy: settings.kube_proxy,
             cluster_domain,
             non_masquerade_cidrs,
             masq_link_local: c.masq_link_local.unwrap_or(false),

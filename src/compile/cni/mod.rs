@@ -1,20 +1,31 @@
-//! kubenet, as kubelet configures it: a `cbr0` bridge per node holding the first address of the
-//! node's podCIDR, one veth pair per pod, and (outside the nodes) one cloud route per podCIDR
-//! pointing at the node that owns it.
+//! The CNI plugins: what each installs on the nodes and in the pods' namespaces. Every model
+//! shares the same skeleton, made here — a namespace per node and per pod, the node's `eth0` on
+//! its subnet with a default route to the cloud router, one veth pair per pod — and each
+//! model's module decides the rest: the pod's address and routes, the host side of its veth,
+//! the node's own devices, and how a node reaches the others' pods.
+//!
+//! - [`bridge`]: the CNI bridge plugin as kubenet configured it (`cni: bridge`, or `kubenet`).
+//! - [`flannel`]: host-gw and VXLAN backends.
+//! - [`calico`]: per-node blocks, `/32` routes to `cali*` interfaces, BGP-learnt routes.
+//! - [`cilium`]: native routing through `cilium_host`, optionally without kube-proxy.
+
+mod bridge;
+mod calico;
+mod cilium;
+mod flannel;
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, LazyLock};
 
 use ipnet::Ipv4Net;
 
-use super::names::host_veth;
 use super::pod_host_name;
-use crate::model::{Cluster, HairpinMode, LINK_LOCAL, RouteKind};
+use crate::model::{Cluster, Cni, LINK_LOCAL, Node, Pod, RouteKind};
 use crate::net::iptables::{Match, Rule, Table, Target};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType};
 use crate::net::{Host, Interface, Link, Listener, NetState, Role};
 
-pub const BRIDGE: &str = "cbr0";
+pub use bridge::BRIDGE;
 pub const NODE_NETWORK: &str = "node-network";
 const MASQ_CHAIN: &str = "IP-MASQ-AGENT";
 
@@ -72,7 +83,9 @@ pub(super) fn host(name: String, role: Role) -> Host {
 /// What a pod's namespace is made from.
 struct PodNamespace {
     addr: Ipv4Net,
-    gateway: Ipv4Addr,
+    /// The pod's routes besides the one of its address: the default route and any the plugin
+    /// adds for its gateway.
+    routes: Vec<Route>,
     node_host: usize,
     /// The host side of the pod's veth pair.
     veth: String,
@@ -96,14 +109,12 @@ impl PodNamespace {
                 vec![self.addr],
             ),
         ];
-        h.tables = RouteTable::local_and_main(
-            local,
-            vec![
-                Route::unicast(Ipv4Net::default(), Some(self.gateway), "eth0")
-                    .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
-                connected,
-            ],
-        );
+        let mut main = self.routes.clone();
+        // The kernel adds no subnet route for a /32 address.
+        if self.addr.prefix_len() < 32 {
+            main.push(connected);
+        }
+        h.tables = RouteTable::local_and_main(local, main);
         h.listeners = self.listeners.clone();
         h
     }
@@ -114,13 +125,89 @@ pub fn bridge_ip(pod_cidr: Ipv4Net) -> Ipv4Addr {
     pod_cidr.hosts().next().unwrap_or(pod_cidr.addr())
 }
 
+/// How one plugin wires a pod to its node.
+pub(super) struct PodWiring {
+    pub addr: Ipv4Net,
+    pub routes: Vec<Route>,
+    /// The host side of the veth pair.
+    pub host_if: Interface,
+    /// Routes the node holds for this pod (Calico's and Cilium's `/32` to the pod's veth).
+    pub node_routes: Vec<Route>,
+}
+
+/// What one plugin adds to a node after `lo` and `eth0`.
+#[derive(Default)]
+pub(super) struct NodeWiring {
+    pub interfaces: Vec<Interface>,
+    pub main: Vec<Route>,
+    pub local: Vec<Route>,
+    /// The routes to other nodes' pods, shared by all nodes, and the part that is this node's.
+    pub shared: Option<(Arc<RouteTable>, std::ops::Range<usize>)>,
+}
+
+/// The segment name of the subnet a node is on: the one node network, or one per listed subnet.
+pub fn segment_of(cluster: &Cluster, subnet: Ipv4Net) -> String {
+    match cluster.node_subnets.iter().position(|s| *s == subnet) {
+        Some(i) => format!("node-subnet-{}", i + 1),
+        None => NODE_NETWORK.to_owned(),
+    }
+}
+
+/// One plugin's decisions, made once per cluster.
+enum Plugin {
+    Bridge,
+    Flannel(flannel::Flannel),
+    Calico(calico::Calico),
+    Cilium(cilium::Cilium),
+}
+
+impl Plugin {
+    fn of(cluster: &Cluster) -> Plugin {
+        match cluster.cni {
+            Cni::Bridge => Plugin::Bridge,
+            Cni::FlannelHostGw | Cni::FlannelVxlan => Plugin::Flannel(flannel::Flannel::new(cluster)),
+            Cni::Calico => Plugin::Calico(calico::Calico::new(cluster)),
+            Cni::Cilium => Plugin::Cilium(cilium::Cilium::new(cluster)),
+        }
+    }
+
+    fn pod(&self, node: &Node, pod: &Pod, pod_host: usize) -> PodWiring {
+        match self {
+            Plugin::Bridge => bridge::pod(node, pod, pod_host, bridge::BRIDGE),
+            Plugin::Flannel(_) => bridge::pod(node, pod, pod_host, flannel::BRIDGE),
+            Plugin::Calico(c) => c.pod(pod, pod_host),
+            Plugin::Cilium(c) => c.pod(node, pod, pod_host),
+        }
+    }
+
+    fn node(&self, cluster: &Cluster, i: usize) -> NodeWiring {
+        let node = &cluster.nodes[i];
+        match self {
+            Plugin::Bridge => bridge::node(node, bridge::BRIDGE),
+            Plugin::Flannel(f) => f.node(cluster, i),
+            Plugin::Calico(c) => c.node(cluster, i),
+            Plugin::Cilium(c) => c.node(cluster, i),
+        }
+    }
+
+    /// The device an extra route's gateway inside the node's pod range is reached through.
+    fn pod_device(&self) -> &'static str {
+        match self {
+            Plugin::Bridge => bridge::BRIDGE,
+            Plugin::Flannel(_) => flannel::BRIDGE,
+            Plugin::Calico(_) => "eth0",
+            Plugin::Cilium(_) => cilium::HOST_DEVICE,
+        }
+    }
+}
+
 pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = NetState::default();
     // Exactly one host per node and per pod with its own namespace, and the few of the cloud: a
     // list grown by doubling would hold up to twice what it needs.
     let pod_hosts = cluster.pods.iter().filter(|p| !p.host_network).count();
     state.hosts.reserve_exact(cluster.nodes.len() + pod_hosts + 3);
-    let node_prefix = cluster.node_network.prefix_len();
+    let plugin = Plugin::of(cluster);
 
     for node in &cluster.nodes {
         state.hosts.push(host(
@@ -131,6 +218,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
         ));
     }
     let node_host = |i: usize| i;
+    let mut pod_routes: Vec<Vec<Route>> = vec![Vec::new(); cluster.nodes.len()];
 
     // Pods come after the nodes so their indices are known when the veth pairs are made.
     for pod in &cluster.pods {
@@ -145,14 +233,14 @@ pub fn compile(cluster: &Cluster) -> NetState {
         }
         let node = &cluster.nodes[pod.node];
         let pod_host_index = state.hosts.len();
-        let veth = host_veth(&pod.namespace, &pod.name);
+        let wiring = plugin.pod(node, pod, pod_host_index);
         // A trace visits a few of a large cluster's pods: each pod's namespace is made when
         // something first reads it, from what is kept here.
         let pod_namespace = PodNamespace {
-            addr: net(pod.ip, node.pod_cidr.prefix_len()),
-            gateway: bridge_ip(node.pod_cidr),
+            addr: wiring.addr,
+            routes: wiring.routes,
             node_host: node_host(pod.node),
-            veth: veth.clone(),
+            veth: wiring.host_if.name.clone(),
             listeners: listeners.collect(),
         };
         state.hosts.push_deferred(
@@ -164,85 +252,48 @@ pub fn compile(cluster: &Cluster) -> NetState {
             },
             Arc::new(move |name, role| pod_namespace.host(name, role)),
         );
-
-        let mut port = Interface::new(
-            &veth,
-            Link::Veth {
-                peer_host: pod_host_index,
-                peer_if: "eth0".into(),
-            },
-            Vec::new(),
-        );
-        port.master = Some(BRIDGE.into());
-        port.hairpin = node.hairpin == HairpinMode::HairpinVeth;
-        state.hosts[node_host(pod.node)].interfaces.push(port);
+        state.hosts[node_host(pod.node)].interfaces.push(wiring.host_if);
+        pod_routes[pod.node].extend(wiring.node_routes);
     }
 
     for (i, node) in cluster.nodes.iter().enumerate() {
+        let wiring = plugin.node(cluster, i);
         let h = &mut state.hosts[node_host(i)];
         let (lo, mut local) = loopback();
-        let eth0 = net(node.ip, node_prefix);
-        let bridge = net(bridge_ip(node.pod_cidr), node.pod_cidr.prefix_len());
+        let subnet = cluster.node_subnet(node);
+        let eth0 = net(node.ip, subnet.prefix_len());
         let (eth_route, eth_local) = Route::connected(eth0, "eth0");
-        let (bridge_route, bridge_local) = Route::connected(bridge, BRIDGE);
         local.extend(eth_local);
-        local.extend(bridge_local);
+        local.extend(wiring.local);
         let ports = std::mem::take(&mut h.interfaces);
-        let mut cbr0 = Interface::new(BRIDGE, Link::Bridge, vec![bridge]);
-        cbr0.promiscuous = node.hairpin == HairpinMode::PromiscuousBridge;
         h.interfaces = vec![
             lo,
             Interface::new(
                 "eth0",
                 Link::Segment {
-                    segment: NODE_NETWORK.into(),
+                    segment: segment_of(cluster, subnet),
                 },
                 vec![eth0],
             ),
-            cbr0,
         ];
+        h.interfaces.extend(wiring.interfaces);
         h.interfaces.extend(ports);
         let mut main = vec![
-            Route::unicast(Ipv4Net::default(), Some(cluster.gateway), "eth0")
+            Route::unicast(Ipv4Net::default(), Some(cluster.gateway_on(subnet)), "eth0")
                 .with_origin("the node's default route, to the cloud router"),
             eth_route,
-            bridge_route,
         ];
+        main.extend(wiring.main);
+        main.append(&mut pod_routes[i]);
         for r in &node.extra_routes {
-            let kind = match r.kind {
-                RouteKind::Unicast => RouteType::Unicast,
-                RouteKind::Blackhole => RouteType::Blackhole,
-                RouteKind::Unreachable => RouteType::Unreachable,
-                RouteKind::Prohibit => RouteType::Prohibit,
-            };
-            let dev = match (&r.dev, r.via, kind) {
-                (Some(d), _, _) => Some(d.clone()),
-                (None, Some(via), RouteType::Unicast) => {
-                    if node.pod_cidr.contains(&via) {
-                        Some(BRIDGE.to_owned())
-                    } else {
-                        Some("eth0".to_owned())
-                    }
-                }
-                _ => None,
-            };
-            main.push(Route {
-                kind,
-                dst: r.destination,
-                via: r.via,
-                dev,
-                proto: RouteProto::Boot,
-                scope: if r.via.is_some() || kind != RouteType::Unicast {
-                    crate::net::route::Scope::Global
-                } else {
-                    crate::net::route::Scope::Link
-                },
-                src: None,
-                metric: r.metric,
-                origin: format!("extra route from the scenario, line {}", r.line),
-            });
+            main.push(extra_route(node, r, plugin.pod_device()));
         }
         h.tables = RouteTable::local_and_main(local, main);
+        if let Some((shared, own)) = wiring.shared
+            && let Some(main) = h.tables.iter_mut().find(|t| t.name == "main")
+        {
+            *main = std::mem::replace(main, RouteTable::new("main", Vec::new())).with_shared(shared, own);
+        }
         h.ip_forward = true;
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
         // kube-proxy's iptables mode sets it for its localhost NodePorts.
@@ -251,6 +302,42 @@ pub fn compile(cluster: &Cluster) -> NetState {
 
     super::cloud::attach(cluster, &mut state);
     state
+}
+
+fn extra_route(node: &Node, r: &crate::model::ExtraRoute, pod_device: &str) -> Route {
+    let kind = match r.kind {
+        RouteKind::Unicast => RouteType::Unicast,
+        RouteKind::Blackhole => RouteType::Blackhole,
+        RouteKind::Unreachable => RouteType::Unreachable,
+        RouteKind::Prohibit => RouteType::Prohibit,
+    };
+    let dev = match (&r.dev, r.via, kind) {
+        (Some(d), _, _) => Some(d.clone()),
+        (None, Some(via), RouteType::Unicast) => {
+            if node.pod_cidr.contains(&via) {
+                Some(pod_device.to_owned())
+            } else {
+                Some("eth0".to_owned())
+            }
+        }
+        _ => None,
+    };
+    Route {
+        onlink: false,
+        kind,
+        dst: r.destination,
+        via: r.via,
+        dev,
+        proto: RouteProto::Boot,
+        scope: if r.via.is_some() || kind != RouteType::Unicast {
+            crate::net::route::Scope::Global
+        } else {
+            crate::net::route::Scope::Link
+        },
+        src: None,
+        metric: r.metric,
+        origin: format!("extra route from the scenario, line {}", r.line),
+    }
 }
 
 /// ip-masq-agent's rules: pod traffic to anything outside the non-masquerade ranges leaves with
