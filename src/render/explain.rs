@@ -81,9 +81,14 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     let whole = shown.whole;
     let _ = writeln!(
         out,
-        "{} {}: CNI kubenet, kube-proxy iptables mode, cluster domain {}\n",
+        "{} {}: CNI {}, {}, cluster domain {}\n",
         style.heading("Cluster"),
         style.strong(&cluster.name),
+        cni_words(cluster),
+        match cluster.kube_proxy {
+            crate::model::KubeProxyMode::Iptables => "kube-proxy iptables mode",
+            crate::model::KubeProxyMode::None => "no kube-proxy (Cilium's replacement translates Services)",
+        },
         cluster.cluster_domain
     );
     if whole {
@@ -173,7 +178,12 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
         "node IP",
         "podCIDR",
         "pod addresses",
-        "cbr0 (pods' gateway)",
+        match c.cni {
+            crate::model::Cni::Bridge => "cbr0 (pods' gateway)",
+            crate::model::Cni::FlannelHostGw | crate::model::Cni::FlannelVxlan => "cni0 (pods' gateway)",
+            crate::model::Cni::Calico => "pods' gateway (proxy ARP)",
+            crate::model::Cni::Cilium => "cilium_host (pods' gateway)",
+        },
         "pods",
     ]);
     let mut pods_on = vec![0usize; c.nodes.len()];
@@ -187,7 +197,7 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
             n.ip.to_string(),
             n.pod_cidr.to_string(),
             usable.to_string(),
-            kubenet::bridge_ip(n.pod_cidr).to_string(),
+            kubenet::pod_gateway(c, n).to_string(),
             pods_on[i].to_string(),
         ]);
     }
@@ -202,6 +212,20 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
         out,
         "Checked: the node, pod and service networks do not overlap; each podCIDR lies in the pod network and no two overlap; every pod IP lies in its node's podCIDR; every ClusterIP lies in the service network.\n"
     );
+}
+
+/// The CNI model as the header names it, with Calico's pool.
+fn cni_words(c: &Cluster) -> String {
+    match (c.cni, c.calico) {
+        (crate::model::Cni::Bridge, _) => "bridge (what kubenet set up)".to_owned(),
+        (crate::model::Cni::Calico, Some(p)) => format!(
+            "calico (ipPool {}, blockSize /{}, encapsulation {})",
+            p.ip_pool,
+            p.block_size,
+            p.encapsulation.word()
+        ),
+        (other, _) => other.word().to_owned(),
+    }
 }
 
 pub(super) fn link_kind(link: &Link) -> &'static str {
@@ -324,7 +348,7 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
             let network = if p.host_network {
                 "host network (the node's own)".to_owned()
             } else {
-                format!("eth0 <-> {}", crate::compile::names::host_veth(&p.namespace, &p.name))
+                format!("eth0 <-> {}", crate::compile::cni::pod_veth(c, p))
             };
             t.add_row(vec![
                 p.qualified_name(),
@@ -347,7 +371,17 @@ fn cloud_router(out: &mut String, router: &Host, style: Style) {
         out,
         "{} {}",
         style.heading("Cloud router"),
-        style.dim("(the nodes' gateway; one route per node podCIDR)")
+        style.dim(
+            if router
+                .tables
+                .iter()
+                .any(|t| t.all().any(|r| r.proto == crate::net::route::RouteProto::Static))
+            {
+                "(the nodes' gateway; one route per node podCIDR)"
+            } else {
+                "(the nodes' gateway; the CNI routes pods between the nodes itself)"
+            }
+        )
     );
     routes(out, router, style);
     out.push('\n');

@@ -52,8 +52,11 @@ pub fn document(scenario: &super::ScenarioRef, c: &Cluster, state: &NetState, fa
         "scenario": scenario,
         "cluster": {
             "name": c.name,
-            "cni": "kubenet",
-            "kube_proxy": "iptables",
+            "cni": c.cni.word(),
+            "kube_proxy": match c.kube_proxy {
+                crate::model::KubeProxyMode::Iptables => "iptables",
+                crate::model::KubeProxyMode::None => "none",
+            },
             "cluster_domain": c.cluster_domain,
             "node_network": c.node_network.to_string(),
             "pod_network": c.pod_network.to_string(),
@@ -110,7 +113,7 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
                 "host_veth": if p.host_network {
                     None
                 } else {
-                    Some(crate::compile::names::host_veth(&p.namespace, &p.name))
+                    Some(crate::compile::cni::pod_veth(c, p))
                 },
                 "listens": p.listeners().map(|(ct, port)| json!({
                     "container": ct.name,
@@ -124,7 +127,7 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
         "name": n.name,
         "ip": n.ip.to_string(),
         "pod_cidr": n.pod_cidr.to_string(),
-        "gateway": kubenet::bridge_ip(n.pod_cidr).to_string(),
+        "gateway": kubenet::pod_gateway(c, n).to_string(),
         "ip_forward": true,
         "bridge_nf_call_iptables": host.bridge_nf_call_iptables,
         "hairpin_mode": match n.hairpin {

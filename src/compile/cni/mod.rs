@@ -125,6 +125,24 @@ pub fn bridge_ip(pod_cidr: Ipv4Net) -> Ipv4Addr {
     pod_cidr.hosts().next().unwrap_or(pod_cidr.addr())
 }
 
+/// The default gateway of `node`'s pods: its bridge's (or `cilium_host`'s) address, or the
+/// link-local address Calico answers by proxy ARP.
+pub fn pod_gateway(cluster: &Cluster, node: &Node) -> Ipv4Addr {
+    match cluster.cni {
+        Cni::Calico => calico::GATEWAY,
+        _ => bridge_ip(node.pod_cidr),
+    }
+}
+
+/// The host side of a pod's veth pair, as the cluster's CNI names it.
+pub fn pod_veth(cluster: &Cluster, pod: &Pod) -> String {
+    match cluster.cni {
+        Cni::Calico => super::names::prefixed_veth("cali", &pod.namespace, &pod.name),
+        Cni::Cilium => super::names::prefixed_veth("lxc", &pod.namespace, &pod.name),
+        _ => super::names::host_veth(&pod.namespace, &pod.name),
+    }
+}
+
 /// How one plugin wires a pod to its node.
 pub(super) struct PodWiring {
     pub addr: Ipv4Net,
