@@ -7,6 +7,7 @@
 pub mod hosts;
 pub mod iptables;
 pub mod route;
+pub mod service_lb;
 pub mod vxlan;
 
 use std::collections::HashMap;
@@ -186,6 +187,10 @@ pub struct Host {
     pub nat: Table,
     pub filter: Table,
     pub listeners: Vec<Listener>,
+    /// Service translation by eBPF programs (Cilium's kube-proxy replacement), shared by the
+    /// hosts whose sockets and devices it applies to.
+    #[serde(skip)]
+    pub service_lb: Option<std::sync::Arc<service_lb::ServiceLb>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

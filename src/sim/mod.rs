@@ -6,6 +6,7 @@
 
 mod links;
 pub mod netfilter;
+mod service_lb;
 #[cfg(test)]
 mod tests;
 mod tunnel;
@@ -109,6 +110,8 @@ pub struct Simulator<'a> {
     client: Option<Client>,
     /// The packet inside the outer one now travelling, between encapsulation and decapsulation.
     tunnel: Option<tunnel::Tunnelled>,
+    /// What a socket program did to the client's connection, if one did.
+    socket: Option<service_lb::SocketTranslation>,
 }
 
 const TTL: u8 = 64;
@@ -142,12 +145,14 @@ impl<'a> Simulator<'a> {
             hops: Vec::new(),
             client: None,
             tunnel: None,
+            socket: None,
         }
     }
 
     /// Sends `tuple` from a socket on `host` and follows it to its end.
     pub fn request(&mut self, host: usize, tuple: Tuple) -> Journey {
         self.client = None;
+        self.socket = None;
         self.hops.clear();
         let first = self.send(host, tuple);
         self.walk(first)
@@ -359,6 +364,10 @@ impl<'a> Simulator<'a> {
     /// A packet leaves a socket on `host`: route, OUTPUT, reroute after DNAT, POSTROUTING.
     fn send(&mut self, host: usize, tuple: Tuple) -> Next {
         self.begin_hop(host, None, tuple);
+        let tuple = match self.socket_connect(host, tuple) {
+            Ok(t) => t,
+            Err(end) => return Next::End(end),
+        };
         let dir = self.direction(host, tuple);
         let Some(r) = self.route(host, *tuple.dst.ip()) else {
             return Next::End(End::NoRoute { host });
@@ -453,6 +462,11 @@ impl<'a> Simulator<'a> {
     }
 
     fn ip_input(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, ttl: u8) -> (Next, bool) {
+        if dir == Direction::New
+            && let Some(iif) = pkt.iif.clone()
+        {
+            pkt.tuple = self.device_node_port(host, &iif, pkt.tuple);
+        }
         if let Some(next) = self.prerouting(host, &mut pkt, dir) {
             return (next, false);
         }
@@ -504,10 +518,11 @@ impl<'a> Simulator<'a> {
         }
         if let Some(client) = self.client {
             if client == Client::Socket(host) {
+                let tuple = self.socket_reply(pkt.tuple);
                 self.step(Step::Deliver {
                     listener: "the client's socket".into(),
                 });
-                return Next::End(End::Returned { tuple: pkt.tuple });
+                return Next::End(End::Returned { tuple });
             }
             return Next::End(End::Stray { host, tuple: pkt.tuple });
         }

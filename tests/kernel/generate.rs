@@ -118,7 +118,7 @@ fn cni_lines(name: &str) -> &'static str {
         .fold(0x636e_6900u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     let mut rng = Rng::new(seed);
     rng.next();
-    *rng.pick(CNIS)
+    CNIS[rng.range(0, CNIS.len() as u64 - 1) as usize]
 }
 
 fn scenario(rng: &mut Rng, k: usize, flows_each: usize) -> Generated {

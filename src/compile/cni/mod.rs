@@ -12,6 +12,7 @@
 mod bridge;
 mod calico;
 mod cilium;
+mod cilium_lb;
 mod flannel;
 
 use std::net::Ipv4Addr;
@@ -77,11 +78,13 @@ pub(super) fn host(name: String, role: Role) -> Host {
         nat: empty_nat(),
         filter: empty_filter(),
         listeners: Vec::new(),
+        service_lb: None,
     }
 }
 
 /// What a pod's namespace is made from.
 struct PodNamespace {
+    service_lb: Option<Arc<crate::net::service_lb::ServiceLb>>,
     addr: Ipv4Net,
     /// The pod's routes besides the one of its address: the default route and any the plugin
     /// adds for its gateway.
@@ -116,6 +119,7 @@ impl PodNamespace {
         }
         h.tables = RouteTable::local_and_main(local, main);
         h.listeners = self.listeners.clone();
+        h.service_lb = self.service_lb.clone();
         h
     }
 }
@@ -236,6 +240,10 @@ pub fn compile(cluster: &Cluster) -> NetState {
         ));
     }
     let node_host = |i: usize| i;
+    // Without kube-proxy, Cilium's eBPF programs translate Services for every socket and
+    // device of the nodes and their pods.
+    let service_lb = (cluster.cni == Cni::Cilium && cluster.kube_proxy == crate::model::KubeProxyMode::None)
+        .then(|| cilium_lb::maps(cluster));
     let mut pod_routes: Vec<Vec<Route>> = vec![Vec::new(); cluster.nodes.len()];
 
     // Pods come after the nodes so their indices are known when the veth pairs are made.
@@ -255,6 +263,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
         // A trace visits a few of a large cluster's pods: each pod's namespace is made when
         // something first reads it, from what is kept here.
         let pod_namespace = PodNamespace {
+            service_lb: service_lb.clone(),
             addr: wiring.addr,
             routes: wiring.routes,
             node_host: node_host(pod.node),
@@ -313,6 +322,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
             *main = std::mem::replace(main, RouteTable::new("main", Vec::new())).with_shared(shared, own);
         }
         h.ip_forward = true;
+        h.service_lb = service_lb.clone();
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
         // kube-proxy's iptables mode sets it for its localhost NodePorts.
         h.route_localnet = true;

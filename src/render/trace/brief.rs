@@ -176,10 +176,7 @@ pub(super) fn decision(hop: &Hop, style: Style) -> String {
     // A tunnel hop's decision is the route and the wrapping together: the route into the
     // tunnel, then the encapsulation; or the decapsulation, then the route out.
     let tunnel = hop.steps.iter().find_map(|s| match s {
-        Step::Tunnel { action, .. } => Some((
-            action == "encapsulate",
-            format!("{}", style.changed(&tunnel_summary(s))),
-        )),
+        Step::Tunnel { action, .. } => Some((action == "encapsulate", style.changed(&tunnel_summary(s)).to_string())),
         _ => None,
     });
     if parts.is_empty() {
