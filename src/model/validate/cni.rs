@@ -169,7 +169,7 @@ impl Validator {
                     "the router takes the subnet's first address; give the node another one",
                 );
             }
-            if settings.cni == Cni::FlannelHostGw
+            if matches!(settings.cni, Cni::FlannelHostGw | Cni::Cilium)
                 && let Some(sn) = subnet
             {
                 match &first_subnet {
@@ -177,10 +177,11 @@ impl Validator {
                     Some((first, first_node)) if *first != sn => self.error(
                         ip.span,
                         format!(
-                            "flannel host-gw needs every node on one layer-2 segment, but node {} is on {sn} and node {first_node} on {first}",
+                            "{} needs every node on one layer-2 segment, but node {} is on {sn} and node {first_node} on {first}",
+                            if settings.cni == Cni::Cilium { "cilium's native routing (auto-direct-node-routes)" } else { "flannel host-gw" },
                             name.value
                         ),
-                        "host-gw routes each podCIDR via the owning node's address, which must be a direct neighbour; put the nodes on one subnet, or use `cni: flannel-vxlan`",
+                        "its routes send each podCIDR via the owning node's address, which must be a direct neighbour; put the nodes on one subnet, or use a model that encapsulates between subnets (`cni: flannel-vxlan`, or calico with a CrossSubnet encapsulation)",
                     ),
                     Some(_) => {}
                 }
