@@ -407,3 +407,6 @@ pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
         ),
     );
 }
+
+#[cfg(test)]
+mod tests;
