@@ -29,13 +29,17 @@ pub(super) fn pod(node: &Node, pod: &Pod, pod_host: usize, bridge: &str) -> PodW
     port.hairpin = node.hairpin == HairpinMode::HairpinVeth;
     PodWiring {
         addr: net(pod.ip, node.pod_cidr.prefix_len()),
-        routes: vec![
-            Route::unicast(Ipv4Net::default(), Some(bridge_ip(node.pod_cidr)), "eth0")
-                .with_origin(format!("the CNI's default route: via the node's bridge {bridge}")),
-        ],
         host_if: port,
         node_routes: Vec::new(),
     }
+}
+
+/// The pods' default route, via the bridge.
+pub(super) fn pod_routes(node: &Node, bridge: &str) -> Vec<Route> {
+    vec![
+        Route::unicast(Ipv4Net::default(), Some(bridge_ip(node.pod_cidr)), "eth0")
+            .with_origin(format!("the CNI's default route: via the node's bridge {bridge}")),
+    ]
 }
 
 /// The bridge with the pods' gateway address, and the connected route of the podCIDR it makes.

@@ -132,12 +132,6 @@ impl Calico {
         to_pod.scope = Scope::Link;
         PodWiring {
             addr: net(pod.ip, 32),
-            routes: vec![
-                Route::unicast(Ipv4Net::default(), Some(GATEWAY), "eth0")
-                    .with_origin("Calico's default route: 169.254.1.1, answered by proxy ARP on the host side"),
-                Route::unicast(net(GATEWAY, 32), None, "eth0")
-                    .with_origin("Calico's route to its gateway, which lies outside the pod's /32"),
-            ],
             host_if: cali,
             node_routes: vec![to_pod],
         }
@@ -192,6 +186,16 @@ impl Calico {
         wiring.shared = Some((Arc::clone(&self.tables[table]), self.ranges[i].clone()));
         wiring
     }
+}
+
+/// Every Calico pod's routes: to 169.254.1.1, and through it everywhere.
+pub(super) fn pod_routes() -> Vec<Route> {
+    vec![
+        Route::unicast(Ipv4Net::default(), Some(GATEWAY), "eth0")
+            .with_origin("Calico's default route: 169.254.1.1, answered by proxy ARP on the host side"),
+        Route::unicast(net(GATEWAY, 32), None, "eth0")
+            .with_origin("Calico's route to its gateway, which lies outside the pod's /32"),
+    ]
 }
 
 /// The route to one block of another node, as a node sees it: direct, or through a tunnel.

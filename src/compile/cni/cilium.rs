@@ -33,6 +33,18 @@ fn router_ip(node: &Node) -> std::net::Ipv4Addr {
     bridge_ip(node.pod_cidr)
 }
 
+/// A Cilium pod's routes: to the router address, and through it everywhere.
+pub(super) fn pod_routes(node: &Node) -> Vec<Route> {
+    let router = router_ip(node);
+    vec![
+        Route::unicast(Ipv4Net::default(), Some(router), "eth0").with_origin(format!(
+            "Cilium's default route: via the router address {router} on cilium_host"
+        )),
+        Route::unicast(net(router, 32), None, "eth0")
+            .with_origin("Cilium's route to the router address, which lies outside the pod's /32"),
+    ]
+}
+
 impl Cilium {
     pub fn new(cluster: &Cluster) -> Cilium {
         let routes = cluster
@@ -50,8 +62,7 @@ impl Cilium {
         }
     }
 
-    pub fn pod(&self, node: &Node, pod: &Pod, pod_host: usize) -> PodWiring {
-        let router = router_ip(node);
+    pub fn pod(&self, pod: &Pod, pod_host: usize) -> PodWiring {
         let name = prefixed_veth("lxc", &pod.namespace, &pod.name);
         let mut lxc = Interface::new(
             &name,
@@ -69,13 +80,6 @@ impl Cilium {
         to_pod.scope = Scope::Link;
         PodWiring {
             addr: net(pod.ip, 32),
-            routes: vec![
-                Route::unicast(Ipv4Net::default(), Some(router), "eth0").with_origin(format!(
-                    "Cilium's default route: via the router address {router} on cilium_host"
-                )),
-                Route::unicast(net(router, 32), None, "eth0")
-                    .with_origin("Cilium's route to the router address, which lies outside the pod's /32"),
-            ],
             host_if: lxc,
             node_routes: vec![to_pod],
         }

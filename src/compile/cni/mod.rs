@@ -87,8 +87,8 @@ struct PodNamespace {
     service_lb: Option<Arc<crate::net::service_lb::ServiceLb>>,
     addr: Ipv4Net,
     /// The pod's routes besides the one of its address: the default route and any the plugin
-    /// adds for its gateway.
-    routes: Vec<Route>,
+    /// adds for its gateway. The same for every pod of a node, so shared.
+    routes: Arc<Vec<Route>>,
     node_host: usize,
     /// The host side of the pod's veth pair.
     veth: String,
@@ -112,7 +112,7 @@ impl PodNamespace {
                 vec![self.addr],
             ),
         ];
-        let mut main = self.routes.clone();
+        let mut main = (*self.routes).clone();
         // The kernel adds no subnet route for a /32 address.
         if self.addr.prefix_len() < 32 {
             main.push(connected);
@@ -150,7 +150,6 @@ pub fn pod_veth(cluster: &Cluster, pod: &Pod) -> String {
 /// How one plugin wires a pod to its node.
 pub(super) struct PodWiring {
     pub addr: Ipv4Net,
-    pub routes: Vec<Route>,
     /// The host side of the veth pair.
     pub host_if: Interface,
     /// Routes the node holds for this pod (Calico's and Cilium's `/32` to the pod's veth).
@@ -198,7 +197,17 @@ impl Plugin {
             Plugin::Bridge => bridge::pod(node, pod, pod_host, bridge::BRIDGE),
             Plugin::Flannel(_) => bridge::pod(node, pod, pod_host, flannel::BRIDGE),
             Plugin::Calico(c) => c.pod(pod, pod_host),
-            Plugin::Cilium(c) => c.pod(node, pod, pod_host),
+            Plugin::Cilium(c) => c.pod(pod, pod_host),
+        }
+    }
+
+    /// The routes every pod of `node` holds besides the one of its address.
+    fn pod_routes(&self, node: &Node) -> Vec<Route> {
+        match self {
+            Plugin::Bridge => bridge::pod_routes(node, bridge::BRIDGE),
+            Plugin::Flannel(_) => bridge::pod_routes(node, flannel::BRIDGE),
+            Plugin::Calico(_) => calico::pod_routes(),
+            Plugin::Cilium(_) => cilium::pod_routes(node),
         }
     }
 
@@ -245,6 +254,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
     let service_lb = (cluster.cni == Cni::Cilium && cluster.kube_proxy == crate::model::KubeProxyMode::None)
         .then(|| cilium_lb::maps(cluster));
     let mut pod_routes: Vec<Vec<Route>> = vec![Vec::new(); cluster.nodes.len()];
+    let mut pod_gateways: Vec<Option<Arc<Vec<Route>>>> = vec![None; cluster.nodes.len()];
 
     // Pods come after the nodes so their indices are known when the veth pairs are made.
     for pod in &cluster.pods {
@@ -262,10 +272,13 @@ pub fn compile(cluster: &Cluster) -> NetState {
         let wiring = plugin.pod(node, pod, pod_host_index);
         // A trace visits a few of a large cluster's pods: each pod's namespace is made when
         // something first reads it, from what is kept here.
+        let routes = pod_gateways[pod.node]
+            .get_or_insert_with(|| Arc::new(plugin.pod_routes(node)))
+            .clone();
         let pod_namespace = PodNamespace {
             service_lb: service_lb.clone(),
             addr: wiring.addr,
-            routes: wiring.routes,
+            routes,
             node_host: node_host(pod.node),
             veth: wiring.host_if.name.clone(),
             listeners: listeners.collect(),
