@@ -228,6 +228,44 @@ fn cni_words(c: &Cluster) -> String {
     }
 }
 
+/// Without kube-proxy, what Cilium's Service maps hold for `s`: each frontend with its backends.
+fn service_maps(out: &mut String, c: &Cluster, s: &crate::model::Service, style: Style) {
+    let _ = writeln!(
+        out,
+        "  Cilium's Service maps {}",
+        style.dim("(read by its eBPF programs: at connect() for pods' and nodes' sockets, on each node's device for NodePorts; modelled by their effect)")
+    );
+    let mut t = style.table(&["frontend", "backend", "pod", "node"]);
+    for p in &s.ports {
+        let mut frontends: Vec<String> = s
+            .cluster_ip
+            .map(|ip| format!("{ip}:{}/{}", p.port, p.protocol))
+            .into_iter()
+            .collect();
+        if let Some(np) = p.node_port {
+            frontends.push(format!("NodePort {np}/{} on every node", p.protocol));
+        }
+        if p.endpoints.is_empty() {
+            t.add_row(vec![
+                frontends.join(", "),
+                "none: connect() fails".into(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        for e in &p.endpoints {
+            let pod = &c.pods[e.pod];
+            t.add_row(vec![
+                frontends.join(", "),
+                format!("{}:{}", e.ip, e.port),
+                pod.qualified_name(),
+                c.nodes[pod.node].name.clone(),
+            ]);
+        }
+    }
+    let _ = writeln!(out, "{}\n", indent(&t.to_string(), 2));
+}
+
 pub(super) fn link_kind(link: &Link) -> &'static str {
     match link {
         Link::Loopback => "loopback",
@@ -489,6 +527,10 @@ fn service(out: &mut String, c: &Cluster, facts: &Facts, si: usize, style: Style
     let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
     if s.cluster_ip.is_none() {
         out.push('\n');
+        return;
+    }
+    if c.kube_proxy == crate::model::KubeProxyMode::None {
+        service_maps(out, c, s, style);
         return;
     }
     let ports = facts.services.get(&si).map(Vec::as_slice).unwrap_or_default();
