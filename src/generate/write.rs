@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{CONTAINER_PORT, Case, Options, Plan, PodAt, SERVICE_PORT};
-use crate::model::{HairpinMode, KubeProxyMode, TrafficPolicy};
+use crate::model::{Cni, HairpinMode, KubeProxyMode, TrafficPolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -89,6 +89,12 @@ fn command_line(o: &Options) -> String {
         "k8snet generate --nodes {} --pods-per-node {} --services-per-node {} --seed {}",
         o.nodes, o.pods_per_node, o.services_per_node, o.seed
     );
+    if o.cni != Cni::Bridge {
+        let _ = write!(c, " --cni {}", o.cni.word());
+    }
+    if o.kube_proxy == KubeProxyMode::None {
+        c.push_str(" --kube-proxy none");
+    }
     if o.hairpin_mode != HairpinMode::HairpinVeth {
         let _ = write!(c, " --hairpin-mode {}", hairpin_word(o.hairpin_mode));
     }
