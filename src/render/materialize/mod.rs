@@ -107,6 +107,13 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
     let mut out = String::new();
     let w = &mut out;
     header(w, source, all.len(), prefix);
+    if state.hosts.iter().any(|h| h.service_lb.is_some()) {
+        let _ = writeln!(
+            w,
+            "# Cilium's kube-proxy replacement is eBPF programs, which this script does not load: in the\n\
+             # namespaces it builds, nothing translates Services."
+        );
+    }
 
     section(w, "Namespaces, each with its sysctls pinned.");
     for (i, n) in all.iter().enumerate() {
