@@ -22,6 +22,23 @@ pub(super) struct CniSettings {
     pub kube_proxy: KubeProxyMode,
 }
 
+/// The devices of a node under the model, `eth0` and `lo` first.
+pub(super) fn node_devices(settings: &CniSettings) -> Vec<&'static str> {
+    let mut devices = vec!["eth0", "lo"];
+    devices.extend(match settings.cni {
+        Cni::Bridge => &["cbr0"][..],
+        Cni::FlannelHostGw => &["cni0"][..],
+        Cni::FlannelVxlan => &["cni0", "flannel.1"][..],
+        Cni::Cilium => &["cilium_host"][..],
+        Cni::Calico => match settings.calico.map(|p| p.encapsulation) {
+            Some(Encapsulation::Vxlan | Encapsulation::VxlanCrossSubnet) => &["vxlan.calico"][..],
+            Some(Encapsulation::Ipip | Encapsulation::IpipCrossSubnet) => &["tunl0"][..],
+            _ => &[][..],
+        },
+    });
+    devices
+}
+
 impl Validator {
     pub(super) fn cni_settings(
         &mut self,

@@ -52,6 +52,8 @@ struct Networks<'a> {
 #[derive(Default)]
 struct Validator {
     diagnostics: Vec<Diagnostic>,
+    /// The devices a node has under the cluster's CNI model, which an extra route may name.
+    node_devices: Vec<&'static str>,
     /// How many did-you-mean hints were looked for; each compares a name with every known one.
     suggestions: usize,
 }
@@ -212,6 +214,7 @@ impl Validator {
             service_network: service_network.as_ref(),
         };
         let settings = self.cni_settings(s, node_network.as_ref(), pod_network.as_ref());
+        self.node_devices = cni::node_devices(&settings);
         let nodes = self.nodes(s, networks, gateway, (hairpin, bridge_nf));
         self.cni_nodes(s, &settings, gateway);
         let pods = self.pods(s, &nodes);
@@ -390,12 +393,18 @@ impl Validator {
                 continue;
             }
             if let Some(dev) = &r.dev
-                && !["eth0", "cbr0", "lo"].contains(&dev.as_str())
+                && !self.node_devices.contains(&dev.as_str())
             {
                 self.error(
                     dev.span,
                     format!("no device `{}` on the node", crate::diagnostic::shorten(&dev.value)),
-                    "a node's devices are eth0 (node network), cbr0 (pod bridge) and lo",
+                    match &self.node_devices[2..] {
+                        ["cbr0"] => "a node's devices are eth0 (node network), cbr0 (pod bridge) and lo".to_owned(),
+                        more => format!(
+                            "under this CNI model a node's devices are eth0 (node network), lo{}",
+                            more.iter().map(|d| format!(", {d}")).collect::<String>()
+                        ),
+                    },
                 );
                 continue;
             }
