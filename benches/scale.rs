@@ -172,8 +172,50 @@ fn bench(c: &mut Criterion) {
             b.iter(|| run(&["check", nft_file]))
         });
         g.finish();
+        cni_models(c, &dir, nodes);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same cluster under each other CNI model (the group above is the bridge's): what the
+/// model costs to compile, and a pod-to-Service trace across nodes.
+fn cni_models(c: &mut Criterion, dir: &Path, nodes: u32) {
+    use k8snet::model::Cni;
+    for cni in [Cni::FlannelHostGw, Cni::FlannelVxlan, Cni::Calico, Cni::Cilium] {
+        let plan = Plan::new(Options {
+            nodes,
+            cni,
+            ..Options::default()
+        })
+        .expect("a valid plan");
+        let yaml = generate::scenario(&plan, Format::Yaml);
+        let path = write(dir, &format!("{nodes}-{}.yaml", cni.word()), &yaml);
+        let file = path.to_str().expect("a UTF-8 path");
+        let (from, to) = match plan.cases(1)[..] {
+            [generate::Case::ToService { from, service }] => {
+                (plan.pod_name(from), format!("svc/{}", plan.service_name(service)))
+            }
+            _ => unreachable!("the first case of seed 1 is pod to Service"),
+        };
+        let mut g = c.benchmark_group(format!("{nodes} nodes, cni {}", cni.word()));
+        g.sample_size(10).warm_up_time(Duration::from_secs(1));
+        if nodes >= 500 {
+            g.sampling_mode(SamplingMode::Flat);
+        }
+        let cluster = load("generated.yaml", &yaml);
+        g.bench_function("compile", |b| b.iter(|| k8snet::compile::compile(black_box(&cluster))));
+        let state = k8snet::compile::compile(&cluster);
+        let query = Query::new(&from, &to);
+        g.bench_function("one trace, pod to Service across nodes, on the loaded cluster", |b| {
+            b.iter(|| {
+                k8snet::tracer::trace(&cluster, &state, black_box(&query), BranchChoice::default()).expect("traces")
+            })
+        });
+        g.bench_function("command: trace (load, compile, one trace)", |b| {
+            b.iter(|| run(&["trace", "-f", file, "--from", &from, "--to", &to]))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);

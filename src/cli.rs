@@ -306,8 +306,8 @@ pub struct GenerateArgs {
     /// as kubectl prints it (`kubectl-json`: a v1 List of Nodes, Pods, Services and EndpointSlices).
     #[arg(long, value_enum, default_value_t = GenerateFormat::Yaml)]
     pub format: GenerateFormat,
-    /// The cluster's CNI model.
-    #[arg(long, value_enum, default_value_t = CniArg::Kubenet)]
+    /// The cluster's CNI model (`kubenet` is the old name of `bridge`).
+    #[arg(long, value_enum, default_value_t = CniArg::Bridge)]
     pub cni: CniArg,
     /// The kube-proxy mode.
     #[arg(long, value_enum, default_value_t = KubeProxyArg::Iptables)]
@@ -353,13 +353,20 @@ pub enum GenerateFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CniArg {
+    Bridge,
     Kubenet,
+    FlannelHostGw,
+    FlannelVxlan,
+    Calico,
+    Cilium,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KubeProxyArg {
     Iptables,
     Nftables,
+    // No kube-proxy: with `--cni cilium`, its kube-proxy replacement.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

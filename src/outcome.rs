@@ -30,7 +30,7 @@ pub fn client_sees(state: &NetState, end: &End, sender: Option<usize>, protocol:
             Protocol::Tcp => "the client gets a reset: 'Connection refused'".into(),
             Protocol::Udp => "the host answers ICMP port unreachable: a connected UDP socket sees 'Connection refused', an unconnected one nothing".into(),
             Protocol::Sctp => "the client gets an ABORT: 'Connection refused'".into(),
-            Protocol::Icmp => return None,
+            Protocol::Icmp | Protocol::Ipip => return None,
         },
         // A ping a rule rejects gets that rule's ICMP error back; every REJECT the rules hold
         // (kube-proxy's, both modes) answers port unreachable.

@@ -220,6 +220,8 @@ impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if self.protocol.has_ports() {
             write!(f, "{} {} -> {}", self.protocol.lower(), self.src, self.dst)
+        } else if self.protocol == Protocol::Ipip {
+            write!(f, "ipip {} -> {}", self.src.ip(), self.dst.ip())
         } else {
             write!(
                 f,
@@ -455,5 +457,24 @@ pub enum Step {
     },
     Note {
         text: String,
+    },
+    /// A packet wrapped for a tunnel, or unwrapped on arrival: the inner packet travels inside
+    /// an outer one between the two nodes' own addresses.
+    Tunnel {
+        /// `encapsulate` or `decapsulate`.
+        action: String,
+        /// `vxlan` or `ipip`.
+        encapsulation: String,
+        device: String,
+        /// The VXLAN network identifier.
+        vni: Option<u32>,
+        inner: Tuple,
+        outer_src: std::net::Ipv4Addr,
+        outer_dst: std::net::Ipv4Addr,
+        /// The outer UDP destination port (VXLAN); IP-in-IP has none.
+        outer_port: Option<u16>,
+        /// How the outer destination was found (the neighbour and FDB entries), or which
+        /// device took the packet in.
+        detail: String,
     },
 }

@@ -146,7 +146,8 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
             ["-n", ns, rest @ ..] => {
                 assert!(made.contains(*ns), "`ip -n {ns}` before {ns} exists: {words:?}");
                 assert!(
-                    matches!(rest.first(), Some(&("link" | "addr" | "route"))),
+                    matches!(rest.first(), Some(&("link" | "addr" | "route")))
+                        || is_tunnel_neighbor(state, prefix, ns, rest),
                     "unexpected ip object: {words:?}"
                 );
             }
@@ -165,6 +166,24 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
                         }
                     }
                     ["test", "-e", "/proc/sys/net/bridge/bridge-nf-call-iptables"] => {}
+                    [
+                        "bridge",
+                        "fdb",
+                        "add",
+                        mac,
+                        "dev",
+                        dev,
+                        "dst",
+                        remote,
+                        "self",
+                        "permanent",
+                    ] => {
+                        assert!(
+                            vtep_entries(state, prefix, ns, dev)
+                                .any(|p| p.mac.to_string() == *mac && p.remote.to_string() == *remote),
+                            "an FDB entry the compiled state does not hold: {inner:?} in {ns}"
+                        );
+                    }
                     ["iptables-restore"] => {
                         let host = state
                             .hosts
@@ -212,6 +231,36 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
         .collect();
     assert_eq!(loaded, with_table, "every nftables table is loaded, and nothing else");
     assert!(!restored.is_empty() || state.hosts.iter().all(|h| h.nat.chains().all(|c| c.rules.is_empty())));
+}
+
+/// The VXLAN peers of device `dev` in the host whose namespace is `ns`.
+fn vtep_entries<'a>(
+    state: &'a NetState,
+    prefix: &'a str,
+    ns: &'a str,
+    dev: &'a str,
+) -> impl Iterator<Item = &'a k8snet::net::vxlan::VtepPeer> + 'a {
+    state
+        .hosts
+        .iter()
+        .filter(move |h| materialize::netns_name(prefix, &h.name) == ns)
+        .flat_map(|h| &h.interfaces)
+        .filter(move |i| i.name == dev)
+        .filter_map(|i| match &i.link {
+            Link::Vxlan(v) => Some(v),
+            _ => None,
+        })
+        .flat_map(|v| v.entries())
+}
+
+/// `ip -n NS neigh add ADDR lladdr MAC dev DEV nud permanent` for a VXLAN peer the state holds.
+fn is_tunnel_neighbor(state: &NetState, prefix: &str, ns: &str, rest: &[&str]) -> bool {
+    match rest {
+        ["neigh", "add", addr, "lladdr", mac, "dev", dev, "nud", "permanent"] => {
+            vtep_entries(state, prefix, ns, dev).any(|p| p.addr.to_string() == *addr && p.mac.to_string() == *mac)
+        }
+        _ => false,
+    }
 }
 
 fn check_teardown(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) {

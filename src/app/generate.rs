@@ -15,11 +15,16 @@ pub fn options(a: &GenerateArgs) -> Options {
         services_per_node: a.services_per_node,
         seed: a.seed,
         cni: match a.cni {
-            CniArg::Kubenet => Cni::Kubenet,
+            CniArg::Bridge | CniArg::Kubenet => Cni::Bridge,
+            CniArg::FlannelHostGw => Cni::FlannelHostGw,
+            CniArg::FlannelVxlan => Cni::FlannelVxlan,
+            CniArg::Calico => Cni::Calico,
+            CniArg::Cilium => Cni::Cilium,
         },
         kube_proxy: match a.kube_proxy {
             KubeProxyArg::Iptables => KubeProxyMode::Iptables,
             KubeProxyArg::Nftables => KubeProxyMode::Nftables,
+            KubeProxyArg::None => KubeProxyMode::None,
         },
         hairpin_mode: match a.hairpin_mode {
             HairpinArg::HairpinVeth => HairpinMode::HairpinVeth,

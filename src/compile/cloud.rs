@@ -10,10 +10,10 @@ use std::net::SocketAddrV4;
 use ipnet::Ipv4Net;
 
 use super::kube_proxy::HEALTHZ_PORT;
-use super::kubenet::{NODE_NETWORK, host, net};
+use super::kubenet::{host, net};
 use super::names::{service_chain_suffix, service_port_name};
 use super::{INTERNET, LOAD_BALANCER, ROUTER};
-use crate::model::{Cluster, Service, ServiceType, TrafficPolicy};
+use crate::model::{Cluster, Cni, Service, ServiceType, TrafficPolicy};
 use crate::net::iptables::{Match, Rule, Target, host as host_net, stored_probability};
 use crate::net::route::{Route, RouteProto, RouteTable, RouteType, Scope};
 use crate::net::{Host, Interface, Link, Listener, NetState, Role};
@@ -143,39 +143,53 @@ fn veth(name: &str, peer_host: usize, peer_if: &str) -> Interface {
     )
 }
 
-/// The cloud network's router: the nodes' gateway, with one route per node podCIDR.
+/// The cloud network's router: the nodes' gateway on each of their subnets, with one route per
+/// node podCIDR when the CNI relies on cloud routes (the bridge plugin, as kubenet set it up).
 fn router_host(cluster: &Cluster, up_host: usize, up_if: &str) -> Host {
     let mut h = host(ROUTER.into(), Role::Router);
-    let addr = net(cluster.gateway, cluster.node_network.prefix_len());
-    let (connected, mut local) = Route::connected(addr, "eth0");
-    // The cloud's metadata server answers on a link-local address behind the nodes' gateway, as
-    // on GCE and AWS; it stands here so that a pod's request to it can be followed.
-    let metadata = net(METADATA_SERVER, 32);
-    local.extend(Route::connected(metadata, "eth0").1);
-    h.interfaces = vec![
-        Interface::new(
-            "eth0",
+    let mut local = Vec::new();
+    let mut main =
+        vec![Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet")];
+    let subnets = cluster.subnets();
+    let device = |k: usize| if k == 0 { "eth0".to_owned() } else { format!("eth{k}") };
+    for (k, subnet) in subnets.iter().enumerate() {
+        let dev = device(k);
+        let addr = net(cluster.gateway_on(*subnet), subnet.prefix_len());
+        let (connected, mut here) = Route::connected(addr, &dev);
+        let mut addrs = vec![addr];
+        if k == 0 {
+            // The cloud's metadata server answers on a link-local address behind the nodes'
+            // gateway, as on GCE and AWS; it stands here so that a pod's request to it can be
+            // followed.
+            let metadata = net(METADATA_SERVER, 32);
+            here.extend(Route::connected(metadata, &dev).1);
+            addrs.push(metadata);
+        }
+        local.extend(here);
+        main.push(connected);
+        h.interfaces.push(Interface::new(
+            &dev,
             Link::Segment {
-                segment: NODE_NETWORK.into(),
+                segment: super::cni::segment_of(cluster, *subnet),
             },
-            vec![addr, metadata],
-        ),
-        veth("uplink", up_host, up_if),
-    ];
+            addrs,
+        ));
+    }
+    h.interfaces.push(veth("uplink", up_host, up_if));
     h.listeners.push(Listener {
         port: 80,
         protocol: crate::net::Protocol::Tcp,
         owner: format!("the cloud metadata server ({METADATA_SERVER}:80)"),
     });
-    let mut main = vec![
-        Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the cloud network's way to the internet"),
-        connected,
-    ];
-    for node in &cluster.nodes {
-        let mut r = Route::unicast(node.pod_cidr, Some(node.ip), "eth0")
-            .with_origin(format!("cloud route for {}'s podCIDR", node.name));
-        r.proto = RouteProto::Static;
-        main.push(r);
+    if cluster.cni == Cni::Bridge {
+        for node in &cluster.nodes {
+            let subnet = cluster.node_subnet(node);
+            let k = subnets.iter().position(|s| *s == subnet).unwrap_or(0);
+            let mut r = Route::unicast(node.pod_cidr, Some(node.ip), &device(k))
+                .with_origin(format!("cloud route for {}'s podCIDR", node.name));
+            r.proto = RouteProto::Static;
+            main.push(r);
+        }
     }
     h.tables = RouteTable::local_and_main(local, main);
     h.ip_forward = true;

@@ -5,11 +5,14 @@
 //! together in a fixed order, so the same cluster always compiles to the same state.
 
 pub mod cloud;
+pub mod cni;
 pub mod dns;
 pub mod facts;
 pub mod kube_proxy;
-pub mod kubenet;
 pub mod names;
+
+/// The CNI skeleton's old name, from when kubenet was the only model.
+pub use cni as kubenet;
 
 use crate::model::Cluster;
 use crate::net::NetState;
@@ -20,16 +23,20 @@ pub const LOAD_BALANCER: &str = "cloud-lb";
 pub const INTERNET: &str = "internet";
 
 pub fn compile(cluster: &Cluster) -> NetState {
-    let mut state = kubenet::compile(cluster);
+    let mut state = cni::compile(cluster);
     let nftables = (cluster.kube_proxy == crate::model::KubeProxyMode::Nftables).then(|| {
         (
             kube_proxy::nftables::KubeProxy::new(cluster),
             kube_proxy::nftables::nat(cluster),
         )
     });
-    let iptables = nftables.is_none().then(|| kube_proxy::KubeProxy::new(cluster));
+    let iptables = (nftables.is_none() && cluster.kube_proxy != crate::model::KubeProxyMode::None)
+        .then(|| kube_proxy::KubeProxy::new(cluster));
     let listeners = kube_proxy::listeners(cluster);
     for i in 0..state.hosts.len() {
+        if cluster.kube_proxy == crate::model::KubeProxyMode::None {
+            break;
+        }
         if let crate::net::Role::Node { name } = state.hosts.role(i)
             && let Some(node) = cluster.node_named(name)
         {

@@ -35,11 +35,20 @@ pub fn endpoint_chain(port_name: &str, protocol: Protocol, endpoint: &str) -> St
 /// The host side of a pod's veth pair: a short prefix and a hash of the pod, so it fits the
 /// kernel's 15-character limit and stays the same from run to run.
 pub fn host_veth(namespace: &str, pod: &str) -> String {
+    prefixed_veth("veth", namespace, pod)
+}
+
+/// A host-side veth name with another plugin's prefix (`cali`, `lxc`), as long as the kernel
+/// allows: the prefix, then hex digits of the same hash. (Calico hashes with SHA-1 and Cilium
+/// hashes the endpoint's ID, so the digits differ from theirs; the shape is the same.)
+pub fn prefixed_veth(prefix: &str, namespace: &str, pod: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(namespace.as_bytes());
     hasher.update(b"/");
     hasher.update(pod.as_bytes());
-    format!("veth{}", HEXLOWER.encode(&hasher.finalize()[..4]))
+    let digits = if prefix == "veth" { 8 } else { 15 - prefix.len() };
+    let hex = HEXLOWER.encode(&hasher.finalize()[..8]);
+    format!("{prefix}{}", &hex[..digits])
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! same bytes, and the layout is fixed so a test can say which node holds which pod and address
 //! without reading the file back.
 //!
-//! The layout (kubenet): node `i` (from 0) is `node-{i+1}` at `172.16.0.0 + 2 + i` with podCIDR
+//! The layout (the same for every CNI model): node `i` (from 0) is `node-{i+1}` at `172.16.0.0 + 2 + i` with podCIDR
 //! `10.{i / 256}.{i % 256}.0/24`; its pod `j` is `pod-{i+1}-{j+1}` at `.{j + 2}` of that /24
 //! (`.1` is the bridge). Pods are numbered across the cluster node by node, and pod number `g`
 //! is an endpoint of Service number `g % services`, so each node's pods go round-robin over the
@@ -67,7 +67,7 @@ impl Default for Options {
             pods_per_node: 30,
             services_per_node: 2,
             seed: 1,
-            cni: Cni::Kubenet,
+            cni: Cni::Bridge,
             kube_proxy: KubeProxyMode::Iptables,
             hairpin_mode: HairpinMode::HairpinVeth,
             bridge_nf_call_iptables: true,
@@ -116,6 +116,9 @@ impl Plan {
                 "--pods-per-node must be at most {MAX_PODS_PER_NODE} (a node's /24 holds no more), not {}",
                 o.pods_per_node
             ));
+        }
+        if o.kube_proxy == KubeProxyMode::None && o.cni != Cni::Cilium {
+            return Err("--kube-proxy none needs --cni cilium: only Cilium replaces kube-proxy".into());
         }
         if o.services_per_node > o.pods_per_node {
             return Err(format!(

@@ -89,6 +89,12 @@ fn command_line(o: &Options) -> String {
         "k8snet generate --nodes {} --pods-per-node {} --services-per-node {} --seed {}",
         o.nodes, o.pods_per_node, o.services_per_node, o.seed
     );
+    if o.cni != Cni::Bridge {
+        let _ = write!(c, " --cni {}", o.cni.word());
+    }
+    if o.kube_proxy == KubeProxyMode::None {
+        c.push_str(" --kube-proxy none");
+    }
     if o.hairpin_mode != HairpinMode::HairpinVeth {
         let _ = write!(c, " --hairpin-mode {}", hairpin_word(o.hairpin_mode));
     }
@@ -132,17 +138,13 @@ fn sections(plan: &Plan) -> Vec<(&'static str, Value)> {
         ("gateway", s(super::GATEWAY.to_string())),
         ("podNetwork", s(super::POD_NETWORK)),
         ("serviceNetwork", s(super::SERVICE_NETWORK)),
-        (
-            "cni",
-            s(match o.cni {
-                Cni::Kubenet => "kubenet",
-            }),
-        ),
+        ("cni", s(o.cni.word())),
         (
             "kubeProxy",
             s(match o.kube_proxy {
                 KubeProxyMode::Iptables => "iptables",
                 KubeProxyMode::Nftables => "nftables",
+                KubeProxyMode::None => "none",
             }),
         ),
         ("hairpinMode", s(hairpin_word(o.hairpin_mode))),

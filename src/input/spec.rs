@@ -28,6 +28,10 @@ pub struct ClusterSpec {
     pub pod_network: Option<Sp<Ipv4Net>>,
     pub service_network: Option<Sp<Ipv4Net>>,
     pub cni: Option<Sp<String>>,
+    pub encapsulation: Option<Sp<String>>,
+    pub ip_pool: Option<Sp<Ipv4Net>>,
+    pub block_size: Option<Sp<i64>>,
+    pub node_subnets: Option<Vec<Sp<Ipv4Net>>>,
     pub kube_proxy: Option<Sp<String>>,
     pub cluster_domain: Option<Sp<String>>,
     pub hairpin_mode: Option<Sp<String>>,
@@ -225,6 +229,16 @@ fn opt<'a, T>(f: &Fields<'a>, key: &str, read: impl FnOnce(&'a Node) -> Option<T
     f.get(key).and_then(read)
 }
 
+/// Every `cluster.cni` the format accepts; `kubenet` is the old name of `bridge`.
+pub const CNI_MODELS: &[&str] = &[
+    "bridge",
+    "kubenet",
+    "flannel-host-gw",
+    "flannel-vxlan",
+    "calico",
+    "cilium",
+];
+
 fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
     decode_cluster_fields(dec, node, Networks::Required)
 }
@@ -245,6 +259,10 @@ pub(crate) fn decode_cluster_fields(dec: &mut Decoder, node: &Node, networks: Ne
         "podNetwork",
         "serviceNetwork",
         "cni",
+        "encapsulation",
+        "ipPool",
+        "blockSize",
+        "nodeSubnets",
         "kubeProxy",
         "clusterDomain",
         "hairpinMode",
@@ -268,9 +286,18 @@ pub(crate) fn decode_cluster_fields(dec: &mut Decoder, node: &Node, networks: Ne
         gateway: opt(&f, "gateway", |n| dec.ipv4(n, "gateway address")),
         pod_network: network(dec, &f, "podNetwork", networks).and_then(|n| dec.cidr(n, "podNetwork")),
         service_network: network(dec, &f, "serviceNetwork", networks).and_then(|n| dec.cidr(n, "serviceNetwork")),
-        cni: opt(&f, "cni", |n| dec.word(n, "CNI model", &["kubenet"])),
+        cni: opt(&f, "cni", |n| dec.word(n, "CNI model", CNI_MODELS)),
+        encapsulation: opt(&f, "encapsulation", |n| {
+            dec.word(n, "Calico encapsulation", crate::model::Encapsulation::WORDS)
+        }),
+        ip_pool: opt(&f, "ipPool", |n| dec.cidr(n, "ipPool")),
+        block_size: opt(&f, "blockSize", |n| dec.integer(n, "blockSize", 20, 32)),
+        node_subnets: opt(&f, "nodeSubnets", |n| {
+            let items = dec.list(n, "nodeSubnets");
+            Some(items.iter().filter_map(|i| dec.cidr(i, "node subnet")).collect_fitted())
+        }),
         kube_proxy: opt(&f, "kubeProxy", |n| {
-            dec.word(n, "kube-proxy mode", &["iptables", "nftables"])
+            dec.word(n, "kube-proxy mode", &["iptables", "nftables", "none"])
         }),
         cluster_domain: opt(&f, "clusterDomain", |n| dec.string(n, "cluster domain")),
         hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),

@@ -47,6 +47,11 @@ pub struct Cluster {
     pub pod_network: Ipv4Net,
     pub service_network: Ipv4Net,
     pub cni: Cni,
+    /// Calico's pool, when `cni` is Calico.
+    pub calico: Option<CalicoPool>,
+    /// Nodes sit on subnets of `node_network`; with none listed, the whole network is one
+    /// subnet. Each subnet is a layer-2 segment of its own, joined to the others by the router.
+    pub node_subnets: Vec<Ipv4Net>,
     pub kube_proxy: KubeProxyMode,
     pub cluster_domain: String,
     /// Destinations that pod traffic reaches with its own source address; everything else is
@@ -132,10 +137,73 @@ impl Indexed {
     }
 }
 
+/// The CNI plugin that wires pods to their node and nodes to each other; each is a module of
+/// `compile::cni`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cni {
-    Kubenet,
+    /// The CNI bridge plugin with host-local IPAM and one cloud route per podCIDR: what kubenet
+    /// configured, and what `cni: kubenet` still means.
+    Bridge,
+    FlannelHostGw,
+    FlannelVxlan,
+    Calico,
+    Cilium,
+}
+
+impl Cni {
+    /// The name the scenario format uses.
+    pub fn word(self) -> &'static str {
+        match self {
+            Cni::Bridge => "bridge",
+            Cni::FlannelHostGw => "flannel-host-gw",
+            Cni::FlannelVxlan => "flannel-vxlan",
+            Cni::Calico => "calico",
+            Cni::Cilium => "cilium",
+        }
+    }
+}
+
+/// How Calico carries pod traffic between nodes (its IP pool's `vxlanMode` and `ipipMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Encapsulation {
+    None,
+    #[serde(rename = "VXLAN")]
+    Vxlan,
+    #[serde(rename = "IPIP")]
+    Ipip,
+    #[serde(rename = "VXLANCrossSubnet")]
+    VxlanCrossSubnet,
+    #[serde(rename = "IPIPCrossSubnet")]
+    IpipCrossSubnet,
+}
+
+impl Encapsulation {
+    pub const WORDS: &[&str] = &["None", "VXLAN", "IPIP", "VXLANCrossSubnet", "IPIPCrossSubnet"];
+
+    pub fn from_word(word: &str) -> Option<Encapsulation> {
+        Some(match word {
+            "None" => Encapsulation::None,
+            "VXLAN" => Encapsulation::Vxlan,
+            "IPIP" => Encapsulation::Ipip,
+            "VXLANCrossSubnet" => Encapsulation::VxlanCrossSubnet,
+            "IPIPCrossSubnet" => Encapsulation::IpipCrossSubnet,
+            _ => return None,
+        })
+    }
+
+    pub fn word(self) -> &'static str {
+        Encapsulation::WORDS[self as usize]
+    }
+}
+
+/// Calico's IP pool: where its IPAM hands out per-node blocks, and how traffic between blocks
+/// on different nodes travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CalicoPool {
+    pub encapsulation: Encapsulation,
+    pub ip_pool: Ipv4Net,
+    pub block_size: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -144,6 +212,8 @@ pub enum KubeProxyMode {
     Iptables,
     /// The `ip kube-proxy` nftables table (`compile/kube_proxy/nftables.rs`).
     Nftables,
+    /// No kube-proxy: the CNI translates Services itself (Cilium's kube-proxy replacement).
+    None,
 }
 
 /// How the kubelet lets a pod reach itself through its own Service.
@@ -394,7 +464,39 @@ pub struct CaseText {
     pub at: crate::diagnostic::Span,
 }
 
+/// The router's address on `subnet`: the cluster's gateway when it lies there, else the
+/// subnet's first address, as clouds give their subnets.
+pub fn subnet_gateway(subnet: Ipv4Net, gateway: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+    match gateway {
+        Some(g) if subnet.contains(&g) => Some(g),
+        _ => subnet.hosts().next(),
+    }
+}
+
 impl Cluster {
+    /// The subnet a node's address lies on: one of `node_subnets`, or the whole node network.
+    pub fn node_subnet(&self, node: &Node) -> Ipv4Net {
+        self.node_subnets
+            .iter()
+            .find(|s| s.contains(&node.ip))
+            .copied()
+            .unwrap_or(self.node_network)
+    }
+
+    /// The subnets the nodes sit on, each a segment of its own.
+    pub fn subnets(&self) -> Vec<Ipv4Net> {
+        if self.node_subnets.is_empty() {
+            vec![self.node_network]
+        } else {
+            self.node_subnets.clone()
+        }
+    }
+
+    /// The router's address on `subnet`.
+    pub fn gateway_on(&self, subnet: Ipv4Net) -> Ipv4Addr {
+        subnet_gateway(subnet, Some(self.gateway)).unwrap_or(self.gateway)
+    }
+
     fn lengths(&self) -> (usize, usize, usize) {
         (self.nodes.len(), self.pods.len(), self.services.len())
     }

@@ -8,6 +8,8 @@ pub mod hosts;
 pub mod iptables;
 pub mod nftables;
 pub mod route;
+pub mod service_lb;
+pub mod vxlan;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +32,8 @@ pub enum Protocol {
     /// ICMP echo (`ping`). Never a Service or container port's protocol: Kubernetes has none,
     /// so [`Protocol::from_word`] does not accept it.
     Icmp,
+    /// IP-in-IP (IP protocol 4): only ever an outer packet between two tunnel ends.
+    Ipip,
 }
 
 impl Protocol {
@@ -57,6 +61,7 @@ impl Protocol {
             Protocol::Udp => "udp",
             Protocol::Sctp => "sctp",
             Protocol::Icmp => "icmp",
+            Protocol::Ipip => "ipip",
         }
     }
 
@@ -64,7 +69,7 @@ impl Protocol {
     /// which conntrack keys the flow on as it would a port: a packet's tuple holds it in both
     /// port positions.
     pub fn has_ports(self) -> bool {
-        self != Protocol::Icmp
+        !matches!(self, Protocol::Icmp | Protocol::Ipip)
     }
 }
 
@@ -76,6 +81,7 @@ impl fmt::Display for Protocol {
             Protocol::Udp => "UDP",
             Protocol::Sctp => "SCTP",
             Protocol::Icmp => "ICMP",
+            Protocol::Ipip => "IPIP",
         })
     }
 }
@@ -185,6 +191,10 @@ pub struct Host {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nftables: Option<nftables::Table>,
     pub listeners: Vec<Listener>,
+    /// Service translation by eBPF programs (Cilium's kube-proxy replacement), shared by the
+    /// hosts whose sockets and devices it applies to.
+    #[serde(skip)]
+    pub service_lb: Option<std::sync::Arc<service_lb::ServiceLb>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -204,6 +214,15 @@ pub enum Link {
     },
     /// Leaves the modelled world: what is sent here has left the cluster.
     Uplink,
+    /// A VXLAN tunnel device: what is routed into it is wrapped in UDP and sent to the remote
+    /// endpoint its neighbour and FDB entries name.
+    Vxlan(vxlan::Vxlan),
+    /// An IP-in-IP tunnel device (`tunl0`): what is routed into it is wrapped in an outer IPv4
+    /// packet (protocol 4) to the route's gateway.
+    Ipip {
+        local: Ipv4Addr,
+        underlay: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,6 +238,10 @@ pub struct Interface {
     /// every frame itself, but sends none back out of the port it came in on: only a port's
     /// hairpin flag does that.
     pub promiscuous: bool,
+    /// `net.ipv4.conf.<dev>.proxy_arp`: the interface answers ARP for addresses its host
+    /// routes elsewhere (Calico's and Cilium's pod gateway, which no interface holds).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_arp: bool,
 }
 
 impl Interface {
@@ -230,6 +253,7 @@ impl Interface {
             master: None,
             hairpin: false,
             promiscuous: false,
+            proxy_arp: false,
         }
     }
 

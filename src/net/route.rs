@@ -29,6 +29,8 @@ pub enum RouteProto {
     Boot,
     /// Added by a routing daemon or a cloud's route controller.
     Static,
+    /// Learnt over BGP by BIRD (Calico's routes to other nodes' blocks).
+    Bird,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,7 +52,8 @@ pub struct Route {
     pub scope: Scope,
     pub src: Option<Ipv4Addr>,
     pub metric: u32,
-    /// `onlink`: the kernel takes the gateway to be on the device's link without checking.
+    /// `onlink`: the kernel takes the gateway to be on the device's link without checking that
+    /// an address of `dev` covers it (flannel's and Calico's tunnel routes, or a scenario's).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub onlink: bool,
     /// Who put the route there, for explanations ("connected route of cbr0").
@@ -72,6 +75,11 @@ impl Route {
             onlink: false,
             origin: String::new(),
         }
+    }
+
+    pub fn onlink(mut self) -> Route {
+        self.onlink = true;
+        self
     }
 
     /// The route the kernel adds for an address on an interface, and its two `local`-table
@@ -131,6 +139,7 @@ impl fmt::Display for Route {
         match self.proto {
             RouteProto::Kernel => f.write_str(" proto kernel")?,
             RouteProto::Static => f.write_str(" proto static")?,
+            RouteProto::Bird => f.write_str(" proto bird")?,
             RouteProto::Boot => {}
         }
         match self.scope {
@@ -153,14 +162,43 @@ impl fmt::Display for Route {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteTable {
     pub name: String,
+    /// The routes of this host alone; [`RouteTable::all`] adds the shared ones.
     pub routes: Vec<Route>,
     /// Made on the first lookup of a long table; tables are complete before anything looks
     /// them up, and a table whose length changed since is scanned instead.
-    #[serde(skip)]
     index: PrefixIndex,
+    /// Routes every node of a cluster holds alike (one per other node's pod range), kept once
+    /// for all of them: 5,000 nodes with a route to each other node would otherwise be 25
+    /// million routes.
+    pub shared: Option<SharedRoutes>,
+}
+
+/// One list of routes held by many hosts, each without the part that is its own.
+#[derive(Debug, Clone)]
+pub struct SharedRoutes {
+    pub table: std::sync::Arc<RouteTable>,
+    /// The positions this host does not hold (the routes to its own pod range).
+    pub skip: std::ops::Range<usize>,
+}
+
+impl PartialEq for SharedRoutes {
+    fn eq(&self, other: &SharedRoutes) -> bool {
+        self.skip == other.skip && (std::sync::Arc::ptr_eq(&self.table, &other.table) || self.table == other.table)
+    }
+}
+
+impl Serialize for RouteTable {
+    /// As one list, the shared routes after the host's own, as `ip route` shows them.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut t = s.serialize_struct("RouteTable", 2)?;
+        t.serialize_field("name", &self.name)?;
+        t.serialize_field("routes", &self.all().collect::<Vec<_>>())?;
+        t.end()
+    }
 }
 
 /// A table's routes by prefix length and network, so a lookup asks at most 33 questions instead
@@ -225,18 +263,68 @@ impl RouteTable {
             name: name.to_owned(),
             routes,
             index: PrefixIndex::default(),
+            shared: None,
         }
+    }
+
+    /// Adds `shared`'s routes after this table's own, less those at the positions in `skip`.
+    pub fn with_shared(mut self, table: std::sync::Arc<RouteTable>, skip: std::ops::Range<usize>) -> RouteTable {
+        self.shared = Some(SharedRoutes { table, skip });
+        self
+    }
+
+    /// Every route of the table in order: the host's own, then the shared ones it holds.
+    pub fn all(&self) -> impl Iterator<Item = &Route> {
+        let shared = self.shared.iter().flat_map(|s| {
+            s.table
+                .routes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !s.skip.contains(i))
+                .map(|(_, r)| r)
+        });
+        self.routes.iter().chain(shared)
+    }
+
+    /// How many routes [`RouteTable::all`] yields.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+            + self
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.table.routes.len() - s.skip.len().min(s.table.routes.len()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The positions of this table's own routes whose destination contains `dst`, in order.
+    fn positions(&self, dst: Ipv4Addr) -> Vec<usize> {
+        if self.routes.len() >= INDEX_FROM {
+            let index = self.index.0.get_or_init(|| Index::of(&self.routes));
+            if index.routes == self.routes.len() {
+                return index.containing(dst);
+            }
+        }
+        (0..self.routes.len())
+            .filter(|&i| self.routes[i].dst.contains(&dst))
+            .collect()
     }
 
     /// The routes whose destination contains `dst`, in table order.
     fn containing(&self, dst: Ipv4Addr) -> Vec<&Route> {
-        if self.routes.len() >= INDEX_FROM {
-            let index = self.index.0.get_or_init(|| Index::of(&self.routes));
-            if index.routes == self.routes.len() {
-                return index.containing(dst).into_iter().map(|i| &self.routes[i]).collect();
-            }
+        let mut found: Vec<&Route> = self.positions(dst).into_iter().map(|i| &self.routes[i]).collect();
+        if let Some(s) = &self.shared {
+            found.extend(
+                s.table
+                    .positions(dst)
+                    .into_iter()
+                    .filter(|i| !s.skip.contains(i))
+                    .map(|i| &s.table.routes[i]),
+            );
         }
-        self.routes.iter().filter(|r| r.dst.contains(&dst)).collect()
+        found
     }
 
     /// A namespace's tables in lookup order: `local`, then `main`.

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use ipnet::Ipv4Net;
 
+use super::explain_cni::{cni_words, service_maps, tunnel_entries};
 use super::style::{Style, indent};
 use crate::compile::facts::Facts;
 use crate::compile::{ROUTER, kubenet};
@@ -81,10 +82,15 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     let whole = shown.whole;
     let _ = writeln!(
         out,
-        "{} {}: CNI kubenet, kube-proxy {} mode, cluster domain {}\n",
+        "{} {}: CNI {}, {}, cluster domain {}\n",
         style.heading("Cluster"),
         style.strong(&cluster.name),
-        kube_proxy_word(cluster),
+        cni_words(cluster),
+        match cluster.kube_proxy {
+            crate::model::KubeProxyMode::Iptables => "kube-proxy iptables mode",
+            crate::model::KubeProxyMode::Nftables => "kube-proxy nftables mode",
+            crate::model::KubeProxyMode::None => "no kube-proxy (Cilium's replacement translates Services)",
+        },
         cluster.cluster_domain
     );
     if whole {
@@ -139,6 +145,7 @@ pub(super) fn kube_proxy_word(c: &Cluster) -> &'static str {
     match c.kube_proxy {
         crate::model::KubeProxyMode::Iptables => "iptables",
         crate::model::KubeProxyMode::Nftables => "nftables",
+        crate::model::KubeProxyMode::None => "none",
     }
 }
 
@@ -189,7 +196,12 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
         "node IP",
         "podCIDR",
         "pod addresses",
-        "cbr0 (pods' gateway)",
+        match c.cni {
+            crate::model::Cni::Bridge => "cbr0 (pods' gateway)",
+            crate::model::Cni::FlannelHostGw | crate::model::Cni::FlannelVxlan => "cni0 (pods' gateway)",
+            crate::model::Cni::Calico => "pods' gateway (proxy ARP)",
+            crate::model::Cni::Cilium => "cilium_host (pods' gateway)",
+        },
         "pods",
     ]);
     let mut pods_on = vec![0usize; c.nodes.len()];
@@ -203,7 +215,7 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
             n.ip.to_string(),
             n.pod_cidr.to_string(),
             usable.to_string(),
-            kubenet::bridge_ip(n.pod_cidr).to_string(),
+            kubenet::pod_gateway(c, n).to_string(),
             pods_on[i].to_string(),
         ]);
     }
@@ -227,6 +239,8 @@ pub(super) fn link_kind(link: &Link) -> &'static str {
         Link::Bridge => "bridge",
         Link::Segment { .. } => "ethernet",
         Link::Uplink => "uplink",
+        Link::Vxlan(_) => "vxlan",
+        Link::Ipip { .. } => "ipip",
     }
 }
 
@@ -240,7 +254,15 @@ fn interfaces(out: &mut String, host: &Host, style: Style) {
             Link::Bridge => "the node's pods, through their veths".to_owned(),
             Link::Uplink => "the internet".to_owned(),
             Link::Loopback => String::new(),
+            Link::Vxlan(v) => format!(
+                "VNI {}, UDP {} from {} on {}, MTU {}, MAC {}",
+                v.vni, v.port, v.local, v.underlay, v.mtu, v.mac
+            ),
+            Link::Ipip { local, underlay } => format!("IP-in-IP from {local} on {underlay}, MTU 1480"),
         };
+        if i.proxy_arp {
+            attached.push_str("; proxy_arp on");
+        }
         if let Some(master) = &i.master {
             attached = format!("port of {master}{}", if i.hairpin { ", hairpin on" } else { "" });
         }
@@ -266,7 +288,7 @@ fn routes(out: &mut String, host: &Host, style: Style) {
             style.dim("(ip route)")
         );
         let mut t = style.table(&["route", "why it is there"]);
-        for r in &table.routes {
+        for r in table.all() {
             t.add_row(vec![style.code(&r.to_string()), r.origin.clone()]);
         }
         let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
@@ -295,6 +317,7 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
     );
     interfaces(out, host, style);
     routes(out, host, style);
+    tunnel_entries(out, host, style);
     let pods: Vec<_> = c.pods_on(ni).collect();
     if !pods.is_empty() {
         let _ = writeln!(out, "  Pods");
@@ -307,7 +330,7 @@ fn node(out: &mut String, c: &Cluster, host: &Host, style: Style) {
             let network = if p.host_network {
                 "host network (the node's own)".to_owned()
             } else {
-                format!("eth0 <-> {}", crate::compile::names::host_veth(&p.namespace, &p.name))
+                format!("eth0 <-> {}", crate::compile::cni::pod_veth(c, p))
             };
             t.add_row(vec![
                 p.qualified_name(),
@@ -330,7 +353,17 @@ fn cloud_router(out: &mut String, router: &Host, style: Style) {
         out,
         "{} {}",
         style.heading("Cloud router"),
-        style.dim("(the nodes' gateway; one route per node podCIDR)")
+        style.dim(
+            if router
+                .tables
+                .iter()
+                .any(|t| t.all().any(|r| r.proto == crate::net::route::RouteProto::Static))
+            {
+                "(the nodes' gateway; one route per node podCIDR)"
+            } else {
+                "(the nodes' gateway; the CNI routes pods between the nodes itself)"
+            }
+        )
     );
     routes(out, router, style);
     out.push('\n');
@@ -439,6 +472,10 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
     let _ = writeln!(out, "{}", indent(&t.to_string(), 2));
     if s.cluster_ip.is_none() {
         out.push('\n');
+        return;
+    }
+    if c.kube_proxy == crate::model::KubeProxyMode::None {
+        service_maps(out, c, s, style);
         return;
     }
     let ports = facts.services.get(&si).map(Vec::as_slice).unwrap_or_default();

@@ -52,7 +52,7 @@ pub fn document(scenario: &super::ScenarioRef, c: &Cluster, state: &NetState, fa
         "scenario": scenario,
         "cluster": {
             "name": c.name,
-            "cni": "kubenet",
+            "cni": c.cni.word(),
             "kube_proxy": super::explain::kube_proxy_word(c),
             "cluster_domain": c.cluster_domain,
             "node_network": c.node_network.to_string(),
@@ -73,8 +73,7 @@ fn routes(host: &Host) -> Vec<Value> {
         .iter()
         .filter(|t| t.name == "main")
         .flat_map(|t| {
-            t.routes
-                .iter()
+            t.all()
                 .map(|r| json!({ "table": t.name, "route": r.to_string(), "why": r.origin }))
         })
         .collect()
@@ -111,7 +110,7 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
                 "host_veth": if p.host_network {
                     None
                 } else {
-                    Some(crate::compile::names::host_veth(&p.namespace, &p.name))
+                    Some(crate::compile::cni::pod_veth(c, p))
                 },
                 "listens": p.listeners().map(|(ct, port)| json!({
                     "container": ct.name,
@@ -125,7 +124,7 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
         "name": n.name,
         "ip": n.ip.to_string(),
         "pod_cidr": n.pod_cidr.to_string(),
-        "gateway": kubenet::bridge_ip(n.pod_cidr).to_string(),
+        "gateway": kubenet::pod_gateway(c, n).to_string(),
         "ip_forward": true,
         "bridge_nf_call_iptables": host.bridge_nf_call_iptables,
         "hairpin_mode": match n.hairpin {

@@ -109,6 +109,13 @@ impl Writer<'_> {
         self.field(out, i, "podNetwork", &c.pod_network);
         self.field(out, i, "serviceNetwork", &c.service_network);
         self.field(out, i, "cni", &c.cni);
+        self.field(out, i, "encapsulation", &c.encapsulation);
+        self.field(out, i, "ipPool", &c.ip_pool);
+        self.number(out, i, "blockSize", &c.block_size);
+        if let Some(subnets) = &c.node_subnets {
+            let listed: Vec<String> = subnets.iter().map(|c| c.value.to_string()).collect();
+            let _ = writeln!(out, "{i}nodeSubnets: [{}]", listed.join(", "));
+        }
         self.field(out, i, "kubeProxy", &c.kube_proxy);
         self.field(out, i, "clusterDomain", &c.cluster_domain);
         self.field(out, i, "hairpinMode", &c.hairpin_mode);
@@ -121,6 +128,11 @@ impl Writer<'_> {
         }
         if let Some(b) = c.masq_link_local {
             let _ = writeln!(out, "{i}masqLinkLocal: {b}");
+        }
+        if let Some(api) = &c.api_server {
+            let _ = writeln!(out, "{i}apiServer:");
+            self.field(out, "    ", "node", &api.node);
+            self.number(out, "    ", "port", &api.port);
         }
     }
 

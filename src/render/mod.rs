@@ -4,6 +4,7 @@
 pub mod check;
 pub mod diagnostics;
 pub mod explain;
+mod explain_cni;
 pub mod explain_data;
 mod explain_nft;
 pub mod import;

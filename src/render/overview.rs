@@ -14,7 +14,7 @@ use crate::net::NetState;
 
 pub(super) fn render(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, style: Style) {
     if let Some(router) = state.host_named(ROUTER) {
-        let routes: usize = state.hosts[router].tables.iter().map(|t| t.routes.len()).sum();
+        let routes: usize = state.hosts[router].tables.iter().map(|t| t.len()).sum();
         let _ = writeln!(
             out,
             "{} {}\n  {routes} routes: the way to the internet, the node network, and one route per node podCIDR to that node.\n",

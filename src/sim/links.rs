@@ -36,6 +36,16 @@ impl<'a> Simulator<'a> {
                 {
                     return Next::End(End::NoNeighbor { host, next_hop });
                 }
+                if let Some(far) = peer.interface(peer_if)
+                    && far.proxy_arp
+                    && !peer.owns(next_hop)
+                {
+                    self.step(Step::Note {
+                        text: format!(
+                            "no interface holds {next_hop}: {peer_if} answers the ARP for it with its own address (proxy_arp)"
+                        ),
+                    });
+                }
                 self.step(Step::Forward {
                     via: dev.to_owned(),
                     detail: format!(
@@ -50,6 +60,8 @@ impl<'a> Simulator<'a> {
                     tuple,
                 }
             }
+            Link::Vxlan(v) => self.vxlan_encapsulate(host, dev, v, next_hop, tuple),
+            Link::Ipip { local, .. } => self.ipip_encapsulate(host, dev, *local, next_hop, tuple),
             Link::Uplink => {
                 self.step(Step::Forward {
                     via: dev.to_owned(),

@@ -8,8 +8,10 @@ mod hooks;
 mod links;
 pub mod netfilter;
 mod nftables;
+mod service_lb;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -108,6 +110,10 @@ pub struct Simulator<'a> {
     hops: Vec<Hop>,
     /// The client, while a reply travels back to it.
     client: Option<Client>,
+    /// The packet inside the outer one now travelling, between encapsulation and decapsulation.
+    tunnel: Option<tunnel::Tunnelled>,
+    /// What a socket program did to the client's connection, if one did.
+    socket: Option<service_lb::SocketTranslation>,
 }
 
 const TTL: u8 = 64;
@@ -140,12 +146,15 @@ impl<'a> Simulator<'a> {
             decisions: 0,
             hops: Vec::new(),
             client: None,
+            tunnel: None,
+            socket: None,
         }
     }
 
     /// Sends `tuple` from a socket on `host` and follows it to its end.
     pub fn request(&mut self, host: usize, tuple: Tuple) -> Journey {
         self.client = None;
+        self.socket = None;
         self.hops.clear();
         let first = self.send(host, tuple);
         self.walk(first)
@@ -328,6 +337,10 @@ impl<'a> Simulator<'a> {
     /// A packet leaves a socket on `host`: route, OUTPUT, reroute after DNAT, POSTROUTING.
     fn send(&mut self, host: usize, tuple: Tuple) -> Next {
         self.begin_hop(host, None, tuple);
+        let tuple = match self.socket_connect(host, tuple) {
+            Ok(t) => t,
+            Err(end) => return Next::End(end),
+        };
         let dir = self.direction(host, tuple);
         let Some(r) = self.route(host, *tuple.dst.ip()) else {
             return Next::End(End::NoRoute { host });
@@ -423,6 +436,11 @@ impl<'a> Simulator<'a> {
     }
 
     fn ip_input(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, ttl: u8) -> (Next, bool) {
+        if dir == Direction::New
+            && let Some(iif) = pkt.iif.clone()
+        {
+            pkt.tuple = self.device_node_port(host, &iif, pkt.tuple);
+        }
         if let Some(next) = self.prerouting(host, &mut pkt, dir) {
             return (next, false);
         }
@@ -469,12 +487,16 @@ impl<'a> Simulator<'a> {
             Direction::New => self.confirm(host, orig, pkt.tuple),
             Direction::Reply(e) => self.unnat(host, e, &mut pkt, false),
         }
+        if let Some(next) = self.decapsulate(host, pkt.tuple) {
+            return next;
+        }
         if let Some(client) = self.client {
             if client == Client::Socket(host) {
+                let tuple = self.socket_reply(pkt.tuple);
                 self.step(Step::Deliver {
                     listener: "the client's socket".into(),
                 });
-                return Next::End(End::Returned { tuple: pkt.tuple });
+                return Next::End(End::Returned { tuple });
             }
             return Next::End(End::Stray { host, tuple: pkt.tuple });
         }

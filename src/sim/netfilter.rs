@@ -176,20 +176,19 @@ impl Walk<'_> {
                 }
                 Target::Masquerade { .. } => {
                     let before = pkt.tuple;
-                    let addr = pkt.oif.as_deref().and_then(|dev| self.host.primary_addr(dev));
-                    // With no address on the outgoing interface there is nothing to masquerade
-                    // to, and the kernel drops the packet.
-                    let Some(addr) = addr else {
-                        self.steps.push(step(
-                            "MASQUERADE, but the outgoing interface has no address: dropped".into(),
-                        ));
+                    let Some((addr, borrowed)) = masquerade_address(self.host, pkt.oif.as_deref()) else {
+                        self.steps
+                            .push(step("MASQUERADE, but no interface has an address: dropped".into()));
                         return Flow::Stop(Verdict::Drop(line));
                     };
                     pkt.tuple.src = SocketAddrV4::new(addr, pkt.tuple.src.port());
-                    self.steps.push(step(format!(
-                        "MASQUERADE: source becomes {}'s address",
-                        pkt.oif.as_deref().unwrap_or("the outgoing interface")
-                    )));
+                    let oif = pkt.oif.as_deref().unwrap_or("the outgoing interface");
+                    self.steps.push(step(match &borrowed {
+                        Some(from) => {
+                            format!("MASQUERADE: {oif} has no address, so the source becomes {from}'s")
+                        }
+                        None => format!("MASQUERADE: source becomes {oif}'s address"),
+                    }));
                     self.nat_step("MASQUERADE", before, pkt.tuple);
                     return Flow::Stop(Verdict::Accept);
                 }
@@ -313,7 +312,7 @@ impl Walk<'_> {
             .tables
             .iter()
             .filter(|t| t.name == "local")
-            .flat_map(|t| &t.routes)
+            .flat_map(|t| t.all())
             .any(|r| r.kind == RouteType::Local && r.dst.contains(&ip))
     }
 
@@ -359,4 +358,18 @@ fn dnat_of(table: &Table, rule: &Rule) -> Option<std::net::SocketAddrV4> {
         Target::Jump(c) => table.chain(c)?.rules.iter().find_map(dnat),
         _ => dnat(rule),
     }
+}
+
+/// The source address MASQUERADE gives a packet leaving by `oif`, and the interface it was
+/// borrowed from when not `oif`'s own. An interface without an address (Calico's cali*,
+/// Cilium's lxc*) lends none: the kernel then takes the first global address of another
+/// interface (inet_select_addr), and drops the packet only if there is none.
+pub(super) fn masquerade_address(host: &Host, oif: Option<&str>) -> Option<(Ipv4Addr, Option<String>)> {
+    if let Some(addr) = oif.and_then(|dev| host.primary_addr(dev)) {
+        return Some((addr, None));
+    }
+    host.interfaces
+        .iter()
+        .filter(|i| i.link != crate::net::Link::Loopback)
+        .find_map(|i| i.addrs.first().map(|a| (a.addr(), Some(i.name.clone()))))
 }

@@ -112,25 +112,23 @@ impl NftWalk<'_> {
                 }
                 Statement::Masquerade => {
                     let before = pkt.tuple;
-                    let Some(addr) = pkt.oif.as_deref().and_then(|dev| self.host.primary_addr(dev)) else {
+                    let Some((addr, borrowed)) = super::netfilter::masquerade_address(self.host, pkt.oif.as_deref())
+                    else {
                         self.step(
                             table,
                             &chain.name,
                             Some(line.clone()),
-                            "masquerade, but the outgoing interface has no address: dropped".into(),
+                            "masquerade, but no interface has an address: dropped".into(),
                         );
                         return Flow::Stop(Verdict::Drop(line));
                     };
                     pkt.tuple.src = SocketAddrV4::new(addr, pkt.tuple.src.port());
-                    self.step(
-                        table,
-                        &chain.name,
-                        Some(line.clone()),
-                        format!(
-                            "masquerade: source becomes {}'s address",
-                            pkt.oif.as_deref().unwrap_or("the outgoing interface")
-                        ),
-                    );
+                    let oif = pkt.oif.as_deref().unwrap_or("the outgoing interface");
+                    let what = match &borrowed {
+                        Some(from) => format!("masquerade: {oif} has no address, so the source becomes {from}'s"),
+                        None => format!("masquerade: source becomes {oif}'s address"),
+                    };
+                    self.step(table, &chain.name, Some(line.clone()), what);
                     self.nat_step("MASQUERADE", before, pkt.tuple);
                     return Flow::Stop(Verdict::Accept);
                 }

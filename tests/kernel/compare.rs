@@ -237,6 +237,7 @@ pub fn model_route(r: &Route) -> String {
     let proto = match r.proto {
         RouteProto::Kernel => Some("kernel".to_owned()),
         RouteProto::Static => Some("static".to_owned()),
+        RouteProto::Bird => Some("bird".to_owned()),
         RouteProto::Boot => None,
     };
     let scope = match r.scope {
@@ -287,7 +288,7 @@ pub fn check_tables(lab: &Lab, tally: &mut Tally, label: &str) {
                 .tables
                 .iter()
                 .filter(|t| t.name == table)
-                .flat_map(|t| t.routes.iter().map(model_route))
+                .flat_map(|t| t.all().map(model_route))
                 .collect();
             let out = lab.ip(i, &["-4", "-j", "route", "show", "table", table]);
             let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);

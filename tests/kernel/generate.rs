@@ -84,7 +84,7 @@ fn proto_word(p: Protocol) -> &'static str {
         Protocol::Udp => "UDP",
         Protocol::Sctp => "SCTP",
         Protocol::Tcp => "TCP",
-        Protocol::Icmp => unreachable!("no port has protocol ICMP"),
+        Protocol::Icmp | Protocol::Ipip => unreachable!("no port has protocol ICMP or IPIP"),
     }
 }
 
@@ -98,6 +98,27 @@ pub fn scenarios(seed: u64, count: usize, flows_each: usize) -> Vec<Generated> {
             )
         })
         .collect()
+}
+
+/// Every CNI model this kernel can build, each as its `cluster:` lines.
+const CNIS: &[&str] = &[
+    "  cni: bridge\n",
+    "  cni: flannel-host-gw\n",
+    "  cni: flannel-vxlan\n",
+    "  cni: calico\n  encapsulation: None\n",
+    "  cni: calico\n  encapsulation: VXLAN\n",
+    "  cni: cilium\n",
+];
+
+/// A cluster's CNI, drawn at random from its name with a generator of its own, so that the
+/// draws of everything else stay as they were.
+fn cni_lines(name: &str) -> &'static str {
+    let seed = name
+        .bytes()
+        .fold(0x636e_6900u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut rng = Rng::new(seed);
+    rng.next();
+    CNIS[rng.range(0, CNIS.len() as u64 - 1) as usize]
 }
 
 fn scenario(rng: &mut Rng, k: usize, flows_each: usize) -> Generated {
@@ -209,8 +230,11 @@ fn write_yaml(
     let mut y = String::new();
     let _ = writeln!(
         y,
-        "cluster:\n  name: {name}\n  nodeNetwork: {}.{}.{}.0/24\n  gateway: {gateway}\n  podNetwork: 10.244.0.0/16\n  serviceNetwork: 10.96.0.0/16\nnodes:",
-        net[0], net[1], net[2]
+        "cluster:\n  name: {name}\n  nodeNetwork: {}.{}.{}.0/24\n  gateway: {gateway}\n  podNetwork: 10.244.0.0/16\n  serviceNetwork: 10.96.0.0/16\n{}nodes:",
+        net[0],
+        net[1],
+        net[2],
+        cni_lines(name)
     );
     // Routing loops need two nodes pointing at each other.
     let loop_pair = (nodes.len() >= 2 && rng.chance(30)).then_some((0, 1));

@@ -223,7 +223,7 @@ fn cluster(
         ));
     }
     if c.cni.is_none() {
-        assume("cluster.cni: kubenet (the API does not say; kubenet is the CNI model k8snet has)".into());
+        assume("cluster.cni: bridge (the API does not say; write `cluster.cni` in the header for flannel, Calico or Cilium)".into());
     }
     if c.kube_proxy.is_none() {
         assume("cluster.kubeProxy: iptables (the API does not say)".into());

@@ -139,7 +139,7 @@ fn decode_node(dec: &mut Decoder, node: &Node) -> Option<NodeSpec> {
         dec.push(
             Diagnostic::error(format!("node `{}` has no IPv4 `spec.podCIDR`", name.value))
                 .at(name.span)
-                .help("kubenet routes each node's podCIDR; a cluster whose CNI allocates pod addresses another way is not modelled yet"),
+                .help("every CNI model k8snet has places a node's pods in its podCIDR; a cluster whose CNI allocates pod addresses without one (Calico's own IPAM) is not modelled yet"),
         );
     }
     let addresses = at(node, &["status", "addresses"]);

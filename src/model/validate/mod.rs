@@ -2,6 +2,7 @@
 //! (or that would make the network meaningless), and collecting all problems in one pass.
 
 mod api_server;
+mod cni;
 mod duplicates;
 mod endpoints;
 mod gateways;
@@ -55,6 +56,8 @@ struct Networks<'a> {
 #[derive(Default)]
 struct Validator {
     diagnostics: Vec<Diagnostic>,
+    /// The devices a node has under the cluster's CNI model, which an extra route may name.
+    node_devices: Vec<&'static str>,
     /// How many did-you-mean hints were looked for; each compares a name with every known one.
     suggestions: usize,
 }
@@ -214,7 +217,10 @@ impl Validator {
             pod_network: pod_network.as_ref(),
             service_network: service_network.as_ref(),
         };
+        let settings = self.cni_settings(s, node_network.as_ref(), pod_network.as_ref());
+        self.node_devices = cni::node_devices(&settings);
         let nodes = self.nodes(s, networks, gateway, (hairpin, bridge_nf));
+        self.cni_nodes(s, &settings, gateway);
         let mut pods = self.pods(s, &nodes);
         let mut services = self.services(s, &pods, service_network.as_ref());
         self.kubernetes_service(s, &nodes, &mut pods, &mut services, service_network.as_ref());
@@ -236,11 +242,10 @@ impl Validator {
             gateway: gateway?,
             pod_network: pod_network?.value,
             service_network: service_network?.value,
-            cni: Cni::Kubenet,
-            kube_proxy: match c.kube_proxy.as_ref().map(|k| k.value.as_str()) {
-                Some("nftables") => KubeProxyMode::Nftables,
-                _ => KubeProxyMode::Iptables,
-            },
+            cni: settings.cni,
+            calico: settings.calico,
+            node_subnets: settings.node_subnets,
+            kube_proxy: settings.kube_proxy,
             cluster_domain,
             non_masquerade_cidrs,
             masq_link_local: c.masq_link_local.unwrap_or(false),
@@ -397,12 +402,18 @@ impl Validator {
                 continue;
             }
             if let Some(dev) = &r.dev
-                && !["eth0", "cbr0", "lo"].contains(&dev.as_str())
+                && !self.node_devices.contains(&dev.as_str())
             {
                 self.error(
                     dev.span,
                     format!("no device `{}` on the node", crate::diagnostic::shorten(&dev.value)),
-                    "a node's devices are eth0 (node network), cbr0 (pod bridge) and lo",
+                    match &self.node_devices[2..] {
+                        ["cbr0"] => "a node's devices are eth0 (node network), cbr0 (pod bridge) and lo".to_owned(),
+                        more => format!(
+                            "under this CNI model a node's devices are eth0 (node network), lo{}",
+                            more.iter().map(|d| format!(", {d}")).collect::<String>()
+                        ),
+                    },
                 );
                 continue;
             }

@@ -107,6 +107,13 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
     let mut out = String::new();
     let w = &mut out;
     header(w, source, all.len(), prefix);
+    if state.hosts.iter().any(|h| h.service_lb.is_some()) {
+        let _ = writeln!(
+            w,
+            "# Cilium's kube-proxy replacement is eBPF programs, which this script does not load: in the\n\
+             # namespaces it builds, nothing translates Services."
+        );
+    }
 
     section(w, "Namespaces, each with its sysctls pinned.");
     for (i, n) in all.iter().enumerate() {
@@ -162,6 +169,29 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
                         ns(hi)
                     );
                 }
+                Link::Vxlan(v) => {
+                    let _ = writeln!(
+                        w,
+                        "ip -n {} link add {name} type vxlan id {} local {} dev {} dstport {} nolearning",
+                        ns(hi),
+                        v.vni,
+                        v.local,
+                        quote(&v.underlay),
+                        v.port
+                    );
+                    let _ = writeln!(w, "ip -n {} link set {name} address {} mtu {}", ns(hi), v.mac, v.mtu);
+                }
+                Link::Ipip { local, underlay } => {
+                    // The kernel's fallback device tunl0 appears when the ipip module loads.
+                    let _ = writeln!(
+                        w,
+                        "ip -n {} link add {name} type ipip local {local} dev {} || ip -n {} link set {name} type ipip local {local} dev {}",
+                        ns(hi),
+                        quote(underlay),
+                        ns(hi),
+                        quote(underlay)
+                    );
+                }
             }
         }
     }
@@ -208,7 +238,7 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
             // with ARP there, so the far end answers for whatever it routes elsewhere (proxy
             // ARP), at once.
             let unnumbered = i.addrs.iter().all(|a| a.prefix_len() == 32);
-            if matches!(i.link, Link::Veth { .. }) && unnumbered && i.master.is_none() && h.ip_forward {
+            if i.proxy_arp || matches!(i.link, Link::Veth { .. }) && unnumbered && i.master.is_none() && h.ip_forward {
                 let _ = writeln!(
                     w,
                     "ip netns exec {} sysctl -qw {} {}",
@@ -235,7 +265,7 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
     );
     for (hi, h) in state.hosts.iter().enumerate() {
         for table in &h.tables {
-            for r in table.routes.iter().filter(|r| r.proto != RouteProto::Kernel) {
+            for r in table.all().filter(|r| r.proto != RouteProto::Kernel) {
                 let _ = writeln!(
                     w,
                     "ip -n {} route append {}",
@@ -243,6 +273,44 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
                     route_words(h, &table.name, r).join(" ")
                 );
             }
+        }
+    }
+
+    let tunnels: Vec<(usize, &str, &crate::net::vxlan::Vxlan)> = state
+        .hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(hi, h)| {
+            h.interfaces.iter().filter_map(move |i| match &i.link {
+                Link::Vxlan(v) => Some((hi, i.name.as_str(), v)),
+                _ => None,
+            })
+        })
+        .collect();
+    if !tunnels.is_empty() {
+        section(
+            w,
+            "Tunnel endpoints: a permanent neighbour and FDB entry for each remote VTEP.",
+        );
+    }
+    for (hi, dev, v) in tunnels {
+        for p in v.entries() {
+            let _ = writeln!(
+                w,
+                "ip -n {} neigh add {} lladdr {} dev {} nud permanent",
+                ns(hi),
+                p.addr,
+                p.mac,
+                quote(dev)
+            );
+            let _ = writeln!(
+                w,
+                "ip netns exec {} bridge fdb add {} dev {} dst {} self permanent",
+                ns(hi),
+                p.mac,
+                quote(dev),
+                p.remote
+            );
         }
     }
 
@@ -417,8 +485,13 @@ fn route_words(h: &Host, table: &str, r: &Route) -> Vec<String> {
     if table != "main" {
         t.extend(["table".to_owned(), quote(table)]);
     }
-    if r.proto == RouteProto::Static {
-        t.extend(["proto".to_owned(), "static".to_owned()]);
+    match r.proto {
+        RouteProto::Static => t.extend(["proto".to_owned(), "static".to_owned()]),
+        RouteProto::Bird => t.extend(["proto".to_owned(), "bird".to_owned()]),
+        RouteProto::Kernel | RouteProto::Boot => {}
+    }
+    if r.onlink && !t.iter().any(|w| w == "onlink") {
+        t.push("onlink".into());
     }
     let default_scope = match r.kind {
         RouteType::Local => Scope::Host,

@@ -176,8 +176,19 @@ pub(super) fn decision(hop: &Hop, style: Style) -> String {
             _ => {}
         }
     }
+    // A tunnel hop's decision is the route and the wrapping together: the route into the
+    // tunnel, then the encapsulation; or the decapsulation, then the route out.
+    let tunnel = hop.steps.iter().find_map(|s| match s {
+        Step::Tunnel { action, .. } => Some((action == "encapsulate", style.changed(&tunnel_summary(s)).to_string())),
+        _ => None,
+    });
     if parts.is_empty() {
-        let route = hop.steps.iter().rev().find_map(|s| match s {
+        let mut routes = hop.steps.iter().filter(|s| matches!(s, Step::Route { .. }));
+        let wanted = match tunnel {
+            Some((true, _)) => routes.next(),
+            _ => routes.next_back(),
+        };
+        let route = wanted.and_then(|s| match s {
             Step::Route {
                 matched, destination, ..
             } => Some(match matched {
@@ -194,8 +205,41 @@ pub(super) fn decision(hop: &Hop, style: Style) -> String {
             })
         };
         parts.extend(route.or_else(bridged));
+        match tunnel {
+            Some((true, text)) => parts.push(text),
+            Some((false, text)) => parts.insert(0, text),
+            None => {}
+        }
     }
     parts.join("; ")
+}
+
+/// What a tunnel step did, in a few words: `VXLAN to 10.100.0.3:8472, VNI 1`.
+pub(super) fn tunnel_summary(step: &Step) -> String {
+    let Step::Tunnel {
+        action,
+        encapsulation,
+        vni,
+        outer_src,
+        outer_dst,
+        outer_port,
+        ..
+    } = step
+    else {
+        return String::new();
+    };
+    let kind = match encapsulation.as_str() {
+        "vxlan" => "VXLAN",
+        "ipip" => "IP-in-IP",
+        other => other,
+    };
+    let port = outer_port.map(|p| format!(":{p}")).unwrap_or_default();
+    let vni = vni.map(|v| format!(", VNI {v}")).unwrap_or_default();
+    if action == "encapsulate" {
+        format!("{kind} {outer_src} -> {outer_dst}{port}{vni}")
+    } else {
+        format!("{kind} from {outer_src}{vni} unwrapped")
+    }
 }
 
 /// A route in `ip route` form without what does not decide where the packet goes (its proto,

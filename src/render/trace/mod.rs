@@ -141,6 +141,9 @@ fn tuple(t: Tuple, before: Option<Tuple>, style: Style) -> String {
     if !t.protocol.has_ports() {
         let src = mark(t.src.ip().to_string(), before.is_some_and(|b| b.src.ip() != t.src.ip()));
         let dst = mark(t.dst.ip().to_string(), before.is_some_and(|b| b.dst.ip() != t.dst.ip()));
+        if t.protocol == crate::net::Protocol::Ipip {
+            return format!("ipip {src} -> {dst}");
+        }
         return format!("{} {src} -> {dst} id={}", t.protocol.lower(), t.src.port());
     }
     let src = mark(t.src.to_string(), before.is_some_and(|b| b.src != t.src));

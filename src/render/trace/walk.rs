@@ -206,6 +206,18 @@ fn step(out: &mut String, s: &Step, style: Style, seen: &mut Seen) {
         Step::Note { text } => {
             let _ = writeln!(out, "    {}", style.dim(text));
         }
+        Step::Tunnel {
+            action, inner, detail, ..
+        } => {
+            let _ = writeln!(
+                out,
+                "    {}: {}",
+                style.changed(action),
+                super::brief::tunnel_summary(s)
+            );
+            let _ = writeln!(out, "      {}", style.dim(&format!("inner {inner}")));
+            let _ = writeln!(out, "      {}", style.dim(detail));
+        }
         Step::Dns {
             name,
             search,

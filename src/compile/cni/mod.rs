@@ -1,20 +1,35 @@
-//! kubenet, as kubelet configures it: a `cbr0` bridge per node holding the first address of the
-//! node's podCIDR, one veth pair per pod, and (outside the nodes) one cloud route per podCIDR
-//! pointing at the node that owns it.
+//! The CNI plugins: what each installs on the nodes and in the pods' namespaces. Every model
+//! shares the same skeleton, made here — a namespace per node and per pod, the node's `eth0` on
+//! its subnet with a default route to the cloud router, one veth pair per pod — and each
+//! model's module decides the rest: the pod's address and routes, the host side of its veth,
+//! the node's own devices, and how a node reaches the others' pods.
+//!
+//! - [`bridge`]: the CNI bridge plugin as kubenet configured it (`cni: bridge`, or `kubenet`).
+//! - [`flannel`]: host-gw and VXLAN backends.
+//! - [`calico`]: per-node blocks, `/32` routes to `cali*` interfaces, BGP-learnt routes.
+//! - [`cilium`]: native routing through `cilium_host`, optionally without kube-proxy.
+
+mod bridge;
+mod calico;
+mod cilium;
+mod cilium_lb;
+mod flannel;
+mod plugin;
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, LazyLock};
 
 use ipnet::Ipv4Net;
 
-use super::names::host_veth;
 use super::pod_host_name;
-use crate::model::{Cluster, HairpinMode, LINK_LOCAL, RouteKind};
+use crate::model::{Cluster, Cni, LINK_LOCAL};
 use crate::net::iptables::{Match, Rule, Table, Target};
-use crate::net::route::{Route, RouteProto, RouteTable, RouteType};
+use crate::net::route::{Route, RouteTable, RouteType};
 use crate::net::{Host, Interface, Link, Listener, NetState, Role};
 
-pub const BRIDGE: &str = "cbr0";
+pub use bridge::BRIDGE;
+use plugin::{NodeWiring, Plugin, PodWiring, extra_route};
+pub use plugin::{pod_gateway, pod_veth, segment_of};
 pub const NODE_NETWORK: &str = "node-network";
 const MASQ_CHAIN: &str = "IP-MASQ-AGENT";
 
@@ -67,13 +82,17 @@ pub(super) fn host(name: String, role: Role) -> Host {
         filter: empty_filter(),
         nftables: None,
         listeners: Vec::new(),
+        service_lb: None,
     }
 }
 
 /// What a pod's namespace is made from.
 struct PodNamespace {
+    service_lb: Option<Arc<crate::net::service_lb::ServiceLb>>,
     addr: Ipv4Net,
-    gateway: Ipv4Addr,
+    /// The pod's routes besides the one of its address: the default route and any the plugin
+    /// adds for its gateway. The same for every pod of a node, so shared.
+    routes: Arc<Vec<Route>>,
     node_host: usize,
     /// The host side of the pod's veth pair.
     veth: String,
@@ -97,15 +116,14 @@ impl PodNamespace {
                 vec![self.addr],
             ),
         ];
-        h.tables = RouteTable::local_and_main(
-            local,
-            vec![
-                Route::unicast(Ipv4Net::default(), Some(self.gateway), "eth0")
-                    .with_origin(format!("the CNI's default route: via the node's bridge {BRIDGE}")),
-                connected,
-            ],
-        );
+        let mut main = (*self.routes).clone();
+        // The kernel adds no subnet route for a /32 address.
+        if self.addr.prefix_len() < 32 {
+            main.push(connected);
+        }
+        h.tables = RouteTable::local_and_main(local, main);
         h.listeners = self.listeners.clone();
+        h.service_lb = self.service_lb.clone();
         h
     }
 }
@@ -121,7 +139,7 @@ pub fn compile(cluster: &Cluster) -> NetState {
     // list grown by doubling would hold up to twice what it needs.
     let pod_hosts = cluster.pods.iter().filter(|p| !p.host_network).count();
     state.hosts.reserve_exact(cluster.nodes.len() + pod_hosts + 3);
-    let node_prefix = cluster.node_network.prefix_len();
+    let plugin = Plugin::of(cluster);
 
     for node in &cluster.nodes {
         state.hosts.push(host(
@@ -132,6 +150,12 @@ pub fn compile(cluster: &Cluster) -> NetState {
         ));
     }
     let node_host = |i: usize| i;
+    // Without kube-proxy, Cilium's eBPF programs translate Services for every socket and
+    // device of the nodes and their pods.
+    let service_lb = (cluster.cni == Cni::Cilium && cluster.kube_proxy == crate::model::KubeProxyMode::None)
+        .then(|| cilium_lb::maps(cluster));
+    let mut pod_routes: Vec<Vec<Route>> = vec![Vec::new(); cluster.nodes.len()];
+    let mut pod_gateways: Vec<Option<Arc<Vec<Route>>>> = vec![None; cluster.nodes.len()];
 
     // Pods come after the nodes so their indices are known when the veth pairs are made.
     for pod in &cluster.pods {
@@ -146,14 +170,18 @@ pub fn compile(cluster: &Cluster) -> NetState {
         }
         let node = &cluster.nodes[pod.node];
         let pod_host_index = state.hosts.len();
-        let veth = host_veth(&pod.namespace, &pod.name);
+        let wiring = plugin.pod(node, pod, pod_host_index);
         // A trace visits a few of a large cluster's pods: each pod's namespace is made when
         // something first reads it, from what is kept here.
+        let routes = pod_gateways[pod.node]
+            .get_or_insert_with(|| Arc::new(plugin.pod_routes(node)))
+            .clone();
         let pod_namespace = PodNamespace {
-            addr: net(pod.ip, node.pod_cidr.prefix_len()),
-            gateway: bridge_ip(node.pod_cidr),
+            service_lb: service_lb.clone(),
+            addr: wiring.addr,
+            routes,
             node_host: node_host(pod.node),
-            veth: veth.clone(),
+            veth: wiring.host_if.name.clone(),
             listeners: listeners.collect(),
         };
         state.hosts.push_deferred(
@@ -165,87 +193,50 @@ pub fn compile(cluster: &Cluster) -> NetState {
             },
             Arc::new(move |name, role| pod_namespace.host(name, role)),
         );
-
-        let mut port = Interface::new(
-            &veth,
-            Link::Veth {
-                peer_host: pod_host_index,
-                peer_if: "eth0".into(),
-            },
-            Vec::new(),
-        );
-        port.master = Some(BRIDGE.into());
-        port.hairpin = node.hairpin == HairpinMode::HairpinVeth;
-        state.hosts[node_host(pod.node)].interfaces.push(port);
+        state.hosts[node_host(pod.node)].interfaces.push(wiring.host_if);
+        pod_routes[pod.node].extend(wiring.node_routes);
     }
 
     for (i, node) in cluster.nodes.iter().enumerate() {
+        let wiring = plugin.node(cluster, i);
         let h = &mut state.hosts[node_host(i)];
         let (lo, mut local) = loopback();
-        let eth0 = net(node.ip, node_prefix);
-        let bridge = net(bridge_ip(node.pod_cidr), node.pod_cidr.prefix_len());
+        let subnet = cluster.node_subnet(node);
+        let eth0 = net(node.ip, subnet.prefix_len());
         let (eth_route, eth_local) = Route::connected(eth0, "eth0");
-        let (bridge_route, bridge_local) = Route::connected(bridge, BRIDGE);
         local.extend(eth_local);
-        local.extend(bridge_local);
+        local.extend(wiring.local);
         let ports = std::mem::take(&mut h.interfaces);
-        let mut cbr0 = Interface::new(BRIDGE, Link::Bridge, vec![bridge]);
-        cbr0.promiscuous = node.hairpin == HairpinMode::PromiscuousBridge;
         h.interfaces = vec![
             lo,
             Interface::new(
                 "eth0",
                 Link::Segment {
-                    segment: NODE_NETWORK.into(),
+                    segment: segment_of(cluster, subnet),
                 },
                 vec![eth0],
             ),
-            cbr0,
         ];
+        h.interfaces.extend(wiring.interfaces);
         h.interfaces.extend(ports);
         let mut main = vec![
-            Route::unicast(Ipv4Net::default(), Some(cluster.gateway), "eth0")
+            Route::unicast(Ipv4Net::default(), Some(cluster.gateway_on(subnet)), "eth0")
                 .with_origin("the node's default route, to the cloud router"),
             eth_route,
-            bridge_route,
         ];
+        main.extend(wiring.main);
+        main.append(&mut pod_routes[i]);
         for r in &node.extra_routes {
-            let kind = match r.kind {
-                RouteKind::Unicast => RouteType::Unicast,
-                RouteKind::Blackhole => RouteType::Blackhole,
-                RouteKind::Unreachable => RouteType::Unreachable,
-                RouteKind::Prohibit => RouteType::Prohibit,
-            };
-            let dev = match (&r.dev, r.via, kind) {
-                (Some(d), _, _) => Some(d.clone()),
-                (None, Some(via), RouteType::Unicast) => {
-                    if node.pod_cidr.contains(&via) {
-                        Some(BRIDGE.to_owned())
-                    } else {
-                        Some("eth0".to_owned())
-                    }
-                }
-                _ => None,
-            };
-            main.push(Route {
-                kind,
-                dst: r.destination,
-                via: r.via,
-                dev,
-                proto: RouteProto::Boot,
-                scope: if r.via.is_some() || kind != RouteType::Unicast {
-                    crate::net::route::Scope::Global
-                } else {
-                    crate::net::route::Scope::Link
-                },
-                src: None,
-                metric: r.metric,
-                onlink: r.onlink,
-                origin: format!("extra route from the scenario, line {}", r.line),
-            });
+            main.push(extra_route(node, r, plugin.pod_device()));
         }
         h.tables = RouteTable::local_and_main(local, main);
+        if let Some((shared, own)) = wiring.shared
+            && let Some(main) = h.tables.iter_mut().find(|t| t.name == "main")
+        {
+            *main = std::mem::replace(main, RouteTable::new("main", Vec::new())).with_shared(shared, own);
+        }
         h.ip_forward = true;
+        h.service_lb = service_lb.clone();
         h.bridge_nf_call_iptables = node.bridge_nf_call_iptables;
         // kube-proxy's iptables mode sets it for its localhost NodePorts.
         h.route_localnet = true;
@@ -294,3 +285,6 @@ pub fn masquerade_rules(cluster: &Cluster, nat: &mut Table) {
         ),
     );
 }
+
+#[cfg(test)]
+mod tests;
