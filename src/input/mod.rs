@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub mod json;
+pub mod policy;
 pub mod read;
 pub mod spec;
 pub mod tree;

@@ -18,6 +18,8 @@ pub struct Scenario {
     pub services: Vec<ServiceSpec>,
     pub ingresses: Vec<IngressSpec>,
     pub traces: Vec<TraceSpec>,
+    pub namespaces: Vec<super::policy::NamespaceSpec>,
+    pub network_policies: Vec<super::policy::PolicySpec>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +36,8 @@ pub struct ClusterSpec {
     pub bridge_nf_call_iptables: Option<bool>,
     pub non_masquerade_cidrs: Option<Vec<Sp<Ipv4Net>>>,
     pub masq_link_local: Option<bool>,
+    /// Who enforces NetworkPolicies: `calico`, `kube-router`, `cilium` or `none`.
+    pub network_policy: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,7 +179,16 @@ pub const ROUTE_TYPES: &[&str] = &["unicast", "blackhole", "unreachable", "prohi
 
 pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
     let mut scenario = Scenario::default();
-    let known = ["cluster", "nodes", "pods", "services", "ingresses", "traces"];
+    let known = [
+        "cluster",
+        "nodes",
+        "pods",
+        "services",
+        "ingresses",
+        "traces",
+        "namespaces",
+        "networkPolicies",
+    ];
     let Some(f) = dec.fields(root, "the scenario", &known) else {
         return scenario;
     };
@@ -192,6 +205,8 @@ pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
     let services = each("services", "`services`");
     let ingresses = each("ingresses", "`ingresses`");
     let traces = each("traces", "`traces`");
+    let namespaces = each("namespaces", "`namespaces`");
+    let policies = each("networkPolicies", "`networkPolicies`");
     scenario.nodes = nodes.into_iter().filter_map(|n| decode_node(dec, n)).collect_fitted();
     scenario.pods = pods.into_iter().filter_map(|n| decode_pod(dec, n)).collect_fitted();
     scenario.services = services
@@ -203,6 +218,14 @@ pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
         .filter_map(|n| decode_ingress(dec, n))
         .collect_fitted();
     scenario.traces = traces.into_iter().filter_map(|n| decode_trace(dec, n)).collect_fitted();
+    scenario.namespaces = namespaces
+        .into_iter()
+        .filter_map(|n| super::policy::decode_namespace(dec, n))
+        .collect_fitted();
+    scenario.network_policies = policies
+        .into_iter()
+        .filter_map(|n| super::policy::decode_policy(dec, n))
+        .collect_fitted();
     scenario
 }
 
@@ -225,6 +248,7 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         "bridgeNfCallIptables",
         "nonMasqueradeCIDRs",
         "masqLinkLocal",
+        "networkPolicy",
     ];
     let Some(f) = dec.fields(node, "`cluster`", &known) else {
         return ClusterSpec::default();
@@ -248,6 +272,9 @@ fn decode_cluster(dec: &mut Decoder, node: &Node) -> ClusterSpec {
         hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),
         bridge_nf_call_iptables: opt(&f, "bridgeNfCallIptables", |n| dec.bool(n, "bridgeNfCallIptables")),
         masq_link_local: opt(&f, "masqLinkLocal", |n| dec.bool(n, "masqLinkLocal")),
+        network_policy: opt(&f, "networkPolicy", |n| {
+            dec.word(n, "NetworkPolicy enforcer", super::policy::ENFORCERS)
+        }),
         non_masquerade_cidrs: opt(&f, "nonMasqueradeCIDRs", |n| {
             let items = dec.list(n, "nonMasqueradeCIDRs");
             Some(

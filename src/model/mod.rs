@@ -4,6 +4,7 @@
 //! [`build`](validate::build), so code downstream may rely on its invariants: a pod's node exists,
 //! its IP lies in that node's podCIDR, every Service port knows its endpoints.
 
+pub mod policy;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -59,6 +60,11 @@ pub struct Cluster {
     pub services: Vec<Service>,
     pub ingresses: Vec<Ingress>,
     pub traces: Vec<TraceCase>,
+    /// Who enforces NetworkPolicies (`cluster.networkPolicy`, or what the CNI does).
+    pub network_policy: policy::Enforcer,
+    /// Every namespace a pod or policy uses or the scenario lists, sorted by name.
+    pub namespaces: Vec<policy::Namespace>,
+    pub policies: Vec<policy::NetworkPolicy>,
     /// Made on first use; a cluster whose lists changed length since is searched instead.
     pub(crate) index: Index,
 }
