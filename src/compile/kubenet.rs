@@ -65,6 +65,7 @@ pub(super) fn host(name: String, role: Role) -> Host {
         route_localnet: false,
         nat: empty_nat(),
         filter: empty_filter(),
+        ipsets: Default::default(),
         listeners: Vec::new(),
     }
 }

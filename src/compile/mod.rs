@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod dns;
 pub mod facts;
 pub mod kube_proxy;
+pub mod kube_router;
 pub mod kubenet;
 pub mod names;
 
@@ -23,12 +24,18 @@ pub fn compile(cluster: &Cluster) -> NetState {
     let mut state = kubenet::compile(cluster);
     let kube_proxy = kube_proxy::KubeProxy::new(cluster);
     let listeners = kube_proxy::listeners(cluster);
+    let kube_router = (cluster.network_policy == crate::model::policy::Enforcer::KubeRouter)
+        .then(|| kube_router::KubeRouter::new(cluster, &kube_proxy));
     for i in 0..state.hosts.len() {
         if let crate::net::Role::Node { name } = state.hosts.role(i)
             && let Some(node) = cluster.node_named(name)
         {
-            let (nat, filter) = kube_proxy.tables(node);
+            let (nat, mut filter) = kube_proxy.tables(node);
             let host = &mut state.hosts[i];
+            if let Some(kr) = &kube_router {
+                filter = kr.filter(node, kube_proxy.own_filter_chains(node));
+                host.ipsets = kr.ipsets();
+            }
             host.nat = nat;
             host.filter = filter;
             host.listeners.extend(listeners.iter().cloned());

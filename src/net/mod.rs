@@ -5,6 +5,7 @@
 //! simulator walks packets through it; a script writer could build it for real.
 
 pub mod hosts;
+pub mod ipset;
 pub mod iptables;
 pub mod route;
 
@@ -180,6 +181,9 @@ pub struct Host {
     pub route_localnet: bool,
     pub nat: Table,
     pub filter: Table,
+    /// The IP sets rules match with `-m set`; shared by every node that holds the same ones.
+    #[serde(skip)]
+    pub ipsets: std::sync::Arc<ipset::IpSets>,
     pub listeners: Vec<Listener>,
 }
 

@@ -142,6 +142,7 @@ impl<'a> Simulator<'a> {
             } else {
                 CtState::Established
             },
+            bridged: false,
         };
         let Some(bridge) = bridge else {
             return self.ip_input(host, pkt, dir, tuple, ttl);
@@ -239,6 +240,7 @@ impl<'a> Simulator<'a> {
             return Next::End(end);
         }
         pkt.oif = Some(bridge.to_owned());
+        pkt.bridged = true;
         if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
             return Next::End(end);
         }

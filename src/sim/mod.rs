@@ -369,6 +369,7 @@ impl<'a> Simulator<'a> {
             } else {
                 CtState::Established
             },
+            bridged: false,
         };
         // A route that refuses fails the socket's own lookup: no packet is ever built.
         if let Some(end) = blocked(host, &r) {

@@ -34,6 +34,8 @@ pub struct Packet {
     pub iif: Option<String>,
     pub oif: Option<String>,
     pub ct_state: CtState,
+    /// Crossing a bridge from port to port (what `-m physdev --physdev-is-bridged` sees).
+    pub bridged: bool,
 }
 
 /// How a table's walk ended.
@@ -160,6 +162,9 @@ impl Walk<'_> {
                     return Flow::Stop(Verdict::Reject(line));
                 }
                 Target::None => self.steps.push(step("no target: on to the next rule".into())),
+                Target::Nflog { group } => self.steps.push(step(format!(
+                    "a copy goes to the logger on NFLOG group {group}; on to the next rule"
+                ))),
                 Target::SetXMark { value, mask } => {
                     pkt.mark = (pkt.mark & !mask) ^ value;
                     self.steps.push(step(format!("mark is now {:#x}", pkt.mark)));
@@ -338,6 +343,29 @@ impl Walk<'_> {
             Match::Recent { check, .. } => matches!(check, RecentCheck::Set),
             Match::Conntrack { states } => states.contains(&pkt.ct_state),
             Match::Statistic { .. } => true,
+            Match::Set { name, source, negated } => {
+                let addr = if *source {
+                    pkt.tuple.src.ip()
+                } else {
+                    pkt.tuple.dst.ip()
+                };
+                // iptables refuses a rule naming a set that does not exist; none is loaded.
+                self.host.ipsets.get(name).is_some_and(|s| s.contains(*addr)) != *negated
+            }
+            Match::PhysdevIsBridged => pkt.bridged,
+            Match::DestinationPortRange { protocol, first, last } => {
+                pkt.tuple.protocol == *protocol && (*first..=*last).contains(&pkt.tuple.dst.port())
+            }
+            Match::Multiport { first, last } => {
+                pkt.tuple.protocol.has_ports() && (*first..=*last).contains(&pkt.tuple.dst.port())
+            }
+            // A traced ICMP packet is an echo request (type 8) when it opens its flow, and an
+            // echo reply (type 0) otherwise.
+            Match::IcmpType(t) => {
+                pkt.tuple.protocol == crate::net::Protocol::Icmp && *t == 8 && pkt.ct_state == CtState::New
+            }
+            // The first packet is always within a rate limit.
+            Match::Limit { .. } => true,
         })
     }
 }

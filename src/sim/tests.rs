@@ -32,6 +32,7 @@ fn packet(t: Tuple) -> Packet {
         iif: Some("eth0".into()),
         oif: Some("eth0".into()),
         ct_state: CtState::New,
+        bridged: false,
     }
 }
 
