@@ -11,6 +11,7 @@ pub mod generate;
 pub mod input;
 pub mod model;
 pub mod net;
+pub mod policy_trace;
 pub mod render;
 pub mod resolve;
 pub mod sim;

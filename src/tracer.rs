@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::compile::cloud::{fails_open, lb_backends};
 use crate::compile::kube_proxy::verdict_for_rule;
+use crate::compile::kube_router;
 use crate::model::Cluster;
 use crate::net::route::RouteType;
 use crate::net::{NetState, Role};
@@ -81,6 +82,7 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = journey(c, state, q, ends, choice);
     name_endpoints(c, &mut trace);
+    crate::policy_trace::annotate(c, &mut trace);
     if let Some(si) = ends.load_balancer
         && trace.hops.iter().any(|h| h.place.kind == "load_balancer")
         && fails_open(&lb_backends(c, &c.services[si]))
@@ -472,8 +474,12 @@ fn verdict_of(state: &NetState, end: &End) -> Verdict {
         End::NoNeighbor { .. } => Verdict::NoNeighbor,
         End::NoListener { .. } => Verdict::NoListener,
         End::HairpinRefused { .. } => Verdict::DroppedByBridge,
-        End::Dropped { rule, .. } => verdict_for_rule(rule).unwrap_or(Verdict::Filtered),
-        End::Rejected { rule, .. } => verdict_for_rule(rule).unwrap_or(Verdict::Rejected),
+        End::Dropped { rule, .. } => verdict_for_rule(rule)
+            .or_else(|| kube_router::verdict_for_rule(rule))
+            .unwrap_or(Verdict::Filtered),
+        End::Rejected { rule, .. } => verdict_for_rule(rule)
+            .or_else(|| kube_router::verdict_for_rule(rule))
+            .unwrap_or(Verdict::Rejected),
         End::TtlExceeded { .. } => Verdict::Loop,
         End::Stray { .. } => Verdict::ReplyLost,
         End::NotForwarding { .. } => Verdict::NoRoute,

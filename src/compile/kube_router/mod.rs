@@ -45,6 +45,12 @@ pub const NETPOL_OK_MARK: u32 = 0x20000;
 /// What a pod's chain REJECTs carries this comment's tail: the verdict of a denial.
 pub const REJECT_TAG: &str = " reject";
 
+/// The verdict a rule of a pod's firewall chain gives the packet it stops.
+pub fn verdict_for_rule(rule: &str) -> Option<crate::trace::Verdict> {
+    rule.starts_with(&format!("-A {POD_CHAIN_PREFIX}"))
+        .then_some(crate::trace::Verdict::DeniedByPolicy)
+}
+
 fn hash16(text: &str) -> String {
     BASE32.encode(&Sha256::digest(text.as_bytes()))[..16].to_owned()
 }
