@@ -108,6 +108,36 @@ fn rule_name(comment: &str) -> String {
     format!("{policy} {direction} rule {index}")
 }
 
+/// The policy decisions a journey met where some policy selected the pod, in words: for a
+/// packet the trace does not show hop by hop, such as the resolver's DNS query.
+pub fn decisions(c: &Cluster, hops: &[Hop]) -> Vec<String> {
+    if c.policies.is_empty() || c.network_policy != Enforcer::KubeRouter {
+        return Vec::new();
+    }
+    let mut t = Trace {
+        from: String::new(),
+        to: String::new(),
+        notes: Vec::new(),
+        resolution: Vec::new(),
+        verdict: Verdict::Delivered,
+        reason: String::new(),
+        delivered_to: None,
+        hops: hops.to_vec(),
+        reply: None,
+    };
+    read_walk(c, &mut t);
+    t.hops
+        .iter()
+        .flat_map(|h| &h.steps)
+        .filter_map(|s| match s {
+            Step::Policy { verdict, summary, .. } if verdict == "allowed" || verdict == "denied" => {
+                Some(summary.trim_start_matches("policy: ").to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn read_walk(c: &Cluster, trace: &mut Trace) {
     let mut denial: Option<String> = None;
     for hop in &mut trace.hops {
@@ -248,7 +278,13 @@ fn describe_remote(c: &Cluster, remote: Remote) -> String {
                 }
             )
         }
-        None => remote.ip.to_string(),
+        None => match c.nodes.iter().find(|n| n.ip == remote.ip) {
+            Some(n) => format!(
+                "{} (node {}'s address: the source was rewritten on the way)",
+                remote.ip, n.name
+            ),
+            None => remote.ip.to_string(),
+        },
     }
 }
 
@@ -348,7 +384,10 @@ fn unenforced(c: &Cluster, trace: &mut Trace, enforcer: Enforcer) {
                 r.direction.name(),
                 r.rule
             ),
-            None => "no rule of them allows this connection, so it would be denied".to_owned(),
+            None => format!(
+                "no rule of {} allows this connection, so it would be denied",
+                policies.join(", ")
+            ),
         };
         let d = direction.name();
         let summary = format!(

@@ -292,7 +292,14 @@ fn ask_cluster_dns(c: &Cluster, state: &NetState, ends: &Endpoints) -> Result<St
     };
     let back = sim.reply(at, tuple, Client::Socket(host));
     match answered(&back.end, query, &ends.client, &|e| describe(state, e)) {
-        Ok(_) => Ok(format!("the DNS query {query} is answered by {owner}")),
+        Ok(_) => {
+            let allowed = crate::policy_trace::decisions(c, &sent.hops);
+            Ok(if allowed.is_empty() {
+                format!("the DNS query {query} is answered by {owner}")
+            } else {
+                format!("the DNS query {query} is answered by {owner} ({})", allowed.join("; "))
+            })
+        }
         Err((_, why)) => {
             let mut hops = sent.hops;
             hops.extend(back.hops);

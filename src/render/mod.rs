@@ -5,6 +5,7 @@ pub mod check;
 pub mod diagnostics;
 pub mod explain;
 pub mod explain_data;
+mod explain_policy;
 pub mod materialize;
 mod overview;
 pub mod style;

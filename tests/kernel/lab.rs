@@ -28,6 +28,7 @@ const TOOLS: &[&str] = &[
     "iptables",
     "iptables-restore",
     "iptables-save",
+    "ipset",
     "conntrack",
     "socat",
     "ping",
