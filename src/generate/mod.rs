@@ -10,6 +10,7 @@
 //! `172.20.0.0 + 10 + s`; the first `node_ports` Services are NodePort and the next
 //! `load_balancers` LoadBalancer (`nodePort` 30000 + s, `loadBalancerIP` 198.18.0.0 + 1 + s).
 
+pub mod policies;
 mod write;
 
 use std::net::Ipv4Addr;

@@ -50,7 +50,11 @@ pub struct IpSets {
 }
 
 impl IpSets {
-    pub fn insert(&mut self, set: IpSet) {
+    /// Adds `set`, each address or network once: kube-router adds with `-exist`, so an entry
+    /// named twice (a pod two peers select) is one element, the first one kept.
+    pub fn insert(&mut self, mut set: IpSet) {
+        let mut seen = std::collections::HashSet::new();
+        set.entries.retain(|e| seen.insert(e.net));
         self.sets.insert(set.name.clone(), set);
     }
 
