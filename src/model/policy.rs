@@ -361,3 +361,80 @@ impl Cluster {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn expr(key: &str, operator: Operator, values: &[&str]) -> Expression {
+        Expression {
+            key: key.to_owned(),
+            operator,
+            values: values.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn selectors_follow_the_api_for_every_operator() {
+        let web = labels(&[("app", "web"), ("tier", "front")]);
+        let bare = labels(&[]);
+        let with = |e: Expression| Selector {
+            labels: Vec::new(),
+            expressions: vec![e],
+        };
+        assert!(
+            Selector::default().matches(&bare),
+            "the empty selector selects everything"
+        );
+        assert!(with(expr("app", Operator::In, &["web", "db"])).matches(&web));
+        assert!(!with(expr("app", Operator::In, &["db"])).matches(&web));
+        assert!(!with(expr("app", Operator::In, &["web"])).matches(&bare));
+        assert!(with(expr("app", Operator::NotIn, &["db"])).matches(&web));
+        assert!(
+            with(expr("app", Operator::NotIn, &["db"])).matches(&bare),
+            "NotIn holds without the key"
+        );
+        assert!(!with(expr("app", Operator::NotIn, &["web"])).matches(&web));
+        assert!(with(expr("tier", Operator::Exists, &[])).matches(&web));
+        assert!(!with(expr("tier", Operator::Exists, &[])).matches(&bare));
+        assert!(with(expr("tier", Operator::DoesNotExist, &[])).matches(&bare));
+        assert!(!with(expr("tier", Operator::DoesNotExist, &[])).matches(&web));
+        let both = Selector {
+            labels: labels(&[("app", "web")]),
+            expressions: vec![expr("tier", Operator::In, &["back"])],
+        };
+        assert!(!both.matches(&web), "matchLabels and matchExpressions must all hold");
+        assert_eq!(both.to_string(), "app=web,tier in (back)");
+    }
+
+    #[test]
+    fn except_cuts_holes_in_an_ip_block() {
+        let block = IpBlock {
+            cidr: "10.0.0.0/14".parse().unwrap(),
+            except: vec!["10.0.2.0/24".parse().unwrap()],
+        };
+        assert!(block.contains("10.0.1.5".parse().unwrap()));
+        assert!(!block.contains("10.0.2.5".parse().unwrap()));
+        assert!(!block.contains("10.4.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn one_item_with_two_selectors_reads_as_and() {
+        let peer = Peer {
+            pods: Some(Selector {
+                labels: labels(&[("app", "client")]),
+                expressions: Vec::new(),
+            }),
+            namespaces: Some(Selector {
+                labels: labels(&[("team", "dev")]),
+                expressions: Vec::new(),
+            }),
+            ip_block: None,
+        };
+        assert!(peer.describe().contains("AND"), "{}", peer.describe());
+    }
+}
