@@ -30,6 +30,9 @@ enum Outcome {
     Icmp,
     FromNode,
     NotIsolated,
+    /// The pod's chain let the packet through by its default rule for the other direction: a
+    /// packet from the pod to itself matches both.
+    OtherDefault,
     Allowed(String),
     Denied,
 }
@@ -65,7 +68,7 @@ fn in_pod_chains(step: &Step) -> bool {
     matches!(step, Step::Netfilter { chain, .. } if chain.starts_with(POD_CHAIN_PREFIX) || chain.starts_with(POLICY_CHAIN_PREFIX))
 }
 
-fn classify(step: &Step, outcome: &mut Option<Outcome>) {
+fn classify(step: &Step, direction: Direction, outcome: &mut Option<Outcome>) {
     let Step::Netfilter {
         chain, rule, action, ..
     } = step
@@ -84,8 +87,13 @@ fn classify(step: &Step, outcome: &mut Option<Outcome>) {
     } else if action == "accept" && rule.contains("\"from local node\"") {
         *outcome = Some(Outcome::FromNode);
     } else if action == &format!("jump to {DEFAULT}") {
-        if outcome.is_none() {
-            *outcome = Some(Outcome::NotIsolated);
+        let own = rule.contains(&format!("\"default {}\"", direction.name()));
+        if outcome.is_none() || (own && *outcome == Some(Outcome::OtherDefault)) {
+            *outcome = Some(if own {
+                Outcome::NotIsolated
+            } else {
+                Outcome::OtherDefault
+            });
         }
     } else if chain.starts_with(POLICY_CHAIN_PREFIX)
         && ![DEFAULT, COMMON, TAIL].contains(&chain.as_str())
@@ -158,7 +166,7 @@ fn read_walk(c: &Cluster, trace: &mut Trace) {
             let mut outcome = None;
             let mut j = i + 1;
             while j < steps.len() && in_pod_chains(&steps[j]) {
-                classify(&steps[j], &mut outcome);
+                classify(&steps[j], direction, &mut outcome);
                 out.push(steps[j].clone());
                 j += 1;
             }
@@ -224,6 +232,13 @@ fn policy_step(c: &Cluster, pod: &str, direction: Direction, outcome: &Outcome) 
             "not_isolated",
             None,
             format!("policy: {d} at {pod}: no policy selects the pod for {d}, so everything is allowed"),
+        ),
+        Outcome::OtherDefault => (
+            "allowed",
+            None,
+            format!(
+                "policy: {d} at {pod}: the pod's chain also applies its default rule for the other direction, which marks this packet (from the pod to itself) allowed"
+            ),
         ),
         Outcome::Allowed(comment) => {
             let rule = rule_name(comment);

@@ -100,7 +100,56 @@ fn with_uuid(chain: &str, words: &[&str], text: &str) -> String {
 pub struct KubeRouter {
     shared: Arc<Table>,
     sets: Arc<IpSets>,
-    cluster: Arc<Cluster>,
+    nodes: Arc<NodePods>,
+}
+
+/// What the nodes' own chains are made from: per node, its pods with the policies that select
+/// each, found once for the cluster; a node's chains are made from them when first read.
+struct NodePods {
+    service_network: ipnet::Ipv4Net,
+    pods: Vec<Vec<PodFirewall>>,
+}
+
+struct PodFirewall {
+    namespace: String,
+    name: String,
+    ip: std::net::Ipv4Addr,
+    /// The selecting policies in list order: `namespace/name`, chain, Ingress type, Egress type.
+    policies: Vec<(String, String, bool, bool)>,
+}
+
+impl NodePods {
+    fn of(c: &Cluster) -> NodePods {
+        let pods = (0..c.nodes.len())
+            .map(|node| {
+                c.pods_on(node)
+                    .filter(|(_, p)| !p.host_network)
+                    .map(|(pi, p)| PodFirewall {
+                        namespace: p.namespace.clone(),
+                        name: p.name.clone(),
+                        ip: p.ip,
+                        policies: c
+                            .policies_selecting(pi)
+                            .into_iter()
+                            .map(|i| {
+                                let np = &c.policies[i];
+                                (
+                                    np.qualified_name(),
+                                    policy::policy_chain(np),
+                                    np.ingress.is_some(),
+                                    np.egress.is_some(),
+                                )
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        NodePods {
+            service_network: c.service_network,
+            pods,
+        }
+    }
 }
 
 impl KubeRouter {
@@ -128,7 +177,7 @@ impl KubeRouter {
         KubeRouter {
             shared: Arc::new(shared),
             sets: Arc::new(sets),
-            cluster: Arc::new(cluster.clone()),
+            nodes: Arc::new(NodePods::of(cluster)),
         }
     }
 
@@ -139,12 +188,12 @@ impl KubeRouter {
     /// `node`'s filter table: kube-proxy's and kube-router's shared chains, with both's own
     /// chains for the node made on first read.
     pub fn filter(&self, node: usize, kube_proxy_own: MakeChains) -> Table {
-        let cluster = Arc::clone(&self.cluster);
+        let nodes = Arc::clone(&self.nodes);
         Table::layered(
             Arc::clone(&self.shared),
             Arc::new(move || {
                 let mut chains = kube_proxy_own();
-                chains.extend(node_chains(&cluster, node));
+                chains.extend(node_chains(&nodes, node));
                 chains
             }),
         )
@@ -212,12 +261,12 @@ fn common_chains() -> Vec<Chain> {
 }
 
 /// The node's `KUBE-ROUTER-` chains and one `KUBE-POD-FW-` chain per pod on it.
-fn node_chains(c: &Cluster, node: usize) -> Vec<Chain> {
-    let mut input = top_input(c);
+fn node_chains(nodes: &NodePods, node: usize) -> Vec<Chain> {
+    let mut input = top_input(nodes.service_network);
     let mut forward = Vec::new();
     let mut output = Vec::new();
     let mut pods = Vec::new();
-    for (pi, pod) in c.pods_on(node).filter(|(_, p)| !p.host_network) {
+    for pod in nodes.pods.get(node).into_iter().flatten() {
         let chain = pod_chain(&pod.namespace, &pod.name);
         let jump = || Target::Jump(chain.clone());
         let inbound = format!("{}/{} in", pod.namespace, pod.name);
@@ -238,7 +287,7 @@ fn node_chains(c: &Cluster, node: usize) -> Vec<Chain> {
             vec![from(ip), Match::PhysdevIsBridged, comment(&outbound)],
             jump(),
         ));
-        pods.push(pod_firewall(c, pi, chain));
+        pods.push(pod_firewall(pod, chain));
     }
     let mut chains = Vec::new();
     for (name, mut rules) in [(INPUT, input), (FORWARD, forward), (OUTPUT, output)] {
@@ -267,8 +316,8 @@ fn node_chains(c: &Cluster, node: usize) -> Vec<Chain> {
 
 /// `KUBE-ROUTER-INPUT`'s first rules: traffic to ClusterIPs and to NodePorts is left to
 /// kube-proxy.
-fn top_input(c: &Cluster) -> Vec<Rule> {
-    let cidr = c.service_network.to_string();
+fn top_input(service_network: ipnet::Ipv4Net) -> Vec<Rule> {
+    let cidr = service_network.to_string();
     let words = [
         "-m",
         "comment",
@@ -282,7 +331,7 @@ fn top_input(c: &Cluster) -> Vec<Rule> {
     let mut rules = vec![Rule::new(
         vec![
             Match::Destination {
-                net: c.service_network,
+                net: service_network,
                 negated: false,
             },
             comment(with_uuid(
@@ -333,8 +382,7 @@ fn top_input(c: &Cluster) -> Vec<Rule> {
 }
 
 /// One pod's firewall chain, in the order kube-router's inserts at the top leave it.
-fn pod_firewall(c: &Cluster, pod: usize, name: String) -> Chain {
-    let p = &c.pods[pod];
+fn pod_firewall(p: &PodFirewall, name: String) -> Chain {
     let ip = host(p.ip);
     let to = Match::Destination {
         net: ip,
@@ -344,8 +392,12 @@ fn pod_firewall(c: &Cluster, pod: usize, name: String) -> Chain {
         net: ip,
         negated: false,
     };
-    let selecting = c.policies_selecting(pod);
-    let has = |d: Direction| selecting.iter().any(|&i| c.policies[i].rules(d).is_some());
+    let has = |d: Direction| {
+        p.policies.iter().any(|(_, _, ingress, egress)| match d {
+            Direction::Ingress => *ingress,
+            Direction::Egress => *egress,
+        })
+    };
     let mut rules = vec![
         Rule::new(vec![comment("common netpol rules")], Target::Jump(COMMON.to_owned())),
         Rule::new(
@@ -373,16 +425,15 @@ fn pod_firewall(c: &Cluster, pod: usize, name: String) -> Chain {
         ));
     }
     // Each policy's jump was inserted at the top in turn: the last policy comes first.
-    for &i in selecting.iter().rev() {
-        let np = &c.policies[i];
+    for (qualified, chain, ingress, egress) in p.policies.iter().rev() {
         let mut m = Vec::new();
-        match (np.ingress.is_some(), np.egress.is_some()) {
+        match (ingress, egress) {
             (true, false) => m.push(to.clone()),
             (false, true) => m.push(from.clone()),
             _ => {}
         }
-        m.push(comment(format!("{}/{} policy", np.namespace, np.name)));
-        rules.push(Rule::new(m, Target::Jump(policy::policy_chain(np))));
+        m.push(comment(format!("{qualified} policy")));
+        rules.push(Rule::new(m, Target::Jump(chain.clone())));
     }
     let unmarked = || mark(ALLOWED_MARK, true);
     rules.push(Rule::new(
