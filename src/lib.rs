@@ -12,6 +12,7 @@ pub mod input;
 pub mod model;
 pub mod net;
 pub mod outcome;
+pub mod policy_trace;
 pub mod render;
 pub mod resolve;
 pub mod sim;

@@ -34,6 +34,7 @@ pub enum Verdict {
     Nxdomain,
     DnsUnreachable,
     NotFound,
+    DeniedByPolicy,
 }
 
 impl Verdict {
@@ -57,6 +58,7 @@ impl Verdict {
         Verdict::Nxdomain,
         Verdict::DnsUnreachable,
         Verdict::NotFound,
+        Verdict::DeniedByPolicy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +82,7 @@ impl Verdict {
             Verdict::Nxdomain => "nxdomain",
             Verdict::DnsUnreachable => "dns_unreachable",
             Verdict::NotFound => "not_found",
+            Verdict::DeniedByPolicy => "denied_by_policy",
         }
     }
 
@@ -118,6 +121,9 @@ impl Verdict {
             }
             Verdict::NotFound => {
                 "the ingress controller has no rule for this host and path and no default backend: it answers 404"
+            }
+            Verdict::DeniedByPolicy => {
+                "a NetworkPolicy selects the pod and none of its rules allows this connection, so the enforcer refused it"
             }
         }
     }
@@ -159,6 +165,9 @@ impl Verdict {
                 "check the Service kube-system/kube-dns: it must exist, select running DNS pods that listen on 53/UDP, and be reachable from the pod"
             }
             Verdict::NotFound => "add a path for this request to an Ingress rule, or give the Ingress a defaultBackend",
+            Verdict::DeniedByPolicy => {
+                "add a rule to a policy that selects the pod, with a peer that matches the other end and its port (the reason names what would have to match)"
+            }
         }
     }
 
@@ -451,6 +460,23 @@ pub enum Step {
         backend: Option<String>,
         /// How the controller reaches the backend.
         how: String,
+    },
+    /// A NetworkPolicy decision for one direction at one pod.
+    Policy {
+        /// `ingress` (at the receiving pod) or `egress` (at the sending pod).
+        direction: String,
+        /// The pod the decision is for, `namespace/name`.
+        pod: String,
+        /// Who enforces policies in the cluster (`kube-router`, `none`, ...).
+        enforcer: String,
+        /// The policies that select the pod for this direction, `namespace/name`.
+        policies: Vec<String>,
+        /// `allowed`, `denied`, `not_isolated`, `from_node`, `established` or `not_enforced`.
+        verdict: String,
+        /// The rule that allowed it: `namespace/name ingress rule 0`.
+        rule: Option<String>,
+        /// The decision in one line.
+        summary: String,
     },
     Drop {
         reason: String,

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::compile::cloud::{fails_open, lb_backends};
 use crate::compile::kube_proxy::verdict_for_rule;
+use crate::compile::kube_router;
 use crate::model::Cluster;
 use crate::net::route::RouteType;
 use crate::net::{NetState, Role};
@@ -81,6 +82,7 @@ fn start(sim: &mut Simulator, origin: &Origin, tuple: Tuple) -> Journey {
 fn run(c: &Cluster, state: &NetState, q: &resolve::Query<'_>, ends: &Endpoints, choice: BranchChoice) -> Trace {
     let mut trace = journey(c, state, q, ends, choice);
     name_endpoints(c, &mut trace);
+    crate::policy_trace::annotate(c, &mut trace);
     if let Some(dst) = ends.dst {
         crate::outcome::refine(c, &mut trace, dst, ends.protocol);
     }
@@ -318,7 +320,14 @@ fn ask_cluster_dns(c: &Cluster, state: &NetState, ends: &Endpoints) -> Result<St
     };
     let back = sim.reply(at, tuple, Client::Socket(host));
     match answered(&back.end, query, &ends.client, &|e| describe(state, e)) {
-        Ok(_) => Ok(format!("the DNS query {query} is answered by {owner}")),
+        Ok(_) => {
+            let allowed = crate::policy_trace::decisions(c, &sent.hops);
+            Ok(if allowed.is_empty() {
+                format!("the DNS query {query} is answered by {owner}")
+            } else {
+                format!("the DNS query {query} is answered by {owner} ({})", allowed.join("; "))
+            })
+        }
         Err((_, why)) => {
             let mut hops = sent.hops;
             hops.extend(back.hops);
@@ -516,9 +525,11 @@ fn verdict_of(state: &NetState, end: &End) -> Verdict {
         End::NoListener { .. } => Verdict::NoListener,
         End::HairpinRefused { .. } => Verdict::DroppedByBridge,
         End::Dropped { rule, host } => verdict_for_rule(rule)
+            .or_else(|| kube_router::verdict_for_rule(rule))
             .or_else(|| nft_verdict(state, *host, rule))
             .unwrap_or(Verdict::Filtered),
         End::Rejected { rule, host } => verdict_for_rule(rule)
+            .or_else(|| kube_router::verdict_for_rule(rule))
             .or_else(|| nft_verdict(state, *host, rule))
             .unwrap_or(Verdict::Rejected),
         End::TtlExceeded { .. } => Verdict::Loop,

@@ -38,6 +38,10 @@ use run::FlowSpec;
 /// the suite promises.
 const GENERATED: usize = 20;
 const FLOWS_EACH: usize = 12;
+/// Generated clusters under NetworkPolicy, and flows tried in each: together at least the 300
+/// policy flows the suite promises.
+const POLICY_LABS: usize = 12;
+const POLICY_FLOWS_EACH: usize = 26;
 const SEED: u64 = 0x6b38_736e_6574;
 /// Labs built at once; CI machines have two cores.
 const WORKERS: usize = 2;
@@ -160,6 +164,8 @@ struct Job {
     source: Source,
     /// The generator's flows; a scenario's are derived from it when its lab runs.
     generated: Option<Vec<FlowSpec>>,
+    /// Made by the NetworkPolicy generator.
+    policies: bool,
 }
 
 struct Totals {
@@ -168,6 +174,7 @@ struct Totals {
     not_checked: Vec<(String, &'static str)>,
     scenario_flows: usize,
     generated_flows: usize,
+    policy_flows: usize,
     pings: usize,
     labs: usize,
 }
@@ -214,8 +221,10 @@ fn kernel_agrees_with_the_simulator() {
     }
     let started = Instant::now();
     let mut jobs: Vec<Job> = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir("scenarios")
-        .expect("scenarios/ is there")
+    // The shipped scenarios, and the upstream NetworkPolicy conformance cases.
+    let mut files: Vec<_> = ["scenarios", "tests/netpol-conformance"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")))
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
@@ -230,6 +239,7 @@ fn kernel_agrees_with_the_simulator() {
             },
             name,
             generated: None,
+            policies: false,
         });
     }
     let dump = std::env::var_os("K8SNET_KERNEL_DUMP");
@@ -246,6 +256,31 @@ fn kernel_agrees_with_the_simulator() {
             },
             name: g.name,
             generated: Some(g.flows),
+            policies: false,
+        });
+    }
+    for lab in k8snet::generate::policies::labs(SEED, POLICY_LABS, POLICY_FLOWS_EACH) {
+        if let Some(dir) = &dump {
+            let file = Path::new(dir).join(format!("{}.yaml", lab.name));
+            std::fs::write(&file, &lab.yaml).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+        let flows = lab
+            .flows
+            .iter()
+            .map(|f| FlowSpec {
+                port: Some(f.port),
+                protocol: Some(f.protocol),
+                ..FlowSpec::new(&f.from, &f.to)
+            })
+            .collect();
+        jobs.push(Job {
+            source: Source {
+                name: lab.name.clone(),
+                text: lab.yaml,
+            },
+            name: lab.name,
+            generated: Some(flows),
+            policies: true,
         });
     }
 
@@ -259,6 +294,7 @@ fn kernel_agrees_with_the_simulator() {
         not_checked: Vec::new(),
         scenario_flows: 0,
         generated_flows: 0,
+        policy_flows: 0,
         pings: 0,
         labs: 0,
     });
@@ -281,7 +317,9 @@ fn kernel_agrees_with_the_simulator() {
                     t.pings += pings;
                     t.tally.absorb(tally);
                     t.labs += 1;
-                    if job.generated.is_some() {
+                    if job.policies {
+                        t.policy_flows += flows;
+                    } else if job.generated.is_some() {
                         t.generated_flows += flows;
                     } else {
                         t.scenario_flows += flows;
@@ -302,12 +340,13 @@ fn kernel_agrees_with_the_simulator() {
         .map(|(name, why)| format!("; not checked: {name}, {why}"))
         .collect();
     say(&format!(
-        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated, {} of them pings; {:.1} s{not_checked})",
+        "kernel agreement: {agreed} of {} checks ({}; {} labs; {} flows from scenarios/, {} generated, {} generated under NetworkPolicy, {} of them pings; {:.1} s{not_checked})",
         t.tally.checks,
         t.tally.breakdown(),
         t.labs,
         t.scenario_flows,
         t.generated_flows,
+        t.policy_flows,
         t.pings,
         started.elapsed().as_secs_f64()
     ));
@@ -322,6 +361,7 @@ fn kernel_agrees_with_the_simulator() {
     );
     if std::env::var_os("K8SNET_KERNEL_ONLY").is_none() {
         assert!(t.generated_flows >= 200, "only {} generated flows", t.generated_flows);
+        assert!(t.policy_flows >= 300, "only {} generated policy flows", t.policy_flows);
     }
 }
 

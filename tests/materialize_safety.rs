@@ -216,6 +216,22 @@ fn check_build(state: &NetState, prefix: &str, calls: &[(Vec<String>, String)]) 
                         );
                         assert!(loaded.insert(ns.to_string()), "nftables table loaded twice into {ns}");
                     }
+                    ["ipset", "restore"] => {
+                        let host = state
+                            .hosts
+                            .iter()
+                            .find(|h| materialize::netns_name(prefix, &h.name) == *ns)
+                            .expect("sets are loaded into a host's namespace");
+                        assert_eq!(
+                            stdin,
+                            &host.ipsets.save(),
+                            "the sets loaded into {ns} differ from the compiled ones"
+                        );
+                        assert!(
+                            !restored.contains(*ns),
+                            "sets loaded after the rules that match them in {ns}"
+                        );
+                    }
                     other => panic!("runs {other:?} inside {ns}"),
                 }
             }

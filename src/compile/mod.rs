@@ -9,6 +9,7 @@ pub mod cni;
 pub mod dns;
 pub mod facts;
 pub mod kube_proxy;
+pub mod kube_router;
 pub mod names;
 
 /// The CNI skeleton's old name, from when kubenet was the only model.
@@ -33,6 +34,8 @@ pub fn compile(cluster: &Cluster) -> NetState {
     let iptables = (nftables.is_none() && cluster.kube_proxy != crate::model::KubeProxyMode::None)
         .then(|| kube_proxy::KubeProxy::new(cluster));
     let listeners = kube_proxy::listeners(cluster);
+    let kube_router = (cluster.network_policy == crate::model::policy::Enforcer::KubeRouter)
+        .then(|| kube_router::KubeRouter::new(cluster, iptables.as_ref()));
     for i in 0..state.hosts.len() {
         if cluster.kube_proxy == crate::model::KubeProxyMode::None {
             break;
@@ -46,6 +49,10 @@ pub fn compile(cluster: &Cluster) -> NetState {
                 host.nftables = Some(kube_proxy.table(node));
             } else if let Some(kube_proxy) = &iptables {
                 (host.nat, host.filter) = kube_proxy.tables(node);
+            }
+            if let Some(kr) = &kube_router {
+                host.filter = kr.filter(node, iptables.as_ref().map(|k| k.own_filter_chains(node)));
+                host.ipsets = kr.ipsets();
             }
             host.listeners.extend(listeners.iter().cloned());
         }

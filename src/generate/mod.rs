@@ -11,6 +11,7 @@
 //! `load_balancers` LoadBalancer (`nodePort` 30000 + s, `loadBalancerIP` 198.18.0.0 + 1 + s).
 
 pub mod kubectl;
+pub mod policies;
 mod write;
 
 use std::net::Ipv4Addr;

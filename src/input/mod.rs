@@ -7,6 +7,7 @@ pub mod decode;
 pub mod endpoints;
 pub mod json;
 pub mod manifest;
+pub mod policy;
 pub mod read;
 pub mod sources;
 pub mod spec;

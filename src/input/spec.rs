@@ -18,6 +18,8 @@ pub struct Scenario {
     pub services: Vec<ServiceSpec>,
     pub ingresses: Vec<IngressSpec>,
     pub traces: Vec<TraceSpec>,
+    pub namespaces: Vec<super::policy::NamespaceSpec>,
+    pub network_policies: Vec<super::policy::PolicySpec>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,8 @@ pub struct ClusterSpec {
     pub bridge_nf_call_iptables: Option<bool>,
     pub non_masquerade_cidrs: Option<Vec<Sp<Ipv4Net>>>,
     pub masq_link_local: Option<bool>,
+    /// Who enforces NetworkPolicies: `calico`, `kube-router`, `cilium` or `none`.
+    pub network_policy: Option<Sp<String>>,
     pub api_server: Option<ApiServerSpec>,
 }
 
@@ -193,7 +197,16 @@ pub const ROUTE_TYPES: &[&str] = &["unicast", "blackhole", "unreachable", "prohi
 
 pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
     let mut scenario = Scenario::default();
-    let known = ["cluster", "nodes", "pods", "services", "ingresses", "traces"];
+    let known = [
+        "cluster",
+        "nodes",
+        "pods",
+        "services",
+        "ingresses",
+        "traces",
+        "namespaces",
+        "networkPolicies",
+    ];
     let Some(f) = dec.fields(root, "the scenario", &known) else {
         return scenario;
     };
@@ -210,6 +223,8 @@ pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
     let services = each("services", "`services`");
     let ingresses = each("ingresses", "`ingresses`");
     let traces = each("traces", "`traces`");
+    let namespaces = each("namespaces", "`namespaces`");
+    let policies = each("networkPolicies", "`networkPolicies`");
     scenario.nodes = nodes.into_iter().filter_map(|n| decode_node(dec, n)).collect_fitted();
     scenario.pods = pods.into_iter().filter_map(|n| decode_pod(dec, n)).collect_fitted();
     scenario.services = services
@@ -221,6 +236,14 @@ pub fn decode(dec: &mut Decoder, root: &Node) -> Scenario {
         .filter_map(|n| decode_ingress(dec, n))
         .collect_fitted();
     scenario.traces = traces.into_iter().filter_map(|n| decode_trace(dec, n)).collect_fitted();
+    scenario.namespaces = namespaces
+        .into_iter()
+        .filter_map(|n| super::policy::decode_namespace(dec, n))
+        .collect_fitted();
+    scenario.network_policies = policies
+        .into_iter()
+        .filter_map(|n| super::policy::decode_policy(dec, n))
+        .collect_fitted();
     scenario
 }
 
@@ -270,6 +293,7 @@ pub(crate) fn decode_cluster_fields(dec: &mut Decoder, node: &Node, networks: Ne
         "nonMasqueradeCIDRs",
         "masqLinkLocal",
         "apiServer",
+        "networkPolicy",
     ];
     let Some(f) = dec.fields(node, "`cluster`", &known) else {
         return ClusterSpec::default();
@@ -309,6 +333,9 @@ pub(crate) fn decode_cluster_fields(dec: &mut Decoder, node: &Node, networks: Ne
                 node: opt(&f, "node", |n| dec.string(n, "node name")),
                 port: opt(&f, "port", |n| dec.integer(n, "API server port", 1, 65535)),
             })
+        }),
+        network_policy: opt(&f, "networkPolicy", |n| {
+            dec.word(n, "NetworkPolicy enforcer", super::policy::ENFORCERS)
         }),
         non_masquerade_cidrs: opt(&f, "nonMasqueradeCIDRs", |n| {
             let items = dec.list(n, "nonMasqueradeCIDRs");

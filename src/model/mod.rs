@@ -5,6 +5,7 @@
 //! its IP lies in that node's podCIDR, every Service port knows its endpoints.
 
 pub mod endpoints;
+pub mod policy;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -65,6 +66,11 @@ pub struct Cluster {
     pub services: Vec<Service>,
     pub ingresses: Vec<Ingress>,
     pub traces: Vec<TraceCase>,
+    /// Who enforces NetworkPolicies (`cluster.networkPolicy`, or what the CNI does).
+    pub network_policy: policy::Enforcer,
+    /// Every namespace a pod or policy uses or the scenario lists, sorted by name.
+    pub namespaces: Vec<policy::Namespace>,
+    pub policies: Vec<policy::NetworkPolicy>,
     /// Made on first use; a cluster whose lists changed length since is searched instead.
     pub(crate) index: Index,
 }

@@ -160,6 +160,32 @@ pub enum Match {
         states: Vec<CtState>,
         negated: bool,
     },
+    /// `-m set [!] --match-set NAME src|dst`.
+    Set {
+        name: String,
+        source: bool,
+        negated: bool,
+    },
+    /// `-m physdev --physdev-is-bridged`: the packet is crossing a bridge, port to port.
+    PhysdevIsBridged,
+    /// `-m tcp --dport FIRST:LAST` (or udp, sctp).
+    DestinationPortRange {
+        protocol: Protocol,
+        first: u16,
+        last: u16,
+    },
+    /// `-m multiport --dports FIRST:LAST`.
+    Multiport {
+        first: u16,
+        last: u16,
+    },
+    /// `-m icmp --icmp-type N`.
+    IcmpType(u8),
+    /// `-m limit --limit N/min --limit-burst B`.
+    Limit {
+        per_minute: u32,
+        burst: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,6 +203,10 @@ pub enum Target {
     SetXMark {
         value: u32,
         mask: u32,
+    },
+    /// `NFLOG --nflog-group N`: hands a copy to a logger, and the packet goes on.
+    Nflog {
+        group: u16,
     },
     /// No `-j` at all: the rule only counts the packets that match it, which go on to the next
     /// rule (kube-proxy writes one as a signpost at the end of a `KUBE-FW-*` chain).
@@ -243,6 +273,19 @@ impl fmt::Display for Match {
                     .collect();
                 write!(f, "-m conntrack {}--ctstate {}", not(negated), names.join(","))
             }
+            Match::Set { name, source, negated } => write!(
+                f,
+                "-m set {}--match-set {name} {}",
+                not(negated),
+                if *source { "src" } else { "dst" }
+            ),
+            Match::PhysdevIsBridged => f.write_str("-m physdev --physdev-is-bridged"),
+            Match::DestinationPortRange { protocol, first, last } => {
+                write!(f, "-m {} --dport {first}:{last}", protocol.lower())
+            }
+            Match::Multiport { first, last } => write!(f, "-m multiport --dports {first}:{last}"),
+            Match::IcmpType(t) => write!(f, "-m icmp --icmp-type {t}"),
+            Match::Limit { per_minute, burst } => write!(f, "-m limit --limit {per_minute}/min --limit-burst {burst}"),
         }
     }
 }
@@ -264,6 +307,7 @@ impl fmt::Display for Target {
                 Ok(())
             }
             Target::SetXMark { value, mask } => write!(f, "-j MARK --set-xmark {value:#x}/{mask:#x}"),
+            Target::Nflog { group } => write!(f, "-j NFLOG --nflog-group {group}"),
             Target::None => Ok(()),
         }
     }

@@ -5,6 +5,7 @@
 //! simulator walks packets through it; a script writer could build it for real.
 
 pub mod hosts;
+pub mod ipset;
 pub mod iptables;
 pub mod nftables;
 pub mod route;
@@ -190,6 +191,9 @@ pub struct Host {
     /// kube-proxy's `ip kube-proxy` table, on a node whose kube-proxy runs in nftables mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nftables: Option<nftables::Table>,
+    /// The IP sets rules match with `-m set`; shared by every node that holds the same ones.
+    #[serde(skip)]
+    pub ipsets: std::sync::Arc<ipset::IpSets>,
     pub listeners: Vec<Listener>,
     /// Service translation by eBPF programs (Cilium's kube-proxy replacement), shared by the
     /// hosts whose sockets and devices it applies to.

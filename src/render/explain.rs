@@ -137,6 +137,9 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     if whole && !cluster.ingresses.is_empty() {
         ingresses(&mut out, cluster, style);
     }
+    if whole && !cluster.policies.is_empty() {
+        super::explain_policy::policies(&mut out, cluster, style);
+    }
     finish(out)
 }
 

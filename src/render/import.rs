@@ -14,7 +14,8 @@ use crate::input::sources::Inputs;
 use crate::input::spec::*;
 
 /// The scenario as text: the header comments, then `cluster:`, `nodes:`, `pods:`,
-/// `services:`, `ingresses:` and any `traces:` of the k8snet header.
+/// `services:`, `ingresses:`, `namespaces:`, `networkPolicies:` and any `traces:` of the k8snet
+/// header.
 pub fn scenario(s: &Scenario, inputs: &Inputs, report: &Report) -> String {
     let w = Writer { inputs };
     let mut out = String::new();
@@ -35,6 +36,12 @@ pub fn scenario(s: &Scenario, inputs: &Inputs, report: &Report) -> String {
     list(&mut out, "pods", &s.pods, |out, p| w.pod(out, p));
     list(&mut out, "services", &s.services, |out, sv| w.service(out, sv));
     list(&mut out, "ingresses", &s.ingresses, |out, i| w.ingress(out, i));
+    list(&mut out, "namespaces", &s.namespaces, |out, n| {
+        let _ = writeln!(out, "{}{}", super::import_policy::namespace(n), w.from(n.span));
+    });
+    list(&mut out, "networkPolicies", &s.network_policies, |out, p| {
+        let _ = writeln!(out, "{}{}", super::import_policy::policy(p), w.from(p.span));
+    });
     list(&mut out, "traces", &s.traces, |out, t| w.trace(out, t));
     out
 }
@@ -350,14 +357,14 @@ impl Writer<'_> {
     }
 }
 
-fn pairs(list: &[(Sp<String>, Sp<String>)]) -> String {
+pub(super) fn pairs(list: &[(Sp<String>, Sp<String>)]) -> String {
     list.iter()
         .map(|(k, v)| format!("{}: {}", scalar(&k.value), scalar(&v.value)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn target(t: &TargetPortSpec) -> String {
+pub(super) fn target(t: &TargetPortSpec) -> String {
     match t {
         TargetPortSpec::Number(n) => n.to_string(),
         TargetPortSpec::Name(n) => scalar(n),

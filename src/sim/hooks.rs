@@ -79,6 +79,7 @@ impl Simulator<'_> {
             oif: r.dev.clone(),
             ct_state: CtState::Invalid,
             dnat: false,
+            bridged: pkt.bridged,
         };
         let mut decisions = 0;
         let mut steps = Vec::new();

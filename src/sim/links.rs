@@ -155,6 +155,7 @@ impl<'a> Simulator<'a> {
                 CtState::Established
             },
             dnat: self.dnat_status(host, dir),
+            bridged: false,
         };
         let Some(bridge) = bridge else {
             return self.ip_input(host, pkt, dir, tuple, ttl);
@@ -257,6 +258,7 @@ impl<'a> Simulator<'a> {
             return Next::End(end);
         }
         pkt.oif = Some(bridge.to_owned());
+        pkt.bridged = true;
         if let Err(end) = self.hook(host, "FORWARD", &mut pkt, false, true) {
             return Next::End(end);
         }

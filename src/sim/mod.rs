@@ -356,6 +356,7 @@ impl<'a> Simulator<'a> {
                 CtState::Established
             },
             dnat: self.dnat_status(host, dir),
+            bridged: false,
         };
         // A route that refuses fails the socket's own lookup: no packet is ever built.
         if let Some(end) = blocked(host, &r) {

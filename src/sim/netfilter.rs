@@ -36,6 +36,8 @@ pub struct Packet {
     pub ct_state: CtState,
     /// Whether the connection's destination has been translated (conntrack's DNAT status).
     pub dnat: bool,
+    /// Crossing a bridge from port to port (what `-m physdev --physdev-is-bridged` sees).
+    pub bridged: bool,
 }
 
 /// How a table's walk ended.
@@ -162,6 +164,9 @@ impl Walk<'_> {
                     return Flow::Stop(Verdict::Reject(line));
                 }
                 Target::None => self.steps.push(step("no target: on to the next rule".into())),
+                Target::Nflog { group } => self.steps.push(step(format!(
+                    "a copy goes to the logger on NFLOG group {group}; on to the next rule"
+                ))),
                 Target::SetXMark { value, mask } => {
                     pkt.mark = (pkt.mark & !mask) ^ value;
                     self.steps.push(step(format!("mark is now {:#x}", pkt.mark)));
@@ -343,6 +348,29 @@ impl Walk<'_> {
                 (states.contains(&pkt.ct_state) || dnat) != *negated
             }
             Match::Statistic { .. } => true,
+            Match::Set { name, source, negated } => {
+                let addr = if *source {
+                    pkt.tuple.src.ip()
+                } else {
+                    pkt.tuple.dst.ip()
+                };
+                // iptables refuses a rule naming a set that does not exist; none is loaded.
+                self.host.ipsets.get(name).is_some_and(|s| s.contains(*addr)) != *negated
+            }
+            Match::PhysdevIsBridged => pkt.bridged,
+            Match::DestinationPortRange { protocol, first, last } => {
+                pkt.tuple.protocol == *protocol && (*first..=*last).contains(&pkt.tuple.dst.port())
+            }
+            Match::Multiport { first, last } => {
+                pkt.tuple.protocol.has_ports() && (*first..=*last).contains(&pkt.tuple.dst.port())
+            }
+            // A traced ICMP packet is an echo request (type 8) when it opens its flow, and an
+            // echo reply (type 0) otherwise.
+            Match::IcmpType(t) => {
+                pkt.tuple.protocol == crate::net::Protocol::Icmp && *t == 8 && pkt.ct_state == CtState::New
+            }
+            // The first packet is always within a rate limit.
+            Match::Limit { .. } => true,
         })
     }
 }

@@ -33,6 +33,7 @@ fn packet(t: Tuple) -> Packet {
         oif: Some("eth0".into()),
         ct_state: CtState::New,
         dnat: false,
+        bridged: false,
     }
 }
 

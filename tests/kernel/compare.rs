@@ -546,6 +546,11 @@ pub fn expect(state: &NetState, trace: &Trace, client_port: u16, refusal_returns
             Expect::Failed("Destination Port Unreachable".into())
         }
         Verdict::NoListener | Verdict::NoEndpoints | Verdict::Rejected if refusal_returns => Expect::Refused,
+        // kube-router's REJECT answers with an ICMP error that conntrack ties to the refused
+        // connection (RELATED, which every policy chain accepts) and that carries the header
+        // the client sent, Service DNAT undone; walking it back as a reply from the endpoint
+        // would meet a connection the rejecting host never confirmed.
+        Verdict::DeniedByPolicy => Expect::Refused,
         Verdict::NoRoute if at_sender => Expect::Failed("Network is unreachable".into()),
         Verdict::Blackhole if at_sender => Expect::Failed("Invalid argument".into()),
         Verdict::Unreachable if at_sender => Expect::Failed("No route to host".into()),

@@ -29,6 +29,7 @@ const TOOLS: &[&str] = &[
     "iptables-restore",
     "iptables-save",
     "nft",
+    "ipset",
     "conntrack",
     "socat",
     "ping",

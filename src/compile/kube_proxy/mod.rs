@@ -91,6 +91,18 @@ impl KubeProxy {
         }
     }
 
+    /// The `filter` chains kube-proxy writes the same on every node.
+    pub fn shared_filter(&self) -> &Table {
+        &self.filter
+    }
+
+    /// What makes `node`'s own `filter` chains, for a table that layers them over other
+    /// shared chains.
+    pub fn own_filter_chains(&self, node: usize) -> crate::net::iptables::MakeChains {
+        let per_node = Arc::clone(&self.per_node);
+        Arc::new(move || per_node.filter_chains(node))
+    }
+
     /// `node`'s `nat` and `filter` tables: the shared rules with the node's own chains on top.
     pub fn tables(&self, node: usize) -> (Table, Table) {
         let nat = {

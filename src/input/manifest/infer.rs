@@ -39,6 +39,8 @@ pub(super) fn scenario(dec: &mut Decoder, collected: Collected<'_>, report: &mut
         slices,
         ingresses,
         classes,
+        namespaces,
+        network_policies,
         ..
     } = collected;
 
@@ -110,6 +112,8 @@ pub(super) fn scenario(dec: &mut Decoder, collected: Collected<'_>, report: &mut
         services,
         ingresses: out_ingresses,
         traces: header.traces,
+        namespaces,
+        network_policies,
     }
 }
 

@@ -10,7 +10,8 @@ use crate::input::json::Keep;
 
 pub fn kubernetes(key: &str) -> Keep {
     match key {
-        "labels" | "selector" | "matchLabels" | "cluster" | "traces" | "ingressControllers" => Keep::Subtree(None),
+        "labels" | "selector" | "matchLabels" | "podSelector" | "namespaceSelector" | "cluster" | "traces"
+        | "ingressControllers" => Keep::Subtree(None),
         "annotations" => Keep::Subtree(Some(annotation)),
         "apiVersion"
         | "kind"
@@ -68,7 +69,15 @@ pub fn kubernetes(key: &str) -> Keep {
         | "path"
         | "pathType"
         | "backend"
-        | "controller" => Keep::Field,
+        | "controller"
+        | "policyTypes"
+        | "egress"
+        | "from"
+        | "to"
+        | "ipBlock"
+        | "cidr"
+        | "except"
+        | "endPort" => Keep::Field,
         _ => Keep::Skip,
     }
 }

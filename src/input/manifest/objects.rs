@@ -1,5 +1,5 @@
 //! Each kind k8snet reads, turned into the scenario's spec: Node, Pod, Service, EndpointSlice,
-//! Ingress and IngressClass. NetworkPolicy and Namespace objects are read but not yet used.
+//! Ingress, IngressClass, NetworkPolicy and Namespace.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -8,11 +8,9 @@ use super::{Report, at, get, header, infer, is_object, text_at};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::input::decode::{CollectFitted, Decoder, Sp, span_of};
 use crate::input::endpoints::{EndpointPortSpec, EndpointSpec, PodConditionsSpec};
+use crate::input::policy::{NamespaceSpec, PolicySpec};
 use crate::input::spec::*;
 use crate::input::tree::{Node, Value};
-
-/// Kinds read and kept for features still to come: counted apart from the skipped ones.
-const NOT_YET_USED: &[&str] = &["NetworkPolicy", "Namespace"];
 
 /// What the objects say, before the cluster-wide facts are inferred.
 #[derive(Default)]
@@ -26,6 +24,8 @@ pub(super) struct Collected<'a> {
     pub ingresses: Vec<(IngressSpec, Option<Sp<String>>)>,
     /// IngressClass name to its `spec.controller`.
     pub classes: Vec<(String, String)>,
+    pub namespaces: Vec<NamespaceSpec>,
+    pub network_policies: Vec<PolicySpec>,
     pub header: Option<&'a Node>,
 }
 
@@ -95,7 +95,20 @@ fn object<'a>(dec: &mut Decoder, node: &'a Node, out: &mut Collected<'a>, report
                 out.classes.push((name.to_owned(), controller.to_owned()));
             }
         }
-        (_, k) if NOT_YET_USED.contains(&k) => skip(report, format!("{k} (read, not yet used)")),
+        ("networking.k8s.io/v1", "NetworkPolicy") => out.network_policies.push(PolicySpec {
+            name: name_of(dec, node, "network policy name"),
+            namespace: string_at(dec, node, &["metadata", "namespace"], "namespace"),
+            // The API's own spec, decoded as a scenario's `networkPolicies[].spec` is.
+            spec: get(node, "spec").and_then(|spec| crate::input::policy::decode_spec(dec, spec)),
+            span: span_of(node),
+        }),
+        ("v1", "Namespace") => out.namespaces.push(NamespaceSpec {
+            name: name_of(dec, node, "namespace name"),
+            labels: at(node, &["metadata", "labels"])
+                .map(|n| dec.string_map(n, "labels"))
+                .unwrap_or_default(),
+            span: span_of(node),
+        }),
         (_, k) => skip(report, k.to_owned()),
     }
 }

@@ -8,6 +8,7 @@ mod endpoints;
 mod gateways;
 mod host_ports;
 mod ingress;
+mod policy;
 mod services;
 mod syntax;
 
@@ -227,6 +228,18 @@ impl Validator {
         self.host_ports(&pods);
         let ingresses = self.ingresses(s, &services);
         let traces = self.traces(s);
+        let policies = self.policies(s);
+        let used = pods
+            .iter()
+            .map(|(p, _)| &p.namespace)
+            .chain(services.iter().map(|s| &s.namespace))
+            .chain(policies.iter().map(|p| &p.namespace));
+        let namespaces = self.namespaces(s, used);
+        let network_policy = c
+            .network_policy
+            .as_ref()
+            .and_then(|w| crate::model::policy::Enforcer::from_word(w))
+            .unwrap_or(crate::model::policy::Enforcer::default_for(settings.cni));
 
         let non_masquerade_cidrs = match &c.non_masquerade_cidrs {
             Some(list) => list.iter().map(|n| n.value).collect(),
@@ -254,6 +267,9 @@ impl Validator {
             services: fitted(services),
             ingresses,
             traces,
+            network_policy,
+            namespaces,
+            policies,
             index: Default::default(),
         })
     }

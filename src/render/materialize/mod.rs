@@ -324,6 +324,15 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
         section(w, "Netfilter rules, exactly as `k8snet explain` shows them.");
     }
     for (hi, h) in loaded {
+        // Rules that match a set need it to exist when they are loaded.
+        if !h.ipsets.is_empty() {
+            let sets = h.ipsets.save();
+            let mut end = "SETS".to_owned();
+            while sets.lines().any(|l| l == end) {
+                end.push('_');
+            }
+            let _ = writeln!(w, "ip netns exec {} ipset restore <<'{end}'\n{sets}{end}", ns(hi));
+        }
         let mut rules = String::new();
         for t in [&h.nat, &h.filter] {
             if !is_empty(t) {

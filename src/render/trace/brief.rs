@@ -173,6 +173,12 @@ pub(super) fn decision(hop: &Hop, style: Style) -> String {
             }
             Step::Deliver { listener } => parts.push(format!("{} {listener}", style.good("delivered to"))),
             Step::Drop { reason } => parts.push(format!("{} {reason}", style.bad("dropped:"))),
+            Step::Policy { verdict, summary, .. } if verdict != "established" && verdict != "not_isolated" => parts
+                .push(if verdict == "denied" {
+                    style.bad(summary).to_string()
+                } else {
+                    summary.clone()
+                }),
             _ => {}
         }
     }

@@ -218,6 +218,26 @@ fn step(out: &mut String, s: &Step, style: Style, seen: &mut Seen) {
             let _ = writeln!(out, "      {}", style.dim(&format!("inner {inner}")));
             let _ = writeln!(out, "      {}", style.dim(detail));
         }
+        Step::Policy {
+            verdict,
+            summary,
+            policies,
+            ..
+        } => {
+            let line = if verdict == "denied" {
+                style.bad(summary).to_string()
+            } else {
+                style.strong(summary).to_string()
+            };
+            let _ = writeln!(out, "    {line}");
+            if !policies.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      {}",
+                    style.dim(&format!("selected by: {}", policies.join(", ")))
+                );
+            }
+        }
         Step::Dns {
             name,
             search,
