@@ -166,7 +166,7 @@ pub enum Command {
     /// and line it came from, and what the API does not say is written with the assumption
     /// that made it. Tracing the result gives the traces the manifests give.
     #[command(after_help = "Examples:
-  kubectl get nodes,pods,services,endpointslices,ingresses,ingressclasses,networkpolicies -A -o yaml > cluster.yaml
+  kubectl get namespaces,nodes,pods,services,endpointslices,ingresses,ingressclasses,networkpolicies -A -o yaml > cluster.yaml
   k8snet import cluster.yaml > scenario.yaml
   k8snet import -f manifests/ > scenario.yaml")]
     Import {
