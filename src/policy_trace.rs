@@ -321,27 +321,7 @@ fn explain_denial(c: &Cluster, pod: &str, direction: Direction, tuple: Tuple) ->
             admits.push(format!("{} has no {d} rules (it denies all {d})", np.qualified_name()));
         }
         for (ri, r) in rules.iter().enumerate() {
-            let peers = match &r.peers {
-                None => "every peer".to_owned(),
-                Some(ps) => ps.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" OR "),
-            };
-            let ports = if r.ports.is_empty() {
-                "every port".to_owned()
-            } else {
-                r.ports
-                    .iter()
-                    .map(|p| match (&p.port, p.end_port) {
-                        (None, _) => format!("every {} port", p.protocol),
-                        (Some(port), Some(end)) => format!("{port}-{end}/{}", p.protocol),
-                        (Some(port), None) => format!("{port}/{}", p.protocol),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            admits.push(format!(
-                "{} {d} rule {ri} admits {peers} on {ports}",
-                np.qualified_name()
-            ));
+            admits.push(format!("{} {d} rule {ri} admits {}", np.qualified_name(), r.describe()));
         }
     }
     let need = match remote.pod.map(|i| &c.pods[i]) {

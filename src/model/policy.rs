@@ -106,6 +106,30 @@ pub struct PolicyRule {
     pub line: u64,
 }
 
+impl PolicyRule {
+    /// What the rule admits, in words: its peers (OR-ed) on its ports.
+    pub fn describe(&self) -> String {
+        let peers = match &self.peers {
+            None => "every peer".to_owned(),
+            Some(ps) => ps.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" OR "),
+        };
+        let ports = if self.ports.is_empty() {
+            "every port".to_owned()
+        } else {
+            self.ports
+                .iter()
+                .map(|p| match (&p.port, p.end_port) {
+                    (None, _) => format!("every {} port", p.protocol),
+                    (Some(port), Some(end)) => format!("{port}-{end}/{}", p.protocol),
+                    (Some(port), None) => format!("{port}/{}", p.protocol),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!("{peers} on {ports}")
+    }
+}
+
 /// One item of `from` or `to`: its selectors hold together (AND).
 #[derive(Debug, Clone)]
 pub struct Peer {

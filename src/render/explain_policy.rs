@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::style::{Style, indent};
 use crate::compile::kube_router;
 use crate::model::Cluster;
-use crate::model::policy::{Direction, Enforcer, NetworkPolicy, PolicyRule};
+use crate::model::policy::{Direction, Enforcer, NetworkPolicy};
 
 fn enforcement(c: &Cluster) -> String {
     match c.network_policy {
@@ -18,27 +18,6 @@ fn enforcement(c: &Cluster) -> String {
     }
 }
 
-fn rule_text(r: &PolicyRule) -> String {
-    let peers = match &r.peers {
-        None => "every peer".to_owned(),
-        Some(p) => p.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" OR "),
-    };
-    let ports = if r.ports.is_empty() {
-        "every port".to_owned()
-    } else {
-        r.ports
-            .iter()
-            .map(|p| match (&p.port, p.end_port) {
-                (None, _) => format!("every {} port", p.protocol),
-                (Some(port), Some(end)) => format!("{port}-{end}/{}", p.protocol),
-                (Some(port), None) => format!("{port}/{}", p.protocol),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("{peers} on {ports}")
-}
-
 fn direction_text(np: &NetworkPolicy, d: Direction) -> Vec<String> {
     match np.rules(d) {
         None => Vec::new(),
@@ -46,7 +25,7 @@ fn direction_text(np: &NetworkPolicy, d: Direction) -> Vec<String> {
         Some(rules) => rules
             .iter()
             .enumerate()
-            .map(|(i, r)| format!("{} rule {i}: {}", d.name(), rule_text(r)))
+            .map(|(i, r)| format!("{} rule {i}: {}", d.name(), r.describe()))
             .collect(),
     }
 }

@@ -22,6 +22,48 @@ pub struct BranchChoice {
 }
 
 impl BranchChoice {
+    /// Which of `branches` this decision takes, marked chosen, and why; `decisions` counts the
+    /// journey's decisions. `(unit, order)` name what holds the branches (a chain of rules, a
+    /// map of elements) for the words.
+    pub(super) fn choose(
+        &self,
+        decisions: &mut usize,
+        branches: &mut [Branch],
+        (unit, order): (&str, &str),
+    ) -> (usize, String) {
+        let decision = *decisions;
+        *decisions += 1;
+        let pinned = branches.iter().enumerate().find_map(|(i, b)| {
+            let to = b.to?;
+            self.pins.contains(to.ip()).then_some((i, *to.ip()))
+        });
+        let (index, how) = match (pinned, self.nth) {
+            (Some((i, ip)), _) => (i, format!("the branch that leads to {ip}, as asked")),
+            (None, Some((k, n))) if k == decision => {
+                let taken = n.min(branches.len().saturating_sub(1));
+                if taken == n {
+                    (taken, format!("branch {}, as asked", n + 1))
+                } else {
+                    (
+                        taken,
+                        format!(
+                            "branch {} was asked for, but this {unit} has {}; the last is followed",
+                            n + 1,
+                            branches.len()
+                        ),
+                    )
+                }
+            }
+            _ => (0, format!("the first branch, in {order}")),
+        };
+        if let Some(b) = branches.get_mut(index) {
+            b.chosen = true;
+        }
+        (index, how)
+    }
+}
+
+impl BranchChoice {
     pub fn pinned(pins: Vec<Ipv4Addr>) -> BranchChoice {
         BranchChoice { pins, nth: None }
     }
@@ -276,34 +318,9 @@ impl Walk<'_> {
                 break;
             }
         }
-        let decision = *self.decisions;
-        *self.decisions += 1;
-        let pinned = branches.iter().enumerate().find_map(|(i, b)| {
-            let to = b.to?;
-            self.choice.pins.contains(to.ip()).then_some((i, *to.ip()))
-        });
-        let (index, how) = match (pinned, self.choice.nth) {
-            (Some((i, ip)), _) => (i, format!("the branch that leads to {ip}, as asked")),
-            (None, Some((k, n))) if k == decision => {
-                let taken = n.min(branches.len().saturating_sub(1));
-                if taken == n {
-                    (taken, format!("branch {}, as asked", n + 1))
-                } else {
-                    (
-                        taken,
-                        format!(
-                            "branch {} was asked for, but this chain has {}; the last is followed",
-                            n + 1,
-                            branches.len()
-                        ),
-                    )
-                }
-            }
-            _ => (0, "the first branch, in rule order".to_owned()),
-        };
-        if let Some(b) = branches.get_mut(index) {
-            b.chosen = true;
-        }
+        let (index, how) = self
+            .choice
+            .choose(self.decisions, &mut branches, ("chain", "rule order"));
         self.steps.push(Step::LoadBalance {
             chain: chain.to_owned(),
             branches,

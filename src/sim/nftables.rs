@@ -243,34 +243,7 @@ impl NftWalk<'_> {
                 }
             })
             .collect();
-        let decision = *self.decisions;
-        *self.decisions += 1;
-        let pinned = list.iter().enumerate().find_map(|(i, b)| {
-            let to = b.to?;
-            self.choice.pins.contains(to.ip()).then_some((i, *to.ip()))
-        });
-        let (index, how) = match (pinned, self.choice.nth) {
-            (Some((i, ip)), _) => (i, format!("the branch that leads to {ip}, as asked")),
-            (None, Some((k, want))) if k == decision => {
-                let taken = want.min(list.len().saturating_sub(1));
-                if taken == want {
-                    (taken, format!("branch {}, as asked", want + 1))
-                } else {
-                    (
-                        taken,
-                        format!(
-                            "branch {} was asked for, but this map has {}; the last is followed",
-                            want + 1,
-                            list.len()
-                        ),
-                    )
-                }
-            }
-            _ => (0, "the first branch, in element order".to_owned()),
-        };
-        if let Some(b) = list.get_mut(index) {
-            b.chosen = true;
-        }
+        let (index, how) = self.choice.choose(self.decisions, &mut list, ("map", "element order"));
         self.steps.push(Step::LoadBalance {
             chain: format!("{} {chain}", table_label(table)),
             branches: list,
