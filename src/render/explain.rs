@@ -89,6 +89,7 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
         match cluster.kube_proxy {
             crate::model::KubeProxyMode::Iptables => "kube-proxy iptables mode",
             crate::model::KubeProxyMode::Nftables => "kube-proxy nftables mode",
+            crate::model::KubeProxyMode::Ipvs => "kube-proxy IPVS mode",
             crate::model::KubeProxyMode::None => "no kube-proxy (Cilium's replacement translates Services)",
         },
         cluster.cluster_domain
@@ -148,6 +149,7 @@ pub(super) fn kube_proxy_word(c: &Cluster) -> &'static str {
     match c.kube_proxy {
         crate::model::KubeProxyMode::Iptables => "iptables",
         crate::model::KubeProxyMode::Nftables => "nftables",
+        crate::model::KubeProxyMode::Ipvs => "ipvs",
         crate::model::KubeProxyMode::None => "none",
     }
 }
@@ -238,6 +240,7 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
 pub(super) fn link_kind(link: &Link) -> &'static str {
     match link {
         Link::Loopback => "loopback",
+        Link::Dummy => "dummy",
         Link::Veth { .. } => "veth",
         Link::Bridge => "bridge",
         Link::Segment { .. } => "ethernet",
@@ -257,6 +260,7 @@ fn interfaces(out: &mut String, host: &Host, style: Style) {
             Link::Bridge => "the node's pods, through their veths".to_owned(),
             Link::Uplink => "the internet".to_owned(),
             Link::Loopback => String::new(),
+            Link::Dummy => "nothing: it holds the Service addresses as local ones".to_owned(),
             Link::Vxlan(v) => format!(
                 "VNI {}, UDP {} from {} on {}, MTU {}, MAC {}",
                 v.vni, v.port, v.local, v.underlay, v.mtu, v.mac
