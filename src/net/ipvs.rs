@@ -37,6 +37,21 @@ pub struct RealServer {
     pub weight: u32,
 }
 
+impl RealServer {
+    /// The line `ipvsadm -Ln` prints for it, without the spaces it pads the last column with.
+    pub fn line(&self) -> String {
+        let line = format!(
+            "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+            self.addr.to_string(),
+            "Masq",
+            self.weight,
+            0,
+            0
+        );
+        line.trim_end().to_owned()
+    }
+}
+
 impl VirtualServer {
     /// Each real server's share of new connections under `rr` (weights are all 1 as kube-proxy
     /// writes them, but a weight is honoured as `wrr` would).
@@ -89,15 +104,7 @@ impl Ipvs {
         for v in &self.services {
             let _ = writeln!(out, "{}", v.head_line());
             for r in &v.real_servers {
-                let _ = writeln!(
-                    out,
-                    "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                    r.addr.to_string(),
-                    "Masq",
-                    r.weight,
-                    0,
-                    0
-                );
+                let _ = writeln!(out, "{}", r.line());
             }
         }
         out
@@ -130,7 +137,7 @@ mod tests {
         let table = Ipvs { services: vec![vs] };
         let text = table.list();
         assert!(text.contains("TCP  10.96.0.10:80 rr persistent 10800\n"));
-        assert!(text.contains("  -> 10.0.2.2:8080                Masq    1      0          0"));
+        assert!(text.contains("  -> 10.0.2.2:8080                Masq    1      0          0\n"));
         assert!(table.lookup(Protocol::Tcp, "10.96.0.10:80".parse().unwrap()).is_some());
         assert!(table.lookup(Protocol::Udp, "10.96.0.10:80".parse().unwrap()).is_none());
         assert_eq!(table.services[0].shares(), vec![0.5, 0.5]);
