@@ -37,6 +37,9 @@ impl Simulator<'_> {
         if vs.real_servers.is_empty() {
             // ip_vs_leave: no destination to schedule, so the client is told the port is
             // unreachable.
+            self.step(Step::Note {
+                text: format!("{label}: the virtual server has no real server"),
+            });
             return Next::End(End::Rejected {
                 host,
                 rule: format!("{label}: \"{} has no endpoints\" (ICMP port unreachable)", vs.origin),
