@@ -266,3 +266,60 @@ pub fn nat(cluster: &Cluster, node_index: usize) -> Table {
     );
     nat
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{Source, parse};
+    use crate::net::Protocol;
+
+    fn cluster() -> Cluster {
+        let source = Source {
+            name: "kube-proxy-ipvs".into(),
+            text: include_str!("../../../scenarios/kube-proxy-ipvs.yaml").into(),
+        };
+        let (spec, _) = parse(&source).unwrap();
+        crate::model::build(&spec).unwrap_or_else(|e| panic!("{e:#?}")).cluster
+    }
+
+    #[test]
+    fn every_service_port_gets_a_virtual_server_and_local_traffic_policy_narrows_the_node_port() {
+        let c = cluster();
+        let node1 = c.node_named("node-1").unwrap();
+        let t = table(&c, node1);
+        let web = t
+            .lookup(Protocol::Tcp, "10.96.0.10:80".parse().unwrap())
+            .expect("web's ClusterIP");
+        assert_eq!(web.real_servers.len(), 2);
+        assert_eq!(web.scheduler, "rr");
+        let sticky = t.lookup(Protocol::Tcp, "10.96.0.70:80".parse().unwrap()).unwrap();
+        assert_eq!(sticky.persistent, Some(10800));
+        // api-local's only endpoint is on node-2: node-1's NodePort has no real server.
+        let local = t.lookup(Protocol::Tcp, "10.100.0.2:30081".parse().unwrap()).unwrap();
+        assert!(local.real_servers.is_empty());
+        let node2 = table(&c, c.node_named("node-2").unwrap());
+        assert_eq!(
+            node2
+                .lookup(Protocol::Tcp, "10.100.0.3:30081".parse().unwrap())
+                .unwrap()
+                .real_servers
+                .len(),
+            1
+        );
+        assert!(t.lookup(Protocol::Tcp, "10.100.0.3:30081".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn the_dummy_device_holds_cluster_and_load_balancer_ips_as_local_addresses() {
+        let c = cluster();
+        let (dev, local) = dummy_device(&c);
+        assert_eq!(dev.link, Link::Dummy);
+        assert!(dev.addrs.iter().any(|a| a.to_string() == "35.184.97.171/32"));
+        assert_eq!(dev.addrs.len(), local.len());
+        assert!(
+            local
+                .iter()
+                .all(|r| r.kind == RouteType::Local && r.dst.prefix_len() == 32)
+        );
+    }
+}
