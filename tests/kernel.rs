@@ -181,7 +181,8 @@ struct Totals {
 
 /// What in `state` the kernel cannot build here, if anything: Calico's IP-in-IP (this kernel
 /// has no ipip module), Cilium's kube-proxy replacement (eBPF programs, modelled by their
-/// effect, which plain routes and rules cannot stand in for).
+/// effect, which plain routes and rules cannot stand in for), kube-proxy's IPVS mode (no
+/// ip_vs module and no dummy device here; `materialize` refuses it).
 fn unbuildable(state: &NetState) -> Option<&'static str> {
     let hosts = || state.hosts.iter();
     if hosts()
@@ -189,6 +190,9 @@ fn unbuildable(state: &NetState) -> Option<&'static str> {
         .any(|i| matches!(i.link, k8snet::net::Link::Ipip { .. }))
     {
         return Some("IP-in-IP (no ipip module in this kernel)");
+    }
+    if hosts().any(|h| h.ipvs.is_some()) {
+        return Some("kube-proxy IPVS mode (no ip_vs module and no dummy device in this kernel)");
     }
     hosts()
         .any(|h| h.service_lb.is_some())

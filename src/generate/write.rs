@@ -144,6 +144,7 @@ fn sections(plan: &Plan) -> Vec<(&'static str, Value)> {
             s(match o.kube_proxy {
                 KubeProxyMode::Iptables => "iptables",
                 KubeProxyMode::Nftables => "nftables",
+                KubeProxyMode::Ipvs => "ipvs",
                 KubeProxyMode::None => "none",
             }),
         ),

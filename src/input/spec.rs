@@ -321,7 +321,7 @@ pub(crate) fn decode_cluster_fields(dec: &mut Decoder, node: &Node, networks: Ne
             Some(items.iter().filter_map(|i| dec.cidr(i, "node subnet")).collect_fitted())
         }),
         kube_proxy: opt(&f, "kubeProxy", |n| {
-            dec.word(n, "kube-proxy mode", &["iptables", "nftables", "none"])
+            dec.word(n, "kube-proxy mode", &["iptables", "nftables", "ipvs", "none"])
         }),
         cluster_domain: opt(&f, "clusterDomain", |n| dec.string(n, "cluster domain")),
         hairpin_mode: opt(&f, "hairpinMode", |n| dec.word(n, "hairpin mode", HAIRPIN_MODES)),

@@ -218,6 +218,8 @@ pub enum KubeProxyMode {
     Iptables,
     /// The `ip kube-proxy` nftables table (`compile/kube_proxy/nftables.rs`).
     Nftables,
+    /// IPVS virtual servers and the `kube-ipvs0` device (`compile/kube_proxy/ipvs.rs`).
+    Ipvs,
     /// No kube-proxy: the CNI translates Services itself (Cilium's kube-proxy replacement).
     None,
 }

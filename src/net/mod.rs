@@ -7,6 +7,7 @@
 pub mod hosts;
 pub mod ipset;
 pub mod iptables;
+pub mod ipvs;
 pub mod nftables;
 pub mod route;
 pub mod service_lb;
@@ -191,6 +192,9 @@ pub struct Host {
     /// kube-proxy's `ip kube-proxy` table, on a node whose kube-proxy runs in nftables mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nftables: Option<nftables::Table>,
+    /// The IPVS table, on a node whose kube-proxy runs in IPVS mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipvs: Option<ipvs::Ipvs>,
     /// The IP sets rules match with `-m set`; shared by every node that holds the same ones.
     #[serde(skip)]
     pub ipsets: std::sync::Arc<ipset::IpSets>,
@@ -205,6 +209,8 @@ pub struct Host {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Link {
     Loopback,
+    /// A dummy device: it holds addresses and sends nothing (kube-proxy's `kube-ipvs0`).
+    Dummy,
     /// One end of a veth pair; the other end is `peer_if` in host `peer_host`.
     Veth {
         peer_host: usize,

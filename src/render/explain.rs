@@ -89,6 +89,7 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
         match cluster.kube_proxy {
             crate::model::KubeProxyMode::Iptables => "kube-proxy iptables mode",
             crate::model::KubeProxyMode::Nftables => "kube-proxy nftables mode",
+            crate::model::KubeProxyMode::Ipvs => "kube-proxy IPVS mode",
             crate::model::KubeProxyMode::None => "no kube-proxy (Cilium's replacement translates Services)",
         },
         cluster.cluster_domain
@@ -109,6 +110,10 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
                 super::explain_nft::node_table(&mut out, t, large, style);
                 out.push('\n');
             }
+            if state.hosts[h].ipvs.is_some() {
+                super::explain_ipvs::node_table(&mut out, &state.hosts[h], style);
+                out.push('\n');
+            }
         }
     } else if filter.service.is_none() {
         for i in 0..state.hosts.len() {
@@ -127,7 +132,11 @@ pub fn render(cluster: &Cluster, state: &NetState, facts: &Facts, filter: &Filte
     {
         load_balancer(&mut out, cluster, facts, lb, style);
     }
-    if whole {
+    if whole && cluster.kube_proxy == crate::model::KubeProxyMode::Ipvs {
+        // The nat rules differ from node to node (KUBE-LOOP-BACK's local endpoints): they are
+        // shown per node with the IPVS table, not as shared ones.
+        super::explain_ipvs::tables(&mut out, cluster, state, style);
+    } else if whole {
         shared_rules(&mut out, facts, style);
         super::explain_nft::tables(&mut out, cluster, state, style);
     }
@@ -148,6 +157,7 @@ pub(super) fn kube_proxy_word(c: &Cluster) -> &'static str {
     match c.kube_proxy {
         crate::model::KubeProxyMode::Iptables => "iptables",
         crate::model::KubeProxyMode::Nftables => "nftables",
+        crate::model::KubeProxyMode::Ipvs => "ipvs",
         crate::model::KubeProxyMode::None => "none",
     }
 }
@@ -238,6 +248,7 @@ pub(super) fn address_plan(out: &mut String, c: &Cluster, style: Style) {
 pub(super) fn link_kind(link: &Link) -> &'static str {
     match link {
         Link::Loopback => "loopback",
+        Link::Dummy => "dummy",
         Link::Veth { .. } => "veth",
         Link::Bridge => "bridge",
         Link::Segment { .. } => "ethernet",
@@ -257,6 +268,7 @@ fn interfaces(out: &mut String, host: &Host, style: Style) {
             Link::Bridge => "the node's pods, through their veths".to_owned(),
             Link::Uplink => "the internet".to_owned(),
             Link::Loopback => String::new(),
+            Link::Dummy => "nothing: it holds the Service addresses as local ones".to_owned(),
             Link::Vxlan(v) => format!(
                 "VNI {}, UDP {} from {} on {}, MTU {}, MAC {}",
                 v.vni, v.port, v.local, v.underlay, v.mtu, v.mac
@@ -431,6 +443,7 @@ pub(super) fn shared_rules(out: &mut String, facts: &Facts, style: Style) {
 
 fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: usize, style: Style) {
     let nftables = c.kube_proxy == crate::model::KubeProxyMode::Nftables;
+    let ipvs = c.kube_proxy == crate::model::KubeProxyMode::Ipvs;
     let s: &Service = &c.services[si];
     let address = match s.cluster_ip {
         Some(ip) => format!("ClusterIP {ip}"),
@@ -491,6 +504,14 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
                 "  Port {label}: {}",
                 style.warn("no endpoints: kube-proxy puts it in no-endpoint-services (goto reject-chain) instead of service-ips")
             );
+        } else if p.endpoints.is_empty() && ipvs {
+            let _ = writeln!(
+                out,
+                "  Port {label}: {}",
+                style.warn(
+                    "no endpoints: its virtual servers have no real server, so IPVS answers ICMP port unreachable"
+                )
+            );
         } else if p.endpoints.is_empty() {
             let _ = writeln!(
                 out,
@@ -499,7 +520,8 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
             );
         } else {
             let _ = writeln!(out, "  Endpoints of port {label}, in kube-proxy's order");
-            let mut t = style.table(&["chain", "pod", "endpoint", "node", "share of new connections"]);
+            let first = if ipvs { "real server" } else { "chain" };
+            let mut t = style.table(&[first, "pod", "endpoint", "node", "share of new connections"]);
             let n = p.endpoints.len();
             let internal_local = s.internal_traffic_policy == TrafficPolicy::Local;
             for (i, e) in p.endpoints.iter().enumerate() {
@@ -518,7 +540,11 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
                     format!("{:.3}", 1.0 / n as f64)
                 };
                 t.add_row(vec![
-                    chains.endpoints[i].clone(),
+                    if ipvs {
+                        format!("-> {}:{} Masq", e.ip, e.port)
+                    } else {
+                        chains.endpoints[i].clone()
+                    },
                     pod.qualified_name(),
                     format!("{}:{}", e.ip, e.port),
                     c.nodes[pod.node].name.clone(),
@@ -531,6 +557,9 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
         if nftables {
             super::explain_nft::service_port(out, c, state, s, p, style);
         }
+        if ipvs {
+            super::explain_ipvs::service_port(out, c, state, s, p, style);
+        }
         for skipped in &p.skipped {
             let _ = writeln!(
                 out,
@@ -541,7 +570,7 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
                 style.warn(&skipped.reason.to_string())
             );
         }
-        for group in facts.groups.iter().filter(|_| !nftables) {
+        for group in facts.groups.iter().filter(|_| !nftables && !ipvs) {
             let on = if group.every_node {
                 "every node".to_owned()
             } else {

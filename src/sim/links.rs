@@ -75,6 +75,8 @@ impl<'a> Simulator<'a> {
                 }
                 Next::End(End::LeftCluster)
             }
+            // A dummy device drops what is sent through it.
+            Link::Dummy => Next::End(End::NoNeighbor { host, next_hop }),
             Link::Loopback => Next::Receive {
                 host,
                 iif: "lo".into(),

@@ -5,6 +5,7 @@
 //! It knows nothing of Pods or Services: hosts carry their names only as labels.
 
 mod hooks;
+mod ipvs;
 mod links;
 pub mod netfilter;
 mod nftables;
@@ -483,6 +484,9 @@ impl<'a> Simulator<'a> {
     fn local_in(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple) -> Next {
         if let Err(end) = self.hook(host, "INPUT", &mut pkt, dir == Direction::New, true) {
             return Next::End(end);
+        }
+        if let Some(vs) = self.ipvs_service(host, &pkt, dir) {
+            return self.ipvs_forward(host, pkt, orig, &vs.clone());
         }
         match dir {
             Direction::New => self.confirm(host, orig, pkt.tuple),

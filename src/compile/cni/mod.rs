@@ -81,6 +81,7 @@ pub(super) fn host(name: String, role: Role) -> Host {
         nat: empty_nat(),
         filter: empty_filter(),
         nftables: None,
+        ipvs: None,
         ipsets: Default::default(),
         listeners: Vec::new(),
         service_lb: None,

@@ -5,6 +5,7 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 
 mod external;
+pub mod ipvs;
 mod localnet;
 pub mod nftables;
 mod per_node;

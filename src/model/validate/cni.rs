@@ -57,6 +57,7 @@ impl Validator {
         let kube_proxy = match c.kube_proxy.as_ref().map(|w| w.as_str()) {
             Some("none") => KubeProxyMode::None,
             Some("nftables") => KubeProxyMode::Nftables,
+            Some("ipvs") => KubeProxyMode::Ipvs,
             _ => KubeProxyMode::Iptables,
         };
         if kube_proxy == KubeProxyMode::None

@@ -65,7 +65,22 @@ fn segments(state: &NetState) -> Vec<String> {
 }
 
 /// Checks what the kernel would refuse, so the script fails here rather than half-way.
+/// IPVS needs the `ip_vs` module and a dummy device (`kube-ipvs0`), neither of which this
+/// script may count on (the kernels it was checked on have neither): refused, not half built.
+fn buildable(state: &NetState) -> Result<(), String> {
+    if state.hosts.iter().any(|h| h.ipvs.is_some()) {
+        return Err(
+            "kube-proxy's IPVS mode needs the kernel's ip_vs module and a dummy device \
+                    (kube-ipvs0), which the script does not build; IPVS is modelled, not materialized \
+                    (use `kubeProxy: iptables` or `nftables` to build the cluster)"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 fn check(state: &NetState) -> Result<(), String> {
+    buildable(state)?;
     for (hi, h) in state.hosts.iter().enumerate() {
         for i in &h.interfaces {
             if !valid_ifname(&i.name) {
@@ -137,7 +152,8 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
         for i in &h.interfaces {
             let name = quote(&i.name);
             match &i.link {
-                Link::Loopback => {}
+                // Refused before anything is written (`materialize` checks for IPVS first).
+                Link::Loopback | Link::Dummy => {}
                 Link::Veth { peer_host, peer_if } => {
                     // One pair, two ends: the end listed first makes it.
                     if (*peer_host, peer_if.as_str()) > (hi, i.name.as_str()) {
@@ -369,6 +385,7 @@ pub fn build(state: &NetState, prefix: &str, source: &str) -> Result<String, Str
 
 /// The script that removes every namespace [`build`] creates; their interfaces go with them.
 pub fn teardown(state: &NetState, prefix: &str, source: &str) -> Result<String, String> {
+    buildable(state)?;
     let (all, _) = namespaces(state, prefix)?;
     let mut out = String::new();
     let _ = writeln!(

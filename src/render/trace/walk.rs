@@ -159,7 +159,16 @@ fn step(out: &mut String, s: &Step, style: Style, seen: &mut Seen) {
             }
         }
         Step::LoadBalance { chain, branches, how } => {
-            let _ = writeln!(out, "    {chain} picks a branch at random:");
+            // IPVS's rr scheduler takes its real servers in turn rather than at random; over
+            // many connections each gets the same share.
+            if chain.starts_with("IPVS lookup") {
+                let _ = writeln!(
+                    out,
+                    "    {chain}, each real server in turn (at INPUT, after routing to kube-ipvs0):"
+                );
+            } else {
+                let _ = writeln!(out, "    {chain} picks a branch at random:");
+            }
             for b in branches {
                 let chosen = if b.chosen {
                     style.strong("  <- this trace")
