@@ -249,3 +249,29 @@ fn options_past_what_the_address_plan_holds_are_refused() {
         .is_ok()
     );
 }
+
+#[test]
+fn ipvs_mode_is_refused_where_every_node_would_hold_too_many_virtual_servers() {
+    let build = |nodes: u32| {
+        let p = plan(Options {
+            nodes,
+            pods_per_node: 2,
+            services_per_node: 2,
+            kube_proxy: KubeProxyMode::Ipvs,
+            ..Options::default()
+        });
+        let source = Source {
+            name: "generated".into(),
+            text: scenario(&p, Format::Yaml),
+        };
+        let (spec, _) = input::parse(&source).unwrap_or_else(|d| panic!("{d:?}"));
+        model::build(&spec)
+    };
+    assert!(build(40).is_ok(), "a small cluster in IPVS mode builds");
+    // 1,500 nodes × about 3,000 Service ports is over the limit.
+    let refused = build(1500).err().expect("a large cluster in IPVS mode is refused");
+    assert!(
+        refused.iter().any(|d| d.message.contains("virtual servers")),
+        "{refused:?}"
+    );
+}
