@@ -226,34 +226,7 @@ pub fn nat(cluster: &Cluster, node_index: usize) -> Table {
             }
         }
     }
-    nat.append(
-        POSTROUTING,
-        Rule::new(
-            vec![Match::Mark {
-                value: MASQ_MARK,
-                mask: MASQ_MARK,
-                negated: true,
-            }],
-            Target::Return,
-        ),
-    );
-    nat.append(
-        POSTROUTING,
-        Rule::new(
-            Vec::new(),
-            Target::SetXMark {
-                value: MASQ_MARK,
-                mask: 0,
-            },
-        ),
-    );
-    nat.append(
-        POSTROUTING,
-        Rule::new(
-            vec![comment("kubernetes service traffic requiring SNAT")],
-            Target::Masquerade { random_fully: true },
-        ),
-    );
+    super::post_routing_masquerade(&mut nat);
     nat.append(
         MARK_MASQ,
         Rule::new(

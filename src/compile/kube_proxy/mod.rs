@@ -146,34 +146,7 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
             },
         ),
     );
-    nat.append(
-        POSTROUTING,
-        Rule::new(
-            vec![Match::Mark {
-                value: MASQ_MARK,
-                mask: MASQ_MARK,
-                negated: true,
-            }],
-            Target::Return,
-        ),
-    );
-    nat.append(
-        POSTROUTING,
-        Rule::new(
-            Vec::new(),
-            Target::SetXMark {
-                value: MASQ_MARK,
-                mask: 0,
-            },
-        ),
-    );
-    nat.append(
-        POSTROUTING,
-        Rule::new(
-            vec![comment("kubernetes service traffic requiring SNAT")],
-            Target::Masquerade { random_fully: true },
-        ),
-    );
+    post_routing_masquerade(&mut nat);
 
     let new = || ct(&[CtState::New]);
     // kube-proxy puts each jump at the top of its chain, one after the other, so they end up in
@@ -532,6 +505,39 @@ pub fn verdict_for_rule(rule: &str) -> Option<crate::trace::Verdict> {
     } else {
         None
     }
+}
+
+/// `KUBE-POSTROUTING`: masquerade what `KUBE-MARK-MASQ` marked, clearing the mark, as every
+/// mode of kube-proxy that uses iptables for it writes it.
+pub(super) fn post_routing_masquerade(nat: &mut Table) {
+    nat.append(
+        POSTROUTING,
+        Rule::new(
+            vec![Match::Mark {
+                value: MASQ_MARK,
+                mask: MASQ_MARK,
+                negated: true,
+            }],
+            Target::Return,
+        ),
+    );
+    nat.append(
+        POSTROUTING,
+        Rule::new(
+            Vec::new(),
+            Target::SetXMark {
+                value: MASQ_MARK,
+                mask: 0,
+            },
+        ),
+    );
+    nat.append(
+        POSTROUTING,
+        Rule::new(
+            vec![comment("kubernetes service traffic requiring SNAT")],
+            Target::Masquerade { random_fully: true },
+        ),
+    );
 }
 
 #[cfg(test)]
