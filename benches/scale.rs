@@ -25,6 +25,10 @@ use k8snet::sim::netfilter::BranchChoice;
 #[path = "floor/mirror.rs"]
 mod mirror;
 
+// k8snet's own allocator, for the floor and for k8snet alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Trace cases in each generated file, for `check`.
 const CHECK_TRACES: u32 = 1_000;
 

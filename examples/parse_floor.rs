@@ -5,6 +5,11 @@
 //!
 //! cargo run --release --example parse_floor -- FILE
 
+// The same allocator as k8snet itself, so the ratio to the floor measures k8snet's work, not
+// a difference in allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../benches/floor/kubectl.rs"]
 mod kubectl;
 #[path = "../benches/floor/mirror.rs"]
