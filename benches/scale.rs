@@ -72,6 +72,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn bench(c: &mut Criterion) {
+    k8snet::memory::return_freed_memory_at_once();
     let dir = std::env::temp_dir().join(format!("k8snet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a bench directory");
     for nodes in sizes() {

@@ -16,6 +16,7 @@ mod kubectl;
 mod mirror;
 
 fn main() -> std::process::ExitCode {
+    k8snet::memory::return_freed_memory_at_once();
     let Some(path) = std::env::args().nth(1) else {
         eprintln!("usage: parse_floor FILE");
         return std::process::ExitCode::from(2);

@@ -56,6 +56,7 @@ fn rss_mb() -> String {
 }
 
 fn main() {
+    k8snet::memory::return_freed_memory_at_once();
     if std::env::var_os("STAGES_SIZES").is_some() {
         use std::mem::size_of;
         eprintln!(

@@ -15,6 +15,7 @@ use k8snet::{app, cli::Cli};
 const WORK_STACK: usize = 64 << 20;
 
 fn main() -> ExitCode {
+    k8snet::memory::return_freed_memory_at_once();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
