@@ -9,6 +9,7 @@ pub mod compile;
 pub mod diagnostic;
 pub mod generate;
 pub mod input;
+pub mod key_index;
 pub mod memory;
 pub mod model;
 pub mod net;

@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+use crate::key_index::KeyIndex;
+
 pub use validate::build;
 
 /// ip-masq-agent's non-masquerade ranges when its configuration gives none, as it runs with
@@ -83,9 +85,9 @@ pub(crate) struct Index(OnceLock<Indexed>);
 #[derive(Debug, Clone)]
 struct Indexed {
     lengths: (usize, usize, usize),
-    nodes: HashMap<String, usize>,
-    pods: HashMap<(String, String), usize>,
-    services: HashMap<(String, String), usize>,
+    nodes: KeyIndex,
+    pods: KeyIndex,
+    services: KeyIndex,
     pods_by_ip: HashMap<Ipv4Addr, usize>,
     /// Pods with an address of their own (not on the node's network).
     own_ip_pods: HashMap<Ipv4Addr, usize>,
@@ -111,19 +113,9 @@ impl Indexed {
         }
         Indexed {
             lengths: c.lengths(),
-            nodes: first(c.nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i))),
-            pods: first(
-                c.pods
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| ((p.namespace.clone(), p.name.clone()), i)),
-            ),
-            services: first(
-                c.services
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| ((s.namespace.clone(), s.name.clone()), i)),
-            ),
+            nodes: KeyIndex::of(c.nodes.len(), |i| c.node_key(i)),
+            pods: KeyIndex::of(c.pods.len(), |i| c.pod_key(i)),
+            services: KeyIndex::of(c.services.len(), |i| c.service_key(i)),
             pods_by_ip: first(c.pods.iter().enumerate().map(|(i, p)| (p.ip, i))),
             own_ip_pods: first(
                 c.pods
@@ -509,6 +501,19 @@ impl Cluster {
         (self.nodes.len(), self.pods.len(), self.services.len())
     }
 
+    // What the name indexes are keyed by, read from the lists themselves.
+    fn node_key(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    fn pod_key(&self, i: usize) -> (&str, &str) {
+        (&self.pods[i].namespace, &self.pods[i].name)
+    }
+
+    fn service_key(&self, i: usize) -> (&str, &str) {
+        (&self.services[i].namespace, &self.services[i].name)
+    }
+
     fn index(&self) -> Option<&Indexed> {
         let index = self.index.0.get_or_init(|| Indexed::of(self));
         (index.lengths == self.lengths()).then_some(index)
@@ -516,14 +521,14 @@ impl Cluster {
 
     pub fn node_named(&self, name: &str) -> Option<usize> {
         match self.index() {
-            Some(index) => index.nodes.get(name).copied(),
+            Some(index) => index.nodes.get(&name, |i| self.node_key(i)),
             None => self.nodes.iter().position(|n| n.name == name),
         }
     }
 
     pub fn pod_named(&self, namespace: &str, name: &str) -> Option<usize> {
         match self.index() {
-            Some(index) => index.pods.get(&(namespace.to_owned(), name.to_owned())).copied(),
+            Some(index) => index.pods.get(&(namespace, name), |i| self.pod_key(i)),
             None => self
                 .pods
                 .iter()
@@ -533,7 +538,7 @@ impl Cluster {
 
     pub fn service_named(&self, namespace: &str, name: &str) -> Option<usize> {
         match self.index() {
-            Some(index) => index.services.get(&(namespace.to_owned(), name.to_owned())).copied(),
+            Some(index) => index.services.get(&(namespace, name), |i| self.service_key(i)),
             None => self
                 .services
                 .iter()

@@ -1,6 +1,5 @@
 //! Netfilter rules as iptables holds them, printed exactly as `iptables-save` prints them.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, OnceLock};
@@ -9,6 +8,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::Protocol;
+use crate::key_index::KeyIndex;
 
 /// One netfilter table of one host. What kube-proxy writes is nearly the same on every node, so a
 /// node's table is usually layered: the chains every node shares (held once, behind an [`Arc`]),
@@ -27,32 +27,35 @@ pub struct Table {
 #[derive(Debug, Clone, Default)]
 struct Chains {
     list: Vec<Chain>,
-    index: HashMap<String, usize>,
+    index: KeyIndex,
 }
 
 impl Chains {
     fn get(&self, name: &str) -> Option<&Chain> {
-        self.index.get(name).map(|&i| &self.list[i])
+        self.index
+            .get(&name, |i| self.list[i].name.as_str())
+            .map(|i| &self.list[i])
     }
 
     fn ensure(&mut self, name: &str) -> &mut Chain {
-        let i = match self.index.get(name) {
-            Some(&i) => i,
+        let Chains { list, index } = self;
+        let i = match index.get(&name, |i| list[i].name.as_str()) {
+            Some(i) => i,
             None => {
-                self.list.push(Chain {
+                list.push(Chain {
                     name: name.to_owned(),
                     policy: None,
                     rules: Vec::new(),
                 });
-                self.index.insert(name.to_owned(), self.list.len() - 1);
-                self.list.len() - 1
+                index.insert_new(list.len() - 1, |i| list[i].name.as_str());
+                list.len() - 1
             }
         };
-        &mut self.list[i]
+        &mut list[i]
     }
 
     fn from_list(list: Vec<Chain>) -> Chains {
-        let index = list.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let index = KeyIndex::of(list.len(), |i| list[i].name.as_str());
         Chains { list, index }
     }
 }
@@ -405,8 +408,7 @@ impl Table {
     /// own, then the host's own, in the order they were made.
     pub fn chains(&self) -> impl Iterator<Item = &Chain> {
         let deferred = self.deferred.as_ref().map(Deferred::chains);
-        let hidden =
-            move |name: &str| deferred.is_some_and(|d| d.index.contains_key(name)) || self.own.index.contains_key(name);
+        let hidden = move |name: &str| deferred.is_some_and(|d| d.get(name).is_some()) || self.own.get(name).is_some();
         let shared = self
             .shared
             .iter()
@@ -416,7 +418,7 @@ impl Table {
             .own
             .list
             .iter()
-            .filter(move |c| !deferred.is_some_and(|d| d.index.contains_key(&c.name)));
+            .filter(move |c| !deferred.is_some_and(|d| d.get(&c.name).is_some()));
         shared
             .chain(own_visible)
             .chain(deferred.into_iter().flat_map(|d| d.list.iter()))

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+use crate::key_index::KeyIndex;
 pub use hosts::Hosts;
 use iptables::Table;
 use route::RouteTable;
@@ -102,7 +103,7 @@ pub struct NetState {
 #[derive(Debug, Clone, Default)]
 struct HostIndex {
     hosts: usize,
-    by_name: HashMap<String, usize>,
+    by_name: KeyIndex,
     /// (segment, address) to every (host, interface) holding it, in host order, first
     /// interface of each host.
     on_segment: HashMap<(String, Ipv4Addr), Vec<(usize, String)>>,
@@ -112,11 +113,9 @@ impl HostIndex {
     fn of(hosts: &Hosts) -> HostIndex {
         let mut index = HostIndex {
             hosts: hosts.len(),
+            by_name: KeyIndex::of(hosts.len(), |i| hosts.name(i)),
             ..HostIndex::default()
         };
-        for i in 0..hosts.len() {
-            index.by_name.entry(hosts.name(i).to_owned()).or_insert(i);
-        }
         // A host not yet made is on no shared segment (`Hosts::push_deferred`).
         for (i, h) in hosts.made() {
             for iface in &h.interfaces {
@@ -311,7 +310,7 @@ impl NetState {
 
     pub fn host_named(&self, name: &str) -> Option<usize> {
         match self.index() {
-            Some(index) => index.by_name.get(name).copied(),
+            Some(index) => index.by_name.get(&name, |i| self.hosts.name(i)),
             None => (0..self.hosts.len()).find(|&i| self.hosts.name(i) == name),
         }
     }
