@@ -418,7 +418,7 @@ impl Table {
             .own
             .list
             .iter()
-            .filter(move |c| !deferred.is_some_and(|d| d.get(&c.name).is_some()));
+            .filter(move |c| deferred.is_none_or(|d| d.get(&c.name).is_none()));
         shared
             .chain(own_visible)
             .chain(deferred.into_iter().flat_map(|d| d.list.iter()))
