@@ -1,5 +1,6 @@
 //! Netfilter rules as iptables holds them, printed exactly as `iptables-save` prints them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, OnceLock};
@@ -8,6 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::Protocol;
+use super::rule_index::{self, RulesByDestination};
 use crate::key_index::KeyIndex;
 
 /// One netfilter table of one host. What kube-proxy writes is nearly the same on every node, so a
@@ -28,17 +30,40 @@ pub struct Table {
 struct Chains {
     list: Vec<Chain>,
     index: KeyIndex,
+    /// The long chains' rules by destination, by the chain's position: made when a packet first
+    /// walks a chain of the table.
+    by_destination: OnceLock<HashMap<usize, RulesByDestination>>,
 }
 
 impl Chains {
     fn get(&self, name: &str) -> Option<&Chain> {
-        self.index
-            .get(&name, |i| self.list[i].name.as_str())
-            .map(|i| &self.list[i])
+        self.position(name).map(|i| &self.list[i])
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(&name, |i| self.list[i].name.as_str())
+    }
+
+    fn get_for_walk(&self, name: &str) -> Option<(&Chain, Option<&RulesByDestination>)> {
+        let i = self.position(name)?;
+        let indexes = self.by_destination.get_or_init(|| {
+            let long = self
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.rules.len() >= rule_index::MIN_RULES);
+            long.filter_map(|(i, c)| Some((i, RulesByDestination::of(c)?)))
+                .collect()
+        });
+        Some((&self.list[i], indexes.get(&i)))
     }
 
     fn ensure(&mut self, name: &str) -> &mut Chain {
-        let Chains { list, index } = self;
+        let Chains {
+            list,
+            index,
+            by_destination,
+        } = self;
         let i = match index.get(&name, |i| list[i].name.as_str()) {
             Some(i) => i,
             None => {
@@ -51,12 +76,18 @@ impl Chains {
                 list.len() - 1
             }
         };
+        // The caller may change the chain: an index made from it before is forgotten.
+        by_destination.take();
         &mut list[i]
     }
 
     fn from_list(list: Vec<Chain>) -> Chains {
         let index = KeyIndex::of(list.len(), |i| list[i].name.as_str());
-        Chains { list, index }
+        Chains {
+            list,
+            index,
+            by_destination: OnceLock::new(),
+        }
     }
 }
 
@@ -402,6 +433,15 @@ impl Table {
             .and_then(|d| d.chains().get(name))
             .or_else(|| self.own.get(name))
             .or_else(|| self.shared.as_ref().and_then(|s| s.own.get(name)))
+    }
+
+    /// The chain, with the index of its rules by destination when it is long enough to have one.
+    pub fn chain_for_walk(&self, name: &str) -> Option<(&Chain, Option<&RulesByDestination>)> {
+        self.deferred
+            .as_ref()
+            .and_then(|d| d.chains().get_for_walk(name))
+            .or_else(|| self.own.get_for_walk(name))
+            .or_else(|| self.shared.as_ref().and_then(|s| s.own.get_for_walk(name)))
     }
 
     /// Every chain of the table, each name once: the shared chains not hidden by the host's

@@ -10,6 +10,7 @@ pub mod iptables;
 pub mod ipvs;
 pub mod nftables;
 pub mod route;
+pub mod rule_index;
 pub mod service_lb;
 pub mod vxlan;
 

@@ -144,14 +144,22 @@ impl Walk<'_> {
     }
 
     fn chain(&mut self, table: &Table, name: &str, pkt: &mut Packet, depth: usize) -> Flow {
-        let Some(chain) = table.chain(name) else {
+        let Some((chain, by_destination)) = table.chain_for_walk(name) else {
             return Flow::Returned;
         };
         if depth > MAX_DEPTH {
             return Flow::Stop(Verdict::Drop(format!("chain {name} nests too deep")));
         }
         let mut chosen_branch: Option<usize> = None;
-        for (i, rule) in chain.rules.iter().enumerate() {
+        // A rule for another destination cannot match, and trying it changes nothing (the index
+        // is only made for chains where that holds); the packet's destination changes only by
+        // DNAT, which ends the walk.
+        let candidates: Box<dyn Iterator<Item = usize>> = match by_destination {
+            Some(index) => Box::new(index.candidates(*pkt.tuple.dst.ip()).into_iter()),
+            None => Box::new(0..chain.rules.len()),
+        };
+        for i in candidates {
+            let rule = &chain.rules[i];
             let statistic = rule.matches.iter().any(|m| matches!(m, Match::Statistic { .. }));
             if statistic && chosen_branch.is_none() {
                 chosen_branch = Some(self.choose(table, name, &chain.rules[i..]) + i);
