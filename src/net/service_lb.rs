@@ -4,6 +4,7 @@
 //! socket for connections a host opens, at the node's network device for NodePorts — and shows
 //! their effect, not their instructions.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -22,6 +23,38 @@ pub struct Frontend {
     /// The Service port, as `namespace/name:port/PROTOCOL`.
     pub name: String,
     pub backends: Vec<SocketAddrV4>,
+    /// Under a Local traffic policy the agent on each node lists only the backends on that
+    /// node: here the node of each backend, in the order of `backends`. `None`: every node
+    /// lists every backend.
+    pub local_to: Option<Local>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Local {
+    /// `internalTrafficPolicy` or `externalTrafficPolicy`, for explanations.
+    pub policy: &'static str,
+    pub nodes: Vec<String>,
+}
+
+impl Frontend {
+    /// The frontend as the maps on `node` hold it.
+    pub fn on_node(&self, node: Option<&str>) -> Cow<'_, Frontend> {
+        let Some(local) = &self.local_to else {
+            return Cow::Borrowed(self);
+        };
+        let backends = self
+            .backends
+            .iter()
+            .zip(&local.nodes)
+            .filter(|(_, n)| Some(n.as_str()) == node)
+            .map(|(b, _)| *b)
+            .collect();
+        Cow::Owned(Frontend {
+            name: self.name.clone(),
+            backends,
+            local_to: None,
+        })
+    }
 }
 
 impl ServiceLb {

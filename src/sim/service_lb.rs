@@ -7,8 +7,8 @@
 use std::net::SocketAddrV4;
 
 use super::{End, Simulator};
-use crate::net::Link;
 use crate::net::service_lb::Frontend;
+use crate::net::{Link, Role};
 use crate::trace::{Branch, Step, Tuple};
 
 /// What the socket program did to a connection: the tuple the application asked for and the
@@ -20,6 +20,29 @@ pub(super) struct SocketTranslation {
 }
 
 impl<'a> Simulator<'a> {
+    /// The frontend as the maps on `host`'s node hold it: under a Local traffic policy only the
+    /// backends on that node, which a step says.
+    fn scoped(&mut self, host: usize, frontend: &Frontend) -> Frontend {
+        let node = match &self.host(host).role {
+            Role::Pod { node, .. } => Some(node.as_str()),
+            Role::Node { name } => Some(name.as_str()),
+            _ => None,
+        };
+        let scoped = frontend.on_node(node).into_owned();
+        if let Some(local) = &frontend.local_to {
+            self.step(Step::Note {
+                text: format!(
+                    "{}: Local: the Service maps on {} hold only the backends on that node ({} of {})",
+                    local.policy,
+                    node.unwrap_or("this host"),
+                    scoped.backends.len(),
+                    frontend.backends.len()
+                ),
+            });
+        }
+        scoped
+    }
+
     /// The backend the program picks for `frontend`, as a load-balancing step: equal shares,
     /// the pinned or n-th branch when asked, as for kube-proxy's rules.
     fn pick_backend(&mut self, frontend: &Frontend, program: &str) -> SocketAddrV4 {
@@ -70,10 +93,18 @@ impl<'a> Simulator<'a> {
             return Ok(tuple);
         };
         let program = "bpf_sock (cgroup/connect4)";
+        let listed = frontend;
+        let frontend = &self.scoped(host, listed);
         if frontend.backends.is_empty() {
+            let here = match &listed.local_to {
+                Some(local) if !listed.backends.is_empty() => {
+                    format!(" on this node (its {}: Local lists only those)", local.policy)
+                }
+                _ => String::new(),
+            };
             return Err(End::Rejected {
                 host,
-                rule: format!("{program}: {} has no backends, so connect() fails", frontend.name),
+                rule: format!("{program}: {} has no backends{here}, so connect() fails", frontend.name),
             });
         }
         let backend = self.pick_backend(frontend, program);
@@ -124,7 +155,17 @@ impl<'a> Simulator<'a> {
         let Some(frontend) = lb.node_port(tuple.dst.port(), tuple.protocol) else {
             return tuple;
         };
+        let listed = frontend;
+        let frontend = &self.scoped(host, listed);
         if frontend.backends.is_empty() {
+            if listed.local_to.is_some() {
+                self.step(Step::Note {
+                    text: format!(
+                        "eBPF, modelled by its effect: with no backend for NodePort {} on this node, Cilium's NodePort program leaves the packet to the node's own stack",
+                        tuple.dst.port()
+                    ),
+                });
+            }
             return tuple;
         }
         let program = "bpf_host (tc ingress on the node's device)";
