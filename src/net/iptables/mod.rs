@@ -12,6 +12,9 @@ use super::Protocol;
 use super::rule_index::{self, RulesByDestination};
 use crate::key_index::KeyIndex;
 
+mod save;
+pub use save::{probability_of, save_string, stored_probability};
+
 /// One netfilter table of one host. What kube-proxy writes is nearly the same on every node, so a
 /// node's table is usually layered: the chains every node shares (held once, behind an [`Arc`]),
 /// and the few chains of its own that replace or add to them, made the first time anything
@@ -247,106 +250,6 @@ pub enum Target {
     None,
 }
 
-/// The probability kube-proxy asks for, as the kernel stores it (a fraction of 2^31).
-pub fn stored_probability(p: f64) -> u32 {
-    // kube-proxy writes the probability with ten decimals; iptables then rounds it to 2^-31 steps.
-    let written: f64 = format!("{p:.10}").parse().unwrap_or(p);
-    (written * 2f64.powi(31)).round() as u32
-}
-
-pub fn probability_of(stored: u32) -> f64 {
-    stored as f64 / 2f64.powi(31)
-}
-
-impl fmt::Display for Match {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let not = |negated: &bool| if *negated { "! " } else { "" };
-        match self {
-            Match::Source { net, negated } => write!(f, "{}-s {net}", not(negated)),
-            Match::Destination { net, negated } => write!(f, "{}-d {net}", not(negated)),
-            Match::InInterface { name, negated } => write!(f, "{}-i {name}", not(negated)),
-            Match::OutInterface { name, negated } => write!(f, "{}-o {name}", not(negated)),
-            Match::Protocol(p) => write!(f, "-p {}", p.lower()),
-            Match::Comment(c) => write!(f, "-m comment --comment {}", save_string(c)),
-            Match::DestinationPort { protocol, port } => {
-                write!(f, "-m {}", protocol.lower())?;
-                match port {
-                    Some(port) => write!(f, " --dport {port}"),
-                    None => Ok(()),
-                }
-            }
-            Match::AddrTypeLocal { destination, negated } => write!(
-                f,
-                "-m addrtype {}--{}-type LOCAL",
-                not(negated),
-                if *destination { "dst" } else { "src" }
-            ),
-            Match::Mark { value, mask, negated } => write!(f, "-m mark {}--mark {value:#x}/{mask:#x}", not(negated)),
-            Match::Statistic { stored } => write!(
-                f,
-                "-m statistic --mode random --probability {:.11}",
-                probability_of(*stored)
-            ),
-            Match::Recent { name, check } => match check {
-                RecentCheck::Rcheck { seconds } => write!(
-                    f,
-                    "-m recent --rcheck --seconds {seconds} --reap --name {name} --mask 255.255.255.255 --rsource"
-                ),
-                RecentCheck::Set => write!(f, "-m recent --set --name {name} --mask 255.255.255.255 --rsource"),
-            },
-            Match::Conntrack { states, negated } => {
-                let names: Vec<&str> = states
-                    .iter()
-                    .map(|s| match s {
-                        CtState::New => "NEW",
-                        CtState::Established => "ESTABLISHED",
-                        CtState::Related => "RELATED",
-                        CtState::Invalid => "INVALID",
-                        CtState::Dnat => "DNAT",
-                    })
-                    .collect();
-                write!(f, "-m conntrack {}--ctstate {}", not(negated), names.join(","))
-            }
-            Match::Set { name, source, negated } => write!(
-                f,
-                "-m set {}--match-set {name} {}",
-                not(negated),
-                if *source { "src" } else { "dst" }
-            ),
-            Match::PhysdevIsBridged => f.write_str("-m physdev --physdev-is-bridged"),
-            Match::DestinationPortRange { protocol, first, last } => {
-                write!(f, "-m {} --dport {first}:{last}", protocol.lower())
-            }
-            Match::Multiport { first, last } => write!(f, "-m multiport --dports {first}:{last}"),
-            Match::IcmpType(t) => write!(f, "-m icmp --icmp-type {t}"),
-            Match::Limit { per_minute, burst } => write!(f, "-m limit --limit {per_minute}/min --limit-burst {burst}"),
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Target::Jump(chain) => write!(f, "-j {chain}"),
-            Target::Accept => f.write_str("-j ACCEPT"),
-            Target::Drop => f.write_str("-j DROP"),
-            Target::Return => f.write_str("-j RETURN"),
-            Target::Reject => f.write_str("-j REJECT --reject-with icmp-port-unreachable"),
-            Target::Dnat(to) => write!(f, "-j DNAT --to-destination {to}"),
-            Target::Masquerade { random_fully } => {
-                f.write_str("-j MASQUERADE")?;
-                if *random_fully {
-                    f.write_str(" --random-fully")?;
-                }
-                Ok(())
-            }
-            Target::SetXMark { value, mask } => write!(f, "-j MARK --set-xmark {value:#x}/{mask:#x}"),
-            Target::Nflog { group } => write!(f, "-j NFLOG --nflog-group {group}"),
-            Target::None => Ok(()),
-        }
-    }
-}
-
 impl Rule {
     pub fn new(matches: Vec<Match>, target: Target) -> Rule {
         Rule { matches, target }
@@ -546,145 +449,10 @@ impl Serialize for Table {
     }
 }
 
-/// The kernel keeps at most this many bytes of a comment (`XT_MAX_COMMENT_LEN`, 256 with the
-/// terminating NUL); `iptables-restore` refuses a longer one.
-pub const MAX_COMMENT: usize = 255;
-
-/// A comment as `iptables-save` writes it and `iptables-restore` reads it back as one word:
-/// in double quotes, with `"` and `\` escaped by a backslash. A line break would end the rule
-/// and any control character would reach a terminal that shows the rules, so each becomes a
-/// space (validation has refused names that hold one; this keeps the rule whole regardless). A
-/// comment too long for the kernel is cut at a character boundary.
-pub fn save_string(text: &str) -> String {
-    let mut end = text.len().min(MAX_COMMENT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = String::with_capacity(end + 2);
-    out.push('"');
-    for c in text[..end].chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// An address as a one-address network, as `-s`/`-d` take it.
 pub fn host(ip: Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(ip, 32).expect("/32 is a valid prefix")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probabilities_print_as_iptables_save_does() {
-        let p = |x: f64| format!("{:.11}", probability_of(stored_probability(x)));
-        assert_eq!(p(1.0 / 2.0), "0.50000000000");
-        assert_eq!(p(1.0 / 3.0), "0.33333333349");
-        assert_eq!(p(1.0 / 5.0), "0.20000000019");
-        assert_eq!(p(1.0 / 6.0), "0.16666666651");
-    }
-
-    /// iptables-restore splits a rule line into words at spaces outside double quotes, takes a
-    /// backslash as escaping the next character, and ends the rule at a line break: a comment
-    /// from a hostile name must stay one word on one line.
-    #[test]
-    fn a_hostile_comment_stays_one_word_on_one_line() {
-        let hostile = [
-            "x\" -j ACCEPT -m comment --comment \"y",
-            "a\nCOMMIT\n*filter",
-            "back\\\" -j DROP",
-            "\u{1b}[2J",
-        ];
-        for text in hostile {
-            let line = Rule::new(vec![Match::Comment(text.into())], Target::Return).save_line("C");
-            assert!(!line.contains('\n') && !line.chars().any(char::is_control), "{line:?}");
-            let words = restore_words(&line);
-            assert_eq!(words.len(), 8, "{text:?} became {words:?}");
-            assert_eq!(words[5], text.replace(|c: char| c.is_control(), " "));
-            assert_eq!(words[6..], ["-j", "RETURN"]);
-        }
-        let long = "é".repeat(200);
-        let saved = save_string(&long);
-        assert_eq!(
-            saved.len(),
-            2 + 254,
-            "cut to whole characters within {MAX_COMMENT} bytes"
-        );
-    }
-
-    /// The word splitting of iptables-restore's `add_param_to_argv`.
-    fn restore_words(line: &str) -> Vec<String> {
-        let (mut words, mut word, mut quoted, mut escaped, mut any) = (Vec::new(), String::new(), false, false, false);
-        for c in line.chars() {
-            if escaped {
-                word.push(c);
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                quoted = !quoted;
-                any = true;
-            } else if c == ' ' && !quoted {
-                if any || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                any = false;
-            } else {
-                word.push(c);
-            }
-        }
-        if any || !word.is_empty() {
-            words.push(word);
-        }
-        words
-    }
-
-    #[test]
-    fn rule_prints_in_iptables_save_order() {
-        let rule = Rule::new(
-            vec![
-                Match::Source {
-                    net: "10.244.0.0/16".parse().unwrap(),
-                    negated: true,
-                },
-                Match::Destination {
-                    net: host("10.96.120.15".parse().unwrap()),
-                    negated: false,
-                },
-                Match::Protocol(Protocol::Tcp),
-                Match::Comment("shop/web:http cluster IP".into()),
-                Match::DestinationPort {
-                    protocol: Protocol::Tcp,
-                    port: Some(80),
-                },
-            ],
-            Target::Jump("KUBE-MARK-MASQ".into()),
-        );
-        assert_eq!(
-            rule.save_line("KUBE-SVC-67NZLRHBNDSAWJRO"),
-            "-A KUBE-SVC-67NZLRHBNDSAWJRO ! -s 10.244.0.0/16 -d 10.96.120.15/32 -p tcp -m comment --comment \"shop/web:http cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ"
-        );
-        let mark = Rule::new(
-            vec![Match::Mark {
-                value: 0x4000,
-                mask: 0x4000,
-                negated: true,
-            }],
-            Target::Return,
-        );
-        assert_eq!(
-            mark.save_line("KUBE-POSTROUTING"),
-            "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN"
-        );
-    }
-}
+mod tests;
