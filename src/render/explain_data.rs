@@ -269,6 +269,7 @@ fn service(c: &Cluster, state: &NetState, facts: &Facts, si: usize) -> Value {
         "external_traffic_policy": s.external_traffic_policy.to_string(),
         "internal_traffic_policy": s.internal_traffic_policy.to_string(),
         "load_balancer_ip": s.load_balancer_ip.map(|ip| ip.to_string()),
+        "external_ips": s.external_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "session_affinity_timeout": s.session_affinity_timeout,
         "ports": ports,
     })
