@@ -135,11 +135,9 @@ fn port_entries(table: &Table, s: &Service, port: &ServicePort) -> Vec<String> {
     let mut lines = Vec::new();
     for set in table.sets() {
         for e in set.elements() {
-            let by_key = e
-                .key
-                .addr
-                .is_some_and(|a| Some(a) == s.cluster_ip || Some(a) == s.load_balancer_ip)
-                && e.key.protocol.is_none_or(|p| p == port.protocol)
+            let by_key = e.key.addr.is_some_and(|a| {
+                Some(a) == s.cluster_ip || Some(a) == s.load_balancer_ip || s.external_ips.contains(&a)
+            }) && e.key.protocol.is_none_or(|p| p == port.protocol)
                 && e.key.port.is_none_or(|p| p == port.port);
             let by_node_port = e.key.addr.is_none()
                 && e.key.protocol == Some(port.protocol)
