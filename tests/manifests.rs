@@ -234,9 +234,9 @@ fn external_ips_are_read_and_imported() {
     };
     let (outside, stderr) = trace(EXTERNAL, "internet");
     assert!(stderr.contains("an IPv6 externalIP is left out"), "{stderr}");
-    assert_eq!(outside["verdict"], "no_local_endpoints", "{outside:#}");
+    assert_eq!(outside["traces"][0]["verdict"], "no_local_endpoints", "{outside:#}");
     let (inside, _) = trace(EXTERNAL, "client");
-    assert_eq!(inside["verdict"], "delivered", "{inside:#}");
+    assert_eq!(inside["traces"][0]["verdict"], "delivered", "{inside:#}");
     let (scenario, stderr, code) = k8snet(&["import", EXTERNAL], None);
     assert_eq!(code, 0, "{stderr}");
     assert!(scenario.contains("externalIPs: [198.51.100.20]"), "{scenario}");
