@@ -37,7 +37,7 @@ pub fn client_sees(state: &NetState, end: &End, sender: Option<usize>, protocol:
         End::Rejected { .. } if protocol == Protocol::Icmp => {
             "the host answers ICMP port unreachable, which ping shows as 'Destination Port Unreachable'".into()
         }
-        End::Dropped { .. } => silent.into(),
+        End::Dropped { .. } | End::MartianSource { .. } => silent.into(),
         End::TtlExceeded { .. } => "the host where the TTL runs out answers ICMP time exceeded, which the client sees as 'No route to host'".into(),
         _ => return None,
     })

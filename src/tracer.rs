@@ -534,7 +534,7 @@ fn verdict_of(state: &NetState, end: &End) -> Verdict {
             .unwrap_or(Verdict::Rejected),
         End::TtlExceeded { .. } => Verdict::Loop,
         End::Stray { .. } => Verdict::ReplyLost,
-        End::NotForwarding { .. } => Verdict::NoRoute,
+        End::NotForwarding { .. } | End::MartianSource { .. } => Verdict::NoRoute,
     }
 }
 
@@ -583,6 +583,10 @@ fn describe(state: &NetState, end: &End) -> String {
         ),
         End::NotForwarding { host } => format!(
             "{} has a route, but does not forward packets (net.ipv4.ip_forward is 0)",
+            name(*host)
+        ),
+        End::MartianSource { host } => format!(
+            "the packet came back to {}, which drops it: its source is one of the host's own addresses, which never arrives from outside (a martian source; accept_local is 0)",
             name(*host)
         ),
         End::Stray { host, tuple } => format!("the reply reached {} instead of the client ({tuple})", name(*host)),

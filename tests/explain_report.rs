@@ -122,3 +122,94 @@ fn the_schema_rejects_a_document_that_lost_a_field() {
         .remove("node");
     assert!(!validator.is_valid(&json));
 }
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&explain(&[args, &["-o", "json"]].concat())).expect("JSON")
+}
+
+/// What the text shows of endpoints kube-proxy leaves out, the document holds too.
+#[test]
+fn skipped_endpoints_are_in_the_document_with_their_reason() {
+    let json = json_of(&["tests/manifests/cluster.yaml", "--service", "shop/web"]);
+    let skipped = &json["services"][0]["ports"][0]["skipped_endpoints"];
+    let reasons: Vec<&str> = skipped
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["not_ready", "terminating_while_others_ready"], "{skipped:#}");
+    assert_eq!(skipped[0]["ip"], "10.244.2.9");
+}
+
+/// In nftables mode every node carries its `ip kube-proxy` table, and each rule's `text` is the
+/// line the text view lists; in iptables mode there is none.
+#[test]
+fn nodes_carry_their_nftables_table_in_nftables_mode_only() {
+    let json = json_of(&["scenarios/kube-proxy-nftables.yaml"]);
+    let text = String::from_utf8(explain(&["scenarios/kube-proxy-nftables.yaml"])).unwrap();
+    let table = &json["nodes"][0]["nftables"];
+    assert_eq!(table["name"], "kube-proxy");
+    let chains = table["chains"].as_array().unwrap();
+    let services = chains
+        .iter()
+        .find(|c| c["name"] == "services")
+        .expect("a services chain");
+    let vmap = services["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["statement"]["vmap"]["map"] == "service-ips")
+        .expect("the service-ips lookup");
+    assert!(text.contains(vmap["text"].as_str().unwrap()));
+    let service_ips = table["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "service-ips")
+        .unwrap();
+    assert!(service_ips["map"].as_bool().unwrap());
+    assert!(!service_ips["elements"].as_array().unwrap().is_empty());
+    let port = &json["services"][0]["ports"][0];
+    assert!(!port["nftables"].as_array().unwrap().is_empty(), "{port:#}");
+    let iptables = json_of(&["scenarios/kube-proxy-iptables.yaml"]);
+    assert!(iptables["nodes"][0]["nftables"].is_null());
+}
+
+/// Each pod says which policies select it, and whether it is isolated, as the text's table does.
+#[test]
+fn pods_name_the_policies_that_select_them() {
+    for (scenario, isolated) in [("scenarios/netpol.yaml", true), ("scenarios/netpol-none.yaml", false)] {
+        let json = json_of(&[scenario]);
+        let pods: Vec<&serde_json::Value> = json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|n| n["pods"].as_array().unwrap())
+            .collect();
+        let selected = pods
+            .iter()
+            .find(|p| {
+                !p["network_policies"]["ingress"]["policies"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            })
+            .expect("a selected pod");
+        assert_eq!(
+            selected["network_policies"]["ingress"]["isolated"], isolated,
+            "{scenario}"
+        );
+        let policies = &json["network_policies"];
+        assert_eq!(policies["modelled"], isolated, "{scenario}");
+        let names: Vec<&str> = policies["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for name in selected["network_policies"]["ingress"]["policies"].as_array().unwrap() {
+            assert!(names.contains(&name.as_str().unwrap()), "{scenario}: {name}");
+        }
+    }
+}

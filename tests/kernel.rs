@@ -106,6 +106,23 @@ fn scenario_flows(c: &Cluster, state: &NetState) -> Vec<FlowSpec> {
             }
         }
     }
+    // Each externalIP of a Service port, from a pod and from a node: kube-proxy answers it on
+    // the sender's own node.
+    for (i, s) in c.services.iter().enumerate().filter(|(_, s)| s.cluster_ip.is_some()) {
+        for ip in &s.external_ips {
+            for p in &s.ports {
+                for from in [
+                    clients[i % clients.len()].clone(),
+                    format!("node/{}", c.nodes[(i + 1) % c.nodes.len()].name),
+                ] {
+                    specs.push(FlowSpec {
+                        protocol: Some(p.protocol),
+                        ..FlowSpec::new(&from, &format!("{ip}:{}", p.port))
+                    });
+                }
+            }
+        }
+    }
     for (i, p) in c.pods.iter().enumerate().filter(|(_, p)| !p.host_network) {
         let from = &clients[(i + 1) % clients.len()];
         for (_, port) in p.listeners() {

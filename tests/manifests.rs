@@ -206,3 +206,44 @@ fn a_generated_kubectl_dump_loads_and_traces_as_its_scenario() {
     assert_eq!(from_dump, verdicts(&paths[1]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// spec.externalIPs are read (an IPv6 one left out with a warning), and survive `import`: the
+/// imported scenario traces both ways in as the manifests do.
+#[test]
+fn external_ips_are_read_and_imported() {
+    const EXTERNAL: &str = "tests/manifests/external-ips.yaml";
+    let trace = |input: &str, from: &str| {
+        let (stdout, stderr, code) = k8snet(
+            &[
+                "trace",
+                "-f",
+                input,
+                "--from",
+                from,
+                "--to",
+                "198.51.100.20:80",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        assert!(code == 0 || code == 1, "{input}: exit {code}: {stderr}");
+        let mut v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        v.as_object_mut().unwrap().remove("scenario");
+        (v, stderr)
+    };
+    let (outside, stderr) = trace(EXTERNAL, "internet");
+    assert!(stderr.contains("an IPv6 externalIP is left out"), "{stderr}");
+    assert_eq!(outside["traces"][0]["verdict"], "no_local_endpoints", "{outside:#}");
+    let (inside, _) = trace(EXTERNAL, "client");
+    assert_eq!(inside["traces"][0]["verdict"], "delivered", "{inside:#}");
+    let (scenario, stderr, code) = k8snet(&["import", EXTERNAL], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(scenario.contains("externalIPs: [198.51.100.20]"), "{scenario}");
+    let file = std::env::temp_dir().join(format!("k8snet-imported-extip-{}.yaml", std::process::id()));
+    std::fs::write(&file, &scenario).unwrap();
+    let path = file.to_str().unwrap();
+    assert_eq!(trace(path, "internet").0, outside);
+    assert_eq!(trace(path, "client").0, inside);
+    std::fs::remove_file(&file).unwrap();
+}

@@ -145,3 +145,24 @@ fn a_promiscuous_bridge_passes_a_copy_of_a_bridged_dnat_frame_up() {
     assert!(copy(&demo_trace("  hairpinMode: promiscuous-bridge", "web-2", "web-2")));
     assert!(!copy(&demo_trace("  hairpinMode: hairpin-veth", "pod-a", "web-2")));
 }
+
+/// A node's own packet to an externalIP that has no endpoints is not rejected on its way out
+/// (KUBE-EXTERNAL-SERVICES sits on INPUT and FORWARD only); the network routes the address back
+/// to the node, and the kernel drops a packet that arrives from outside with one of its own
+/// addresses as the source (a martian), walking no rule: the client times out.
+#[test]
+fn a_packet_that_comes_back_with_the_hosts_own_source_is_dropped_as_a_martian() {
+    let text = include_str!("../scenarios/external-ips.yaml");
+    let t = trace_in(text, "node/node-1", "203.0.113.70:80", None);
+    assert_eq!(t.verdict, Verdict::NoRoute, "{}", t.reason);
+    assert!(t.reason.contains("martian"), "{}", t.reason);
+    let last = t.hops.last().expect("hops");
+    assert!(
+        !last.steps.iter().any(|s| matches!(s, Step::Netfilter { .. })),
+        "no rule is walked on the way back in: {:?}",
+        last.steps
+    );
+    // From a pod the same packet is rejected on its node, which forwards it.
+    let t = trace_in(text, "client-1", "203.0.113.70:80", None);
+    assert_eq!(t.verdict, Verdict::NoEndpoints, "{}", t.reason);
+}

@@ -191,6 +191,7 @@ fn router_host(cluster: &Cluster, up_host: usize, up_if: &str) -> Host {
             main.push(r);
         }
     }
+    main.extend(super::external_ips::router_routes(cluster, &subnets, device));
     h.tables = RouteTable::local_and_main(local, main);
     h.ip_forward = true;
     h
@@ -211,10 +212,11 @@ fn load_balancer(cluster: &Cluster, router: usize, internet: usize) -> Host {
         }
     }
     h.interfaces = vec![veth("eth0", router, "uplink"), outside];
-    let main = vec![
+    let mut main = vec![
         Route::unicast(Ipv4Net::default(), None, "uplink").with_origin("the internet"),
         Route::unicast(cluster.node_network, None, "eth0").with_origin("the nodes, behind the cloud router"),
     ];
+    main.extend(super::external_ips::inbound_routes(cluster, "eth0"));
     h.tables = RouteTable::local_and_main(local, main);
     h.ip_forward = true;
     for service in load_balanced(cluster) {
@@ -363,6 +365,7 @@ fn internet_host(cluster: &Cluster, down_host: usize, down_if: &str) -> Host {
         Route::unicast(cluster.node_network, None, "eth0")
             .with_origin("the nodes, reachable from outside (as through their external addresses)"),
     );
+    main.extend(super::external_ips::inbound_routes(cluster, "eth0"));
     for service in load_balanced(cluster) {
         let ip = service.load_balancer_ip.expect("filtered on its presence");
         if !main.iter().any(|r| r.dst == host_net(ip)) {

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::cloud::{Backend, lb_backends};
 use super::kube_proxy::{EXTERNAL_SERVICES, NODEPORTS, PROXY_FIREWALL, PortChains, SERVICES, port_chains};
 use super::names::service_port_name;
-use crate::model::{Cluster, ServiceType, TrafficPolicy};
+use crate::model::{Cluster, TrafficPolicy};
 use crate::net::iptables::Table;
 use crate::net::{NetState, Role};
 
@@ -161,7 +161,7 @@ fn ports(c: &Cluster, state: &NetState, nodes: &[usize], si: usize) -> Vec<PortF
             // Nodes hold different rules for a port only under a Local traffic policy, and then
             // only as their local endpoints differ: nodes with the same local endpoints hold the
             // same rules, so one of each kind is read.
-            let local_policy = (s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local)
+            let local_policy = (s.externally_accessible() && s.external_traffic_policy == TrafficPolicy::Local)
                 || s.internal_traffic_policy == TrafficPolicy::Local;
             let mut local: HashMap<&str, Vec<usize>> = HashMap::new();
             if local_policy {

@@ -7,6 +7,7 @@
 pub mod cloud;
 pub mod cni;
 pub mod dns;
+pub mod external_ips;
 pub mod facts;
 pub mod kube_proxy;
 pub mod kube_router;

@@ -114,6 +114,9 @@ pub struct ServiceSpec {
     pub ports: Vec<ServicePortSpec>,
     pub load_balancer_ip: Option<Sp<Ipv4Addr>>,
     pub load_balancer_source_ranges: Vec<Sp<Ipv4Net>>,
+    /// `spec.externalIPs`: addresses outside the cluster that kube-proxy also answers for the
+    /// Service's ports.
+    pub external_ips: Vec<Sp<Ipv4Addr>>,
     pub external_traffic_policy: Option<Sp<String>>,
     pub internal_traffic_policy: Option<Sp<String>>,
     pub health_check_node_port: Option<Sp<u16>>,
@@ -477,6 +480,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
         "ports",
         "loadBalancerIP",
         "loadBalancerSourceRanges",
+        "externalIPs",
         "externalTrafficPolicy",
         "internalTrafficPolicy",
         "healthCheckNodePort",
@@ -517,6 +521,11 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Option<ServiceSpec> {
                     .filter_map(|i| dec.cidr(i, "source range"))
                     .collect_fitted(),
             )
+        })
+        .unwrap_or_default(),
+        external_ips: opt(&f, "externalIPs", |n| {
+            let items = dec.list(n, "externalIPs");
+            Some(items.iter().filter_map(|i| dec.ipv4(i, "externalIP")).collect_fitted())
         })
         .unwrap_or_default(),
         external_traffic_policy: opt(&f, "externalTrafficPolicy", |n| {

@@ -341,6 +341,8 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     pub load_balancer_ip: Option<Ipv4Addr>,
     pub load_balancer_source_ranges: Vec<Ipv4Net>,
+    /// `spec.externalIPs`, in the order written.
+    pub external_ips: Vec<Ipv4Addr>,
     pub external_traffic_policy: TrafficPolicy,
     pub internal_traffic_policy: TrafficPolicy,
     pub health_check_node_port: Option<u16>,
@@ -351,6 +353,13 @@ pub struct Service {
 impl Service {
     pub fn qualified_name(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Whether traffic from outside the cluster has a way in (the API's and kube-proxy's
+    /// "externally accessible"): a NodePort or LoadBalancer Service, or one with externalIPs.
+    /// Only such a Service has an external traffic policy.
+    pub fn externally_accessible(&self) -> bool {
+        self.kind != ServiceType::ClusterIP || !self.external_ips.is_empty()
     }
 }
 

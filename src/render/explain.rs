@@ -450,8 +450,12 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
         None => "headless: no ClusterIP, DNS returns the pod IPs".to_owned(),
     };
     let mut extra = String::new();
-    if s.kind != ServiceType::ClusterIP {
-        extra = format!(", externalTrafficPolicy {}", s.external_traffic_policy);
+    if !s.external_ips.is_empty() {
+        let ips: Vec<String> = s.external_ips.iter().map(ToString::to_string).collect();
+        extra = format!(", externalIPs {}", ips.join(", "));
+    }
+    if s.externally_accessible() {
+        extra.push_str(&format!(", externalTrafficPolicy {}", s.external_traffic_policy));
     }
     if s.internal_traffic_policy == TrafficPolicy::Local {
         extra.push_str(", internalTrafficPolicy Local");
@@ -586,7 +590,7 @@ fn service(out: &mut String, c: &Cluster, state: &NetState, facts: &Facts, si: u
                 let _ = writeln!(out, "    {}", style.code(l));
             }
         }
-        if s.external_traffic_policy == TrafficPolicy::Local && s.kind != ServiceType::ClusterIP {
+        if s.external_traffic_policy == TrafficPolicy::Local && s.externally_accessible() {
             let _ = writeln!(
                 out,
                 "  externalTrafficPolicy Local: nodes without a local endpoint drop external traffic; the client's address is kept."

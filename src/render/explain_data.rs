@@ -63,8 +63,9 @@ pub fn document(scenario: &super::ScenarioRef, c: &Cluster, state: &NetState, fa
         "cloud_router": router,
         "load_balancer": load_balancer,
         "shared_rules": if whole { facts.shared_rules.clone() } else { Vec::new() },
-        "services": service_list.iter().map(|&si| service(c, facts, si)).collect::<Vec<_>>(),
+        "services": service_list.iter().map(|&si| service(c, state, facts, si)).collect::<Vec<_>>(),
         "ingresses": if whole { ingresses(c) } else { Vec::new() },
+        "network_policies": super::explain_data_policy::network_policies(c, whole),
     })
 }
 
@@ -102,7 +103,7 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
         .collect();
     let pods: Vec<Value> = c
         .pods_on(ni)
-        .map(|(_, p)| {
+        .map(|(pi, p)| {
             json!({
                 "name": p.qualified_name(),
                 "ip": p.ip.to_string(),
@@ -117,6 +118,7 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
                     "port": port.port,
                     "protocol": port.protocol.to_string(),
                 })).collect::<Vec<_>>(),
+                "network_policies": super::explain_data_policy::pod_policies(c, pi),
             })
         })
         .collect();
@@ -135,7 +137,35 @@ fn node(c: &Cluster, host: &Host) -> Option<Value> {
         "interfaces": interfaces,
         "routes": routes(host),
         "pods": pods,
+        "nftables": host.nftables.as_ref().map(nftables_table),
     }))
+}
+
+/// An nftables table as its types hold it (src/net/nftables.rs), each rule and element with
+/// the line `nft list` prints for it, so a script can read either.
+fn nftables_table(table: &crate::net::nftables::Table) -> Value {
+    let mut value = serde_json::to_value(table).unwrap_or(Value::Null);
+    let sets = table.sets();
+    if let Some(list) = value["sets"].as_array_mut() {
+        for (v, set) in list.iter_mut().zip(&sets) {
+            if let Some(elements) = v["elements"].as_array_mut() {
+                for (e, element) in elements.iter_mut().zip(set.elements()) {
+                    e["text"] = json!(element.text());
+                }
+            }
+        }
+    }
+    let chains = table.chains();
+    if let Some(list) = value["chains"].as_array_mut() {
+        for (v, chain) in list.iter_mut().zip(&chains) {
+            if let Some(rules) = v["rules"].as_array_mut() {
+                for (r, rule) in rules.iter_mut().zip(&chain.rules) {
+                    r["text"] = json!(rule.text());
+                }
+            }
+        }
+    }
+    value
 }
 
 fn load_balancer(c: &Cluster, facts: &Facts, lb: &Host) -> Value {
@@ -168,7 +198,8 @@ fn load_balancer(c: &Cluster, facts: &Facts, lb: &Host) -> Value {
     })
 }
 
-fn service(c: &Cluster, facts: &Facts, si: usize) -> Value {
+fn service(c: &Cluster, state: &NetState, facts: &Facts, si: usize) -> Value {
+    let nftables = c.kube_proxy == crate::model::KubeProxyMode::Nftables;
     let s = &c.services[si];
     let port_facts = facts.services.get(&si).map(Vec::as_slice).unwrap_or_default();
     let ports: Vec<Value> = s
@@ -204,11 +235,30 @@ fn service(c: &Cluster, facts: &Facts, si: usize) -> Value {
                         "share": 1.0 / n as f64,
                     })
                 }).collect::<Vec<_>>(),
+                "skipped_endpoints": p.skipped.iter().map(|sk| json!({
+                    "pod": c.pods[sk.pod].qualified_name(),
+                    "ip": sk.ip.to_string(),
+                    "port": sk.port,
+                    "node": c.nodes[c.pods[sk.pod].node].name,
+                    "reason": skip_reason(sk.reason),
+                    "why": sk.reason.to_string(),
+                })).collect::<Vec<_>>(),
                 "rules": f.map_or_else(Vec::new, |f| f.groups.iter().map(|g| json!({
                     "nodes": g.nodes,
                     "every_node": g.every_node,
                     "lines": g.lines,
                 })).collect::<Vec<_>>()),
+                "nftables": if nftables && s.cluster_ip.is_some() {
+                    let groups = super::explain_nft::port_groups(c, state, s, p);
+                    let every = groups.len() == 1;
+                    groups.into_iter().map(|(lines, nodes)| json!({
+                        "nodes": nodes,
+                        "every_node": every,
+                        "lines": lines,
+                    })).collect::<Vec<_>>()
+                } else {
+                    Vec::new()
+                },
             })
         })
         .collect();
@@ -219,9 +269,19 @@ fn service(c: &Cluster, facts: &Facts, si: usize) -> Value {
         "external_traffic_policy": s.external_traffic_policy.to_string(),
         "internal_traffic_policy": s.internal_traffic_policy.to_string(),
         "load_balancer_ip": s.load_balancer_ip.map(|ip| ip.to_string()),
+        "external_ips": s.external_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "session_affinity_timeout": s.session_affinity_timeout,
         "ports": ports,
     })
+}
+
+fn skip_reason(reason: crate::model::endpoints::SkipReason) -> &'static str {
+    use crate::model::endpoints::SkipReason;
+    match reason {
+        SkipReason::NotReady => "not_ready",
+        SkipReason::TerminatingWhileOthersReady => "terminating_while_others_ready",
+        SkipReason::TerminatingNotServing => "terminating_not_serving",
+    }
 }
 
 fn ingresses(c: &Cluster) -> Vec<Value> {

@@ -135,11 +135,9 @@ fn port_entries(table: &Table, s: &Service, port: &ServicePort) -> Vec<String> {
     let mut lines = Vec::new();
     for set in table.sets() {
         for e in set.elements() {
-            let by_key = e
-                .key
-                .addr
-                .is_some_and(|a| Some(a) == s.cluster_ip || Some(a) == s.load_balancer_ip)
-                && e.key.protocol.is_none_or(|p| p == port.protocol)
+            let by_key = e.key.addr.is_some_and(|a| {
+                Some(a) == s.cluster_ip || Some(a) == s.load_balancer_ip || s.external_ips.contains(&a)
+            }) && e.key.protocol.is_none_or(|p| p == port.protocol)
                 && e.key.port.is_none_or(|p| p == port.port);
             let by_node_port = e.key.addr.is_none()
                 && e.key.protocol == Some(port.protocol)
@@ -173,8 +171,9 @@ fn port_entries(table: &Table, s: &Service, port: &ServicePort) -> Vec<String> {
     lines
 }
 
-/// The entries of one Service port, on every node or per group of nodes that hold the same.
-pub fn service_port(out: &mut String, c: &Cluster, state: &NetState, s: &Service, port: &ServicePort, style: Style) {
+/// The entries of one Service port, each distinct list with the nodes that hold it, in node
+/// order.
+pub fn port_groups(c: &Cluster, state: &NetState, s: &Service, port: &ServicePort) -> Vec<(Vec<String>, Vec<String>)> {
     let tables = node_tables(c, state);
     // Nodes hold different entries only when a policy is Local or a source range holds a
     // node's address; otherwise one node says it for all.
@@ -215,6 +214,12 @@ pub fn service_port(out: &mut String, c: &Cluster, state: &NetState, s: &Service
             }
         }
     }
+    groups
+}
+
+/// The entries of one Service port, on every node or per group of nodes that hold the same.
+pub fn service_port(out: &mut String, c: &Cluster, state: &NetState, s: &Service, port: &ServicePort, style: Style) {
+    let groups = port_groups(c, state, s, port);
     let name = crate::compile::names::service_port_name(s, port);
     for (lines, nodes) in &groups {
         let on = if groups.len() == 1 {

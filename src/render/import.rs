@@ -266,6 +266,15 @@ impl Writer<'_> {
                 self.from(s.load_balancer_source_ranges[0].span)
             );
         }
+        if !s.external_ips.is_empty() {
+            let listed: Vec<String> = s.external_ips.iter().map(|ip| ip.value.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "{i}externalIPs: [{}]{}",
+                listed.join(", "),
+                self.from(s.external_ips[0].span)
+            );
+        }
         self.field(out, i, "externalTrafficPolicy", &s.external_traffic_policy);
         self.field(out, i, "internalTrafficPolicy", &s.internal_traffic_policy);
         self.number(out, i, "healthCheckNodePort", &s.health_check_node_port);

@@ -6,6 +6,7 @@ pub mod diagnostics;
 pub mod explain;
 mod explain_cni;
 pub mod explain_data;
+mod explain_data_policy;
 mod explain_ipvs;
 mod explain_nft;
 mod explain_policy;

@@ -3,6 +3,7 @@
 //! stay with addresses.
 
 pub mod dns;
+mod external_ip;
 pub mod http;
 pub mod names;
 mod port;
@@ -311,6 +312,7 @@ pub fn resolve_fields(c: &Cluster, state: &NetState, q: &Query<'_>) -> Result<En
     }
     ends.dst = dst;
     ends.protocol = protocol;
+    notes.extend(dst.and_then(|d| external_ip::note(c, *d.ip())));
     if let (Origin::Socket(host), Some(d)) = (&ends.origin, dst)
         && let Some((ip, route)) = source::preferred_source(state, *host, *d.ip())
         && ip != ends.src_ip

@@ -61,6 +61,12 @@ pub fn resolve(c: &Cluster, state: &NetState, q: &Query<'_>, notes: &mut Vec<Str
                 "external:{ip} is not an address a client on the internet can have: pick a public one, such as 203.0.113.7"
             ).into());
         }
+        if c.services.iter().any(|s| s.external_ips.contains(&ip)) {
+            return Err(format!(
+                "external:{ip} is an externalIP of a Service of the cluster: pick the client's own address"
+            )
+            .into());
+        }
         if c.services.iter().any(|s| s.load_balancer_ip == Some(ip)) {
             return Err(format!(
                 "external:{ip} is a load-balancer address of the cluster: pick the client's own address"

@@ -72,6 +72,12 @@ pub enum End {
     NotForwarding {
         host: usize,
     },
+    /// A packet arrived from outside with one of the host's own addresses as its source: the
+    /// kernel drops it as a martian (`accept_local` is 0), before routing and, as it matches
+    /// the connection the host itself opened, without passing the nat table again.
+    MartianSource {
+        host: usize,
+    },
     /// A reply reached a host that holds no matching socket.
     Stray {
         host: usize,
@@ -438,6 +444,16 @@ impl<'a> Simulator<'a> {
     }
 
     fn ip_input(&mut self, host: usize, mut pkt: Packet, dir: Direction, orig: Tuple, ttl: u8) -> (Next, bool) {
+        let src = *pkt.tuple.src.ip();
+        if pkt.iif.as_deref().is_some_and(|i| i != "lo")
+            && self
+                .host(host)
+                .interfaces
+                .iter()
+                .any(|i| i.addrs.iter().any(|a| a.addr() == src))
+        {
+            return (Next::End(End::MartianSource { host }), false);
+        }
         if dir == Direction::New
             && let Some(iif) = pkt.iif.clone()
         {

@@ -23,6 +23,24 @@ pub(super) fn entry_rules(
         protocol: proto,
         port: Some(p),
     };
+    // kube-proxy captures externalIPs after the ClusterIP and before the load-balancer address.
+    for &ip in &service.external_ips {
+        nat.append(
+            SERVICES,
+            Rule::new(
+                vec![
+                    Match::Destination {
+                        net: host(ip),
+                        negated: false,
+                    },
+                    Match::Protocol(proto),
+                    comment(format!("{name} external IP")),
+                    dport(port.port),
+                ],
+                jump(&chains.ext),
+            ),
+        );
+    }
     if let Some(lb) = service.load_balancer_ip {
         let firewalled = !service.load_balancer_source_ranges.is_empty();
         let entry = if firewalled { &chains.fw } else { &chains.ext };
@@ -203,9 +221,9 @@ pub(super) fn ext_chain(
     }
 }
 
-/// The filter rules that stop traffic to a Service's load-balancer address and NodePort from
-/// going any further (kube-proxy's "external traffic filter target"), in kube-proxy's order:
-/// the load-balancer address, then the NodePort.
+/// The filter rules that stop traffic to a Service's externalIPs, load-balancer address and
+/// NodePort from going any further (kube-proxy's "external traffic filter target"), in
+/// kube-proxy's order: the externalIPs, the load-balancer address, then the NodePort.
 pub(super) fn filter_external(
     service: &Service,
     port: &ServicePort,
@@ -219,13 +237,13 @@ pub(super) fn filter_external(
         protocol: proto,
         port: Some(p),
     };
-    if let Some(lb) = service.load_balancer_ip {
+    for ip in service.external_ips.iter().copied().chain(service.load_balancer_ip) {
         filter.append(
             EXTERNAL_SERVICES,
             Rule::new(
                 vec![
                     Match::Destination {
-                        net: host(lb),
+                        net: host(ip),
                         negated: false,
                     },
                     Match::Protocol(proto),

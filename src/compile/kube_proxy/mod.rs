@@ -279,7 +279,7 @@ fn service_port_rules(cluster: &Cluster, service: &Service, port: &ServicePort, 
         net: host(ip),
         negated: false,
     };
-    let external = service.kind != ServiceType::ClusterIP;
+    let external = service.externally_accessible();
 
     if port.endpoints.is_empty() {
         filter.append(
@@ -344,7 +344,7 @@ fn service_port_rules(cluster: &Cluster, service: &Service, port: &ServicePort, 
 /// internalTrafficPolicy Cluster, and for any Service reachable from outside (whose KUBE-EXT
 /// chain sends the node's own and its pods' traffic there whatever the external policy).
 pub(super) fn uses_cluster_chain(service: &Service) -> bool {
-    service.internal_traffic_policy == TrafficPolicy::Cluster || service.kind != ServiceType::ClusterIP
+    service.internal_traffic_policy == TrafficPolicy::Cluster || service.externally_accessible()
 }
 
 /// The first rule of the chain ClusterIP traffic is sent to (KUBE-SVC, or KUBE-SVL under

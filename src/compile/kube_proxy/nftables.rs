@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 mod setup;
 
 use super::uses_cluster_chain;
-use crate::model::{Cluster, Service, ServicePort, ServiceType, TrafficPolicy};
+use crate::model::{Cluster, Service, ServicePort, TrafficPolicy};
 use crate::net::nftables::{Addrs, Element, Field, Key, Match, Part, Rule, Set, Statement, Table, Verdict};
 
 pub const TABLE: &str = "kube-proxy";
@@ -222,7 +222,7 @@ fn depends_on_node(s: &Service, firewall_per_node: bool) -> bool {
 }
 
 fn externally_accessible(s: &Service) -> bool {
-    s.kind != ServiceType::ClusterIP
+    s.externally_accessible()
 }
 
 fn external_local(s: &Service) -> bool {
@@ -339,6 +339,16 @@ fn service_port(cx: &Cx, s: &Service, port: &ServicePort, chains: &PortChains, e
                 NO_ENDPOINT_SERVICES,
                 element(cluster_ip_key, Some(name), internal_verdict),
             );
+        }
+    }
+    // kube-proxy captures externalIPs after the ClusterIP and before the load-balancer address.
+    for &ip in &s.external_ips {
+        let key = Key::service(ip, proto, port.port);
+        if has_endpoints && cx.writes(false) {
+            p.add_element(SERVICE_IPS, element(key, None, goto(&chains.external)));
+        }
+        if !has_external && cx.writes(ext_local && has_endpoints) {
+            p.add_element(NO_ENDPOINT_SERVICES, element(key, Some(name), external_verdict.clone()));
         }
     }
     if let Some(lb) = s.load_balancer_ip {

@@ -18,7 +18,7 @@ use super::{
     EXTERNAL_SERVICES, PortChains, SERVICES, cluster_ip_masquerade, comment, endpoint_rules, jump, port_chains, spread,
     uses_cluster_chain,
 };
-use crate::model::{Cluster, Service, ServicePort, ServiceType, TrafficPolicy};
+use crate::model::{Cluster, Service, ServicePort, TrafficPolicy};
 use crate::net::iptables::{Chain, Match, Rule, Table, Target, host};
 
 pub(super) struct PerNode {
@@ -65,7 +65,7 @@ impl Port {
 /// one with `internalTrafficPolicy: Local`.
 fn writes_own_rules(s: &Service) -> bool {
     s.cluster_ip.is_some()
-        && (s.kind != ServiceType::ClusterIP
+        && (s.externally_accessible()
             || s.load_balancer_ip.is_some()
             || s.ports.iter().any(|p| p.node_port.is_some())
             || internal_local(s))
@@ -78,7 +78,7 @@ fn internal_local(s: &Service) -> bool {
 /// Whether a port's KUBE-SVL chain (its node's own endpoints) is in use: under either traffic
 /// policy Local, for the traffic the policy applies to.
 fn uses_local_chain(s: &Service) -> bool {
-    internal_local(s) || (s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local)
+    internal_local(s) || (s.externally_accessible() && s.external_traffic_policy == TrafficPolicy::Local)
 }
 
 impl PerNode {
@@ -139,7 +139,7 @@ impl PerNode {
                         cluster_ip_masquerade(self.pod_network, s, port, &p.chains),
                     );
                 }
-                if s.kind != ServiceType::ClusterIP && s.external_traffic_policy == TrafficPolicy::Local {
+                if s.externally_accessible() && s.external_traffic_policy == TrafficPolicy::Local {
                     ext_chain(self.pod_network, s, &p.chains, &local, &mut nat);
                 }
                 if !local.is_empty() {
@@ -181,7 +181,7 @@ impl PerNode {
                 if port.endpoints.is_empty() {
                     let name = &p.chains.port_name;
                     filter_external(s, port, name, "has no endpoints", Target::Reject, &mut filter);
-                } else if s.kind != ServiceType::ClusterIP {
+                } else if s.externally_accessible() {
                     filter_rules(s, port, &p.chains, &p.local_endpoints(node), &mut filter);
                 }
             }

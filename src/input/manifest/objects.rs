@@ -287,6 +287,24 @@ fn target_port(dec: &mut Decoder, node: &Node, what: &str) -> Option<Sp<TargetPo
     }
 }
 
+/// `spec.externalIPs`: the IPv4 addresses; an IPv6 one is left out with a warning, as k8snet
+/// models IPv4 only.
+fn external_ips(dec: &mut Decoder, node: &Node) -> Vec<Sp<Ipv4Addr>> {
+    let mut ips = Vec::new();
+    for item in dec.list(node, "externalIPs") {
+        if matches!(&item.value, Value::Str(s) if s.contains(':')) {
+            dec.push(
+                Diagnostic::warning("an IPv6 externalIP is left out: k8snet models IPv4 only")
+                    .at(span_of(item))
+                    .label("skipped"),
+            );
+            continue;
+        }
+        ips.extend(dec.ipv4(item, "externalIP"));
+    }
+    ips
+}
+
 fn decode_service(dec: &mut Decoder, node: &Node) -> Result<ServiceSpec, &'static str> {
     let empty = Node {
         pos: node.pos,
@@ -301,16 +319,9 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Result<ServiceSpec, &'stati
         return Err("IPv6");
     }
     let name = name_of(dec, node, "service name");
-    let external_ips = get(spec, "externalIPs");
-    if let Some(list) = external_ips
-        && matches!(&list.value, Value::Seq(l) if !l.is_empty())
-    {
-        dec.push(
-            Diagnostic::warning("externalIPs are not modelled yet: traffic to them is traced as to any other address")
-                .at(span_of(list))
-                .label("read, not used"),
-        );
-    }
+    let external_ips = get(spec, "externalIPs")
+        .map(|n| external_ips(dec, n))
+        .unwrap_or_default();
     let affinity = get(spec, "sessionAffinity").and_then(|n| dec.word(n, "sessionAffinity", &["None", "ClientIP"]));
     let client_ip = affinity.as_ref().is_some_and(|a| a.value == "ClientIP");
     let ports = match get(spec, "ports") {
@@ -342,7 +353,9 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Result<ServiceSpec, &'stati
                 .collect_fitted()
         })
         .unwrap_or_default();
-    let external = kind != "ClusterIP";
+    // The API takes an external policy for any Service reachable from outside, externalIPs
+    // included.
+    let external = kind != "ClusterIP" || !external_ips.is_empty();
     Ok(ServiceSpec {
         span: name.as_ref().map_or(span_of(node), |n| n.span),
         name,
@@ -353,6 +366,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Result<ServiceSpec, &'stati
         ports,
         load_balancer_ip,
         load_balancer_source_ranges: ranges,
+        external_ips,
         external_traffic_policy: get(spec, "externalTrafficPolicy")
             .filter(|_| external)
             .and_then(|n| dec.word(n, "externalTrafficPolicy", &["Cluster", "Local"])),

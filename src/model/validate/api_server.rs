@@ -98,6 +98,7 @@ impl Validator {
             }],
             load_balancer_ip: None,
             load_balancer_source_ranges: Vec::new(),
+            external_ips: Vec::new(),
             external_traffic_policy: TrafficPolicy::Cluster,
             internal_traffic_policy: TrafficPolicy::Cluster,
             health_check_node_port: None,

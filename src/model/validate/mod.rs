@@ -5,6 +5,7 @@ mod api_server;
 mod cni;
 mod duplicates;
 mod endpoints;
+mod external_ips;
 mod gateways;
 mod host_ports;
 mod ingress;
@@ -224,6 +225,7 @@ impl Validator {
         self.cni_nodes(s, &settings, gateway);
         let mut pods = self.pods(s, &nodes);
         let mut services = self.services(s, &pods, service_network.as_ref());
+        self.external_ips_under(s, settings.kube_proxy);
         self.kubernetes_service(s, &nodes, &mut pods, &mut services, service_network.as_ref());
         self.ipvs_size(s, &settings, nodes.len(), &services);
         self.host_ports(&pods);

@@ -303,10 +303,11 @@ impl Validator {
             };
             if let Some(p) = &sv.external_traffic_policy
                 && kind == ServiceType::ClusterIP
+                && sv.external_ips.is_empty()
             {
                 self.error(
                     p.span,
-                    "externalTrafficPolicy applies only to NodePort and LoadBalancer Services",
+                    "externalTrafficPolicy applies only to NodePort and LoadBalancer Services and to Services with externalIPs",
                     "remove it, or change the Service type",
                 );
             }
@@ -348,6 +349,7 @@ impl Validator {
                 ports: super::fitted(ports),
                 load_balancer_ip: sv.load_balancer_ip.as_ref().map(|l| l.value),
                 load_balancer_source_ranges: sv.load_balancer_source_ranges.iter().map(|r| r.value).collect(),
+                external_ips: self.external_ips(&sv.external_ips),
                 external_traffic_policy,
                 internal_traffic_policy: match sv.internal_traffic_policy.as_ref().map(|p| p.as_str()) {
                     Some("Local") => TrafficPolicy::Local,
