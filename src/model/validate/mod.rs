@@ -225,7 +225,6 @@ impl Validator {
         let mut pods = self.pods(s, &nodes);
         let mut services = self.services(s, &pods, service_network.as_ref());
         self.kubernetes_service(s, &nodes, &mut pods, &mut services, service_network.as_ref());
-        self.ipvs_size(s, &settings, nodes.len(), &services);
         self.host_ports(&pods);
         let ingresses = self.ingresses(s, &services);
         let traces = self.traces(s);
