@@ -178,6 +178,7 @@ fn bench(c: &mut Criterion) {
         });
         g.finish();
         cni_models(c, &dir, nodes);
+        ipvs_mode(c, &dir, nodes);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -221,6 +222,45 @@ fn cni_models(c: &mut Criterion, dir: &Path, nodes: u32) {
         });
         g.finish();
     }
+}
+
+/// The same cluster with kube-proxy in IPVS mode, whose virtual servers, `kube-ipvs0` addresses
+/// and nat rules every node shares.
+fn ipvs_mode(c: &mut Criterion, dir: &Path, nodes: u32) {
+    let plan = Plan::new(Options {
+        nodes,
+        kube_proxy: k8snet::model::KubeProxyMode::Ipvs,
+        ..Options::default()
+    })
+    .expect("a valid plan");
+    let yaml = generate::scenario(&plan, Format::Yaml);
+    let path = write(dir, &format!("{nodes}-ipvs.yaml"), &yaml);
+    let file = path.to_str().expect("a UTF-8 path");
+    let (from, to) = match plan.cases(1)[..] {
+        [generate::Case::ToService { from, service }] => {
+            (plan.pod_name(from), format!("svc/{}", plan.service_name(service)))
+        }
+        _ => unreachable!("the first case of seed 1 is pod to Service"),
+    };
+    let mut g = c.benchmark_group(format!("{nodes} nodes, kube-proxy ipvs"));
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
+    if nodes >= 500 {
+        g.sampling_mode(SamplingMode::Flat);
+    }
+    let cluster = load("generated.yaml", &yaml);
+    g.bench_function("compile", |b| b.iter(|| k8snet::compile::compile(black_box(&cluster))));
+    let state = k8snet::compile::compile(&cluster);
+    let query = Query::new(&from, &to);
+    g.bench_function("one trace, pod to Service across nodes, on the loaded cluster", |b| {
+        b.iter(|| k8snet::tracer::trace(&cluster, &state, black_box(&query), BranchChoice::default()).expect("traces"))
+    });
+    g.bench_function("command: trace (load, compile, one trace)", |b| {
+        b.iter(|| run(&["trace", "-f", file, "--from", &from, "--to", &to]))
+    });
+    g.bench_function("command: explain --node node-1", |b| {
+        b.iter(|| run(&["explain", file, "--node", "node-1"]))
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -38,6 +38,7 @@ for nodes in ${@:-50}; do
     "$k8snet" generate --nodes "$nodes" --traces 1000 >"$work/c.yaml"
     "$k8snet" generate --nodes "$nodes" --traces 1000 --format json >"$work/c.json"
     "$k8snet" generate --nodes "$nodes" --queries 1000 >"$work/q.txt"
+    "$k8snet" generate --nodes "$nodes" --kube-proxy ipvs >"$work/ipvs.yaml"
     set -- $("$k8snet" generate --nodes "$nodes" --queries 1)
     from=$1 to=$2
     cluster="$nodes nodes, $((nodes * 30)) pods, $((nodes * 2)) Services"
@@ -67,5 +68,11 @@ for nodes in ${@:-50}; do
         row "$k8snet" check "$file"
         label="trace --batch (1,000 queries)"
         row "$k8snet" trace -f "$file" --batch "$work/q.txt"
+        # The same cluster with kube-proxy in IPVS mode: its file differs by one word, so it is
+        # set beside the same floor.
+        label="ipvs: trace $from → $to"
+        row "$k8snet" trace -f "$work/ipvs.yaml" --from "$from" --to "$to"
+        label="ipvs: explain --node node-1"
+        row "$k8snet" explain "$work/ipvs.yaml" --node node-1
     done
 done

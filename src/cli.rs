@@ -365,6 +365,8 @@ pub enum CniArg {
 pub enum KubeProxyArg {
     Iptables,
     Nftables,
+    // IPVS mode: modelled only, `materialize` refuses it.
+    Ipvs,
     // No kube-proxy: with `--cni cilium`, its kube-proxy replacement.
     None,
 }

@@ -24,6 +24,7 @@ pub fn options(a: &GenerateArgs) -> Options {
         kube_proxy: match a.kube_proxy {
             KubeProxyArg::Iptables => KubeProxyMode::Iptables,
             KubeProxyArg::Nftables => KubeProxyMode::Nftables,
+            KubeProxyArg::Ipvs => KubeProxyMode::Ipvs,
             KubeProxyArg::None => KubeProxyMode::None,
         },
         hairpin_mode: match a.hairpin_mode {

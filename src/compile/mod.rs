@@ -32,9 +32,9 @@ pub fn compile(cluster: &Cluster) -> NetState {
             kube_proxy::nftables::nat(cluster),
         )
     });
-    let ipvs = cluster.kube_proxy == crate::model::KubeProxyMode::Ipvs;
-    let ipvs_device = ipvs.then(|| kube_proxy::ipvs::dummy_device(cluster));
-    let iptables = (nftables.is_none() && !ipvs && cluster.kube_proxy != crate::model::KubeProxyMode::None)
+    let mut ipvs =
+        (cluster.kube_proxy == crate::model::KubeProxyMode::Ipvs).then(|| kube_proxy::ipvs::KubeProxy::new(cluster));
+    let iptables = (nftables.is_none() && ipvs.is_none() && cluster.kube_proxy != crate::model::KubeProxyMode::None)
         .then(|| kube_proxy::KubeProxy::new(cluster));
     let listeners = kube_proxy::listeners(cluster);
     let kube_router = (cluster.network_policy == crate::model::policy::Enforcer::KubeRouter)
@@ -57,14 +57,8 @@ pub fn compile(cluster: &Cluster) -> NetState {
                 host.filter = kr.filter(node, iptables.as_ref().map(|k| k.own_filter_chains(node)));
                 host.ipsets = kr.ipsets();
             }
-            if let Some((dev, local)) = &ipvs_device {
-                host.interfaces.push(dev.clone());
-                if let Some(t) = host.tables.iter_mut().find(|t| t.name == "local") {
-                    t.routes.extend(local.iter().cloned());
-                }
-                host.nat = kube_proxy::ipvs::nat(cluster, node);
-                host.ipsets = std::sync::Arc::new(kube_proxy::ipvs::with_sets(cluster, &host.ipsets));
-                host.ipvs = Some(kube_proxy::ipvs::table(cluster, node));
+            if let Some(ipvs) = &mut ipvs {
+                ipvs.install(host, node, cluster.nodes[node].ip);
             }
             host.listeners.extend(listeners.iter().cloned());
         }

@@ -92,8 +92,8 @@ fn command_line(o: &Options) -> String {
     if o.cni != Cni::Bridge {
         let _ = write!(c, " --cni {}", o.cni.word());
     }
-    if o.kube_proxy == KubeProxyMode::None {
-        c.push_str(" --kube-proxy none");
+    if o.kube_proxy != KubeProxyMode::Iptables {
+        let _ = write!(c, " --kube-proxy {}", kube_proxy_word(o.kube_proxy));
     }
     if o.hairpin_mode != HairpinMode::HairpinVeth {
         let _ = write!(c, " --hairpin-mode {}", hairpin_word(o.hairpin_mode));
@@ -130,6 +130,15 @@ fn hairpin_word(mode: HairpinMode) -> &'static str {
     }
 }
 
+fn kube_proxy_word(mode: KubeProxyMode) -> &'static str {
+    match mode {
+        KubeProxyMode::Iptables => "iptables",
+        KubeProxyMode::Nftables => "nftables",
+        KubeProxyMode::Ipvs => "ipvs",
+        KubeProxyMode::None => "none",
+    }
+}
+
 fn sections(plan: &Plan) -> Vec<(&'static str, Value)> {
     let o = plan.options();
     let cluster = Value::Map(vec![
@@ -139,15 +148,7 @@ fn sections(plan: &Plan) -> Vec<(&'static str, Value)> {
         ("podNetwork", s(super::POD_NETWORK)),
         ("serviceNetwork", s(super::SERVICE_NETWORK)),
         ("cni", s(o.cni.word())),
-        (
-            "kubeProxy",
-            s(match o.kube_proxy {
-                KubeProxyMode::Iptables => "iptables",
-                KubeProxyMode::Nftables => "nftables",
-                KubeProxyMode::Ipvs => "ipvs",
-                KubeProxyMode::None => "none",
-            }),
-        ),
+        ("kubeProxy", s(kube_proxy_word(o.kube_proxy))),
         ("hairpinMode", s(hairpin_word(o.hairpin_mode))),
         ("bridgeNfCallIptables", Value::Bool(o.bridge_nf_call_iptables)),
     ]);

@@ -239,7 +239,7 @@ pub enum Link {
 pub struct Interface {
     pub name: String,
     pub link: Link,
-    pub addrs: Vec<Ipv4Net>,
+    pub addrs: Addresses,
     /// The bridge this interface is a port of.
     pub master: Option<String>,
     /// A bridge port in hairpin mode sends frames back out the port they came in on.
@@ -259,7 +259,7 @@ impl Interface {
         Interface {
             name: name.to_owned(),
             link,
-            addrs,
+            addrs: Addresses::from(addrs),
             master: None,
             hairpin: false,
             promiscuous: false,
@@ -269,6 +269,51 @@ impl Interface {
 
     pub fn owns(&self, ip: Ipv4Addr) -> bool {
         self.addrs.iter().any(|a| a.addr() == ip)
+    }
+}
+
+/// An interface's addresses, held once for every host whose interface holds the same ones
+/// (`kube-ipvs0` holds every Service address, on every node): a clone shares the list, and the
+/// first change a host makes gives it a copy of its own.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Addresses(std::sync::Arc<Vec<Ipv4Net>>);
+
+impl Serialize for Addresses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(s)
+    }
+}
+
+impl<'a> IntoIterator for &'a Addresses {
+    type Item = &'a Ipv4Net;
+    type IntoIter = std::slice::Iter<'a, Ipv4Net>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl From<Vec<Ipv4Net>> for Addresses {
+    fn from(addrs: Vec<Ipv4Net>) -> Addresses {
+        Addresses(std::sync::Arc::new(addrs))
+    }
+}
+
+impl std::ops::Deref for Addresses {
+    type Target = Vec<Ipv4Net>;
+    fn deref(&self) -> &Vec<Ipv4Net> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Addresses {
+    fn deref_mut(&mut self) -> &mut Vec<Ipv4Net> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl fmt::Debug for Addresses {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

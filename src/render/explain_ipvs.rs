@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::style::Style;
 use crate::model::{Cluster, Service, ServicePort};
-use crate::net::ipvs::{DUMMY_DEVICE, Ipvs};
+use crate::net::ipvs::{Address, DUMMY_DEVICE, Ipvs, Shared};
 use crate::net::{Host, NetState, Role};
 
 fn nodes<'a>(c: &Cluster, state: &'a NetState) -> Vec<&'a Host> {
@@ -115,19 +115,18 @@ pub fn node_table(out: &mut String, h: &Host, style: Style) {
 /// together.
 pub fn service_port(out: &mut String, c: &Cluster, state: &NetState, s: &Service, port: &ServicePort, style: Style) {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    // Every node holds the same list of virtual servers (`net::ipvs::Shared`): the port's
+    // positions in it are found once, not once per node.
+    let mut positions: Option<(*const Shared, Vec<usize>)> = None;
     for h in nodes(c, state) {
         let Some(ipvs) = &h.ipvs else { continue };
+        let shared: *const Shared = ipvs.shared();
+        if positions.as_ref().is_none_or(|(of, _)| *of != shared) {
+            positions = Some((shared, port_positions(ipvs.shared(), s, port)));
+        }
         let mut text = String::new();
-        for v in ipvs.services.iter().filter(|v| {
-            v.protocol == port.protocol
-                && ((Some(*v.addr.ip()) == s.cluster_ip || Some(*v.addr.ip()) == s.load_balancer_ip)
-                    && v.addr.port() == port.port
-                    || Some(v.addr.port()) == port.node_port && !ipvs_bound(c, *v.addr.ip()))
-        }) {
-            let _ = writeln!(text, "{}", v.head_line());
-            for r in &v.real_servers {
-                let _ = writeln!(text, "{}", r.line());
-            }
+        for &i in positions.iter().flat_map(|(_, at)| at) {
+            ipvs.write_server(&mut text, i);
         }
         // A NodePort's virtual server is on each node's own address: nodes differ by it alone.
         if let Some(n) = c.node_named(&h.name) {
@@ -165,9 +164,21 @@ fn port_name(s: &Service, p: &ServicePort) -> String {
     }
 }
 
-/// Whether `ip` is a Service address (a NodePort virtual server is on a node's address instead).
-fn ipvs_bound(c: &Cluster, ip: std::net::Ipv4Addr) -> bool {
-    c.services
+/// The positions of the virtual servers of a Service port: on its ClusterIP and load-balancer
+/// IP at its port, and its NodePort.
+fn port_positions(shared: &Shared, s: &Service, port: &ServicePort) -> Vec<usize> {
+    let bound = |ip: &std::net::Ipv4Addr| Some(*ip) == s.cluster_ip || Some(*ip) == s.load_balancer_ip;
+    shared
+        .templates()
         .iter()
-        .any(|s| s.cluster_ip == Some(ip) || s.load_balancer_ip == Some(ip))
+        .enumerate()
+        .filter(|(_, t)| {
+            t.protocol == port.protocol
+                && match t.addr {
+                    Address::Service(a) => bound(a.ip()) && a.port() == port.port,
+                    Address::NodePort(np) => Some(np) == port.node_port,
+                }
+        })
+        .map(|(i, _)| i)
+        .collect()
 }

@@ -11,7 +11,7 @@ use super::{Direction, End, Next, Simulator};
 
 impl Simulator<'_> {
     /// The virtual server a new connection's packet reaching INPUT on `host` is for, if any.
-    pub(super) fn ipvs_service(&self, host: usize, pkt: &Packet, dir: Direction) -> Option<&VirtualServer> {
+    pub(super) fn ipvs_service(&self, host: usize, pkt: &Packet, dir: Direction) -> Option<VirtualServer> {
         let ipvs = self.host(host).ipvs.as_ref()?;
         if dir != Direction::New || !pkt.tuple.protocol.has_ports() {
             return None;

@@ -502,7 +502,7 @@ impl<'a> Simulator<'a> {
             return Next::End(end);
         }
         if let Some(vs) = self.ipvs_service(host, &pkt, dir) {
-            return self.ipvs_forward(host, pkt, orig, &vs.clone());
+            return self.ipvs_forward(host, pkt, orig, &vs);
         }
         match dir {
             Direction::New => self.confirm(host, orig, pkt.tuple),

@@ -9,7 +9,7 @@ use super::{Validator, overlaps};
 use crate::input::decode::Sp;
 use crate::input::spec::Scenario;
 use crate::model::subnet_gateway;
-use crate::model::{CalicoPool, Cni, Encapsulation, KubeProxyMode, Service};
+use crate::model::{CalicoPool, Cni, Encapsulation, KubeProxyMode};
 
 /// Calico's own defaults (`calico-node`'s `CALICO_IPV4POOL_IPIP=Always`, block size 26).
 const CALICO_DEFAULT_ENCAPSULATION: Encapsulation = Encapsulation::Ipip;
@@ -225,32 +225,5 @@ impl Validator {
                 }
             }
         }
-    }
-}
-
-/// The most virtual servers k8snet holds in IPVS mode, where every node keeps its own table (and
-/// its own kube-ipvs0 addresses) rather than sharing one: about 300 MB per million.
-pub const IPVS_MAX_VIRTUAL_SERVERS: usize = 2_000_000;
-
-impl Validator {
-    /// IPVS mode's state is built per node: a cluster too large for it is refused here, with
-    /// the modes that share their state named, rather than running out of memory later.
-    pub(super) fn ipvs_size(&mut self, s: &Scenario, settings: &CniSettings, nodes: usize, services: &[Service]) {
-        if settings.kube_proxy != KubeProxyMode::Ipvs {
-            return;
-        }
-        let ports: usize = services.iter().map(|s| s.ports.len()).sum();
-        let servers = nodes.saturating_mul(ports);
-        if servers <= IPVS_MAX_VIRTUAL_SERVERS {
-            return;
-        }
-        let span = s.cluster.kube_proxy.as_ref().map(|k| k.span).unwrap_or_default();
-        self.error(
-            span,
-            format!(
-                "kubeProxy: ipvs would hold {servers} virtual servers ({nodes} nodes × {ports} Service ports), more than k8snet models in this mode ({IPVS_MAX_VIRTUAL_SERVERS})"
-            ),
-            "IPVS mode is modelled with a table of its own on every node, so it is limited to smaller clusters; trace a cluster this size with `kubeProxy: iptables` or `nftables`, whose rules are shared",
-        );
     }
 }

@@ -227,7 +227,6 @@ impl Validator {
         let mut services = self.services(s, &pods, service_network.as_ref());
         self.external_ips_under(s, settings.kube_proxy);
         self.kubernetes_service(s, &nodes, &mut pods, &mut services, service_network.as_ref());
-        self.ipvs_size(s, &settings, nodes.len(), &services);
         self.host_ports(&pods);
         let ingresses = self.ingresses(s, &services);
         let traces = self.traces(s);
