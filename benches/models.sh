@@ -18,7 +18,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 trap 'rm -rf "$work"; exit 1' INT TERM
 nodes=${1:-5000}
-models=${K8SNET_BENCH_MODELS:-"bridge:iptables bridge:nftables flannel-host-gw:iptables flannel-vxlan:iptables calico:iptables cilium:iptables cilium:none"}
+models=${K8SNET_BENCH_MODELS:-"bridge:iptables bridge:nftables bridge:ipvs flannel-host-gw:iptables flannel-vxlan:iptables calico:iptables cilium:iptables cilium:none"}
 
 # Runs a command once; prints "WALL RSS_MB CPU".
 measure() {
