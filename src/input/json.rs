@@ -33,9 +33,26 @@ pub fn read_filtered(text: &str, filter: KeyFilter) -> Result<Node, Diagnostic> 
     read_keeping(text, Some(filter))
 }
 
+/// [`read_filtered`] for a document whose top-level `items` list holds most of it (a
+/// Kubernetes `List`): each item is handed to `item` as soon as it is read, and the tree
+/// returned holds an empty `items` list in its place. A kubectl dump of a large cluster is then
+/// never a tree all at once, and each item is freed while its memory is still in the cache.
+pub fn read_items(text: &str, filter: KeyFilter, item: &mut dyn FnMut(Node)) -> Result<Node, Diagnostic> {
+    read_with(text, Some(filter), Some(item))
+}
+
 fn read_keeping(text: &str, filter: Option<KeyFilter>) -> Result<Node, Diagnostic> {
+    read_with(text, filter, None)
+}
+
+fn read_with<'a>(
+    text: &'a str,
+    filter: Option<KeyFilter>,
+    items: Option<&'a mut dyn FnMut(Node)>,
+) -> Result<Node, Diagnostic> {
     let mut reader = Reader::new(text);
     reader.filter = filter;
+    reader.items = items;
     let result = reader.value(0).and_then(|root| {
         reader.skip_space();
         if reader.at < reader.bytes.len() {
@@ -69,6 +86,8 @@ struct Reader<'a> {
     column_mark: (usize, u64),
     /// Which entries of a mapping to build; `None` builds them all.
     filter: Option<KeyFilter>,
+    /// Where the items of the top-level `items` list go instead of into the tree.
+    items: Option<&'a mut dyn FnMut(Node)>,
 }
 
 impl<'a> Reader<'a> {
@@ -82,6 +101,7 @@ impl<'a> Reader<'a> {
             line_start: skip_bom,
             column_mark: (skip_bom, 1),
             filter: None,
+            items: None,
         }
     }
 
@@ -221,7 +241,15 @@ impl<'a> Reader<'a> {
             }
             self.at += 1;
             let keep = self.filter.map_or(Keep::Field, |f| f(name));
+            let streamed = depth == 0 && name == "items" && self.items.is_some() && {
+                self.skip_space();
+                self.bytes.get(self.at) == Some(&b'[')
+            };
             match keep {
+                _ if streamed => {
+                    let value = self.stream_items(depth + 1)?;
+                    entries.push((key, value));
+                }
                 Keep::Field => {
                     let value = self.value(depth + 1)?;
                     entries.push((key, value));
@@ -266,6 +294,38 @@ impl<'a> Reader<'a> {
                 _ => return Err(Problem::Syntax(self.at)),
             }
         }
+    }
+
+    /// The top-level `items` list, each item handed on as soon as it is read: an empty list
+    /// is left in the tree, at the list's place.
+    fn stream_items(&mut self, depth: usize) -> Result<Node, Problem> {
+        let pos = self.pos_at(self.at);
+        self.enter(depth, pos)?;
+        self.at += 1;
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&b']') {
+            self.at += 1;
+        } else {
+            loop {
+                let item = self.value(depth + 1)?;
+                if let Some(sink) = self.items.as_mut() {
+                    sink(item);
+                }
+                self.skip_space();
+                match self.bytes.get(self.at) {
+                    Some(b',') => self.at += 1,
+                    Some(b']') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(Problem::Syntax(self.at)),
+                }
+            }
+        }
+        Ok(Node {
+            pos,
+            value: Value::Seq(Vec::new()),
+        })
     }
 
     /// The text of the string key at the reader's place when it has no escapes, without reading
