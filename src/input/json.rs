@@ -84,6 +84,9 @@ struct Reader<'a> {
     /// count characters, and on a one-line file counting from the line's start each time would
     /// make reading quadratic.
     column_mark: (usize, u64),
+    /// Whether the current line holds only ASCII up to the reader's place, so a column is
+    /// the offset from the line's start.
+    line_ascii: bool,
     /// Which entries of a mapping to build; `None` builds them all.
     filter: Option<KeyFilter>,
     /// Where the items of the top-level `items` list go instead of into the tree.
@@ -100,30 +103,48 @@ impl<'a> Reader<'a> {
             line: 1,
             line_start: skip_bom,
             column_mark: (skip_bom, 1),
+            line_ascii: true,
             filter: None,
             items: None,
         }
     }
 
     fn skip_space(&mut self) {
-        while let Some(&b) = self.bytes.get(self.at) {
-            match b {
-                b' ' | b'\t' | b'\r' => self.at += 1,
-                b'\n' => {
-                    self.at += 1;
+        let bytes = self.bytes;
+        let mut i = self.at;
+        loop {
+            match bytes.get(i) {
+                Some(b' ' | b'\t' | b'\r') => i += 1,
+                Some(b'\n') => {
+                    i += 1;
                     self.line += 1;
-                    self.line_start = self.at;
-                    self.column_mark = (self.at, 1);
+                    self.line_start = i;
+                    self.column_mark = (i, 1);
+                    self.line_ascii = true;
+                    // Pretty-printed JSON indents every line: pass eight spaces at a time.
+                    while let Some(chunk) = bytes.get(i..i + 8)
+                        && chunk == b"        "
+                    {
+                        i += 8;
+                    }
                 }
                 _ => break,
             }
         }
+        self.at = i;
     }
 
     /// The line and column of an offset on the current line (or before the reader started it).
     fn pos_at(&mut self, at: usize) -> Pos {
         if at < self.line_start {
             return position_of(self.text, at);
+        }
+        if self.line_ascii {
+            // Every byte so far on this line is a character of its own.
+            return Pos {
+                line: self.line,
+                column: (at - self.line_start) as u64 + 1,
+            };
         }
         let (from, column) = if self.column_mark.0 <= at {
             self.column_mark
@@ -136,6 +157,34 @@ impl<'a> Reader<'a> {
             line: self.line,
             column,
         }
+    }
+
+    /// The first offset from `i` on that ends a plain run of a string's text: a quote, a
+    /// backslash, a control character or a byte that is not ASCII (which the caller notes, for
+    /// columns). Eight bytes are looked at a time, as most strings run on for a while.
+    fn string_stop(&self, mut i: usize) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.bytes.get(i..i + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+            let quote = zero_in(x ^ (ONES * u64::from(b'"')));
+            let backslash = zero_in(x ^ (ONES * u64::from(b'\\')));
+            let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+            let stops = quote | backslash | control | (x & HIGH);
+            if stops != 0 {
+                // The lowest flagged byte is exact; only those after it can be false alarms.
+                return i + (stops.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        while let Some(&b) = self.bytes.get(i) {
+            if b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80 {
+                break;
+            }
+            i += 1;
+        }
+        i
     }
 
     fn value(&mut self, depth: usize) -> Result<Node, Problem> {
@@ -332,12 +381,11 @@ impl<'a> Reader<'a> {
     /// past it.
     fn plain_key(&self) -> Option<&'a str> {
         let start = self.at + 1;
-        let len = self
-            .bytes
-            .get(start..)?
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        (self.bytes[start + len] == b'"').then(|| &self.text[start..start + len])
+        let mut end = self.string_stop(start);
+        while self.bytes.get(end).is_some_and(|&b| b >= 0x80) {
+            end = self.string_stop(end + 1);
+        }
+        (*self.bytes.get(end)? == b'"').then(|| &self.text[start..end])
     }
 
     /// Reads past a value without building it, checking it is JSON as [`Self::value`] would.
@@ -393,6 +441,7 @@ impl<'a> Reader<'a> {
     fn skip_string(&mut self) -> Result<(), Problem> {
         let mut i = self.at + 1;
         loop {
+            i = self.string_stop(i);
             match self.bytes.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => match self.bytes.get(i + 1) {
@@ -408,7 +457,10 @@ impl<'a> Reader<'a> {
                     _ => return Err(Problem::Syntax(i)),
                 },
                 Some(&b) if b < 0x20 => return Err(Problem::Syntax(i)),
-                Some(_) => i += 1,
+                Some(_) => {
+                    self.line_ascii = false;
+                    i += 1;
+                }
                 None => return Err(Problem::Syntax(self.bytes.len())),
             }
         }
@@ -421,6 +473,7 @@ impl<'a> Reader<'a> {
         let mut i = start + 1;
         let mut escaped = false;
         loop {
+            i = self.string_stop(i);
             match self.bytes.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -428,7 +481,10 @@ impl<'a> Reader<'a> {
                     i += 2;
                 }
                 Some(&b) if b < 0x20 => return Err(Problem::Syntax(i)),
-                Some(_) => i += 1,
+                Some(_) => {
+                    self.line_ascii = false;
+                    i += 1;
+                }
                 None => return Err(Problem::Syntax(self.bytes.len())),
             }
         }
@@ -595,6 +651,43 @@ mod tests {
             panic!()
         };
         assert_eq!(items[1999].pos.column, 2 + 4 * 1999);
+    }
+
+    #[test]
+    fn strings_end_where_they_end_at_every_offset() {
+        for n in 0..20 {
+            let run = "a".repeat(n);
+            for (tail, want) in [
+                ("\"", Some(run.clone())),
+                ("\\\"x\"", Some(format!("{run}\"x"))),
+                ("é\"", Some(format!("{run}é"))),
+                ("\u{1}\"", None),
+                ("\\q\"", None),
+            ] {
+                let text = format!("[\"{run}{tail}, \"{run}{tail}]");
+                let got = read(&text).ok().map(|root| match root.value {
+                    Value::Seq(items) => match &items[0].value {
+                        Value::Str(s) => s.clone(),
+                        other => panic!("{other:?}"),
+                    },
+                    other => panic!("{other:?}"),
+                });
+                assert_eq!(got, want, "{text:?}");
+                let filtered = read_filtered(&format!("{{\"k\": {text}}}"), |_| Keep::Skip).is_ok();
+                assert_eq!(filtered, want.is_some(), "skipped {text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn columns_after_a_wide_character_count_characters() {
+        let root = parse("{\"a\": \"ééé\", \"b\": 1}\n{\"x\": 1}".split('\n').next().unwrap());
+        let Value::Map(entries) = &root.value else { panic!() };
+        assert_eq!(entries[1].0.pos, Pos { line: 1, column: 14 });
+        let root = parse("[\n        \"é\", 1,\n         2]");
+        let Value::Seq(items) = &root.value else { panic!() };
+        assert_eq!(items[1].pos, Pos { line: 2, column: 14 });
+        assert_eq!(items[2].pos, Pos { line: 3, column: 10 }, "a new line starts over");
     }
 
     #[test]
