@@ -33,26 +33,53 @@ pub fn read_filtered(text: &str, filter: KeyFilter) -> Result<Node, Diagnostic> 
     read_keeping(text, Some(filter))
 }
 
-/// [`read_filtered`] for a document whose top-level `items` list holds most of it (a
-/// Kubernetes `List`): each item is handed to `item` as soon as it is read, and the tree
-/// returned holds an empty `items` list in its place. A kubectl dump of a large cluster is then
-/// never a tree all at once, and each item is freed while its memory is still in the cache.
-pub fn read_items(text: &str, filter: KeyFilter, item: &mut dyn FnMut(Node)) -> Result<Node, Diagnostic> {
-    read_with(text, Some(filter), Some(item))
+/// What [`read_each`] hands on, in the order of the text.
+pub enum Read {
+    /// One item of a document's top-level `items` list, handed on before its document.
+    Item(Node),
+    Document(Node),
+}
+
+/// Every JSON value of a text written one after another (as `jq -c` writes them, or `kubectl`
+/// run twice into one file), each read as [`read_filtered`] reads one and handed to `sink`.
+///
+/// With `stream`, the items of each document's top-level `items` list (a Kubernetes `List`)
+/// are handed on one by one as soon as each is read, and the document holds an empty list in
+/// their place: a kubectl dump of a large cluster is then never a tree all at once, and each
+/// item is freed while its memory is still in the cache.
+///
+/// A key the filter leaves out at a document's top level, or a streamed item's, is kept with a
+/// null value (its value is still only checked): a decoder that checks an object's keys then
+/// sees a misspelt one, as it does in YAML.
+pub fn read_each(text: &str, filter: KeyFilter, stream: bool, sink: &mut dyn FnMut(Read)) -> Result<(), Diagnostic> {
+    let mut reader = Reader::new(text);
+    reader.filter = Some(filter);
+    reader.stream = stream;
+    reader.sink = Some(sink);
+    let result = loop {
+        reader.at_root = true;
+        match reader.value(0) {
+            Ok(root) => {
+                if let Some(sink) = reader.sink.as_mut() {
+                    sink(Read::Document(root));
+                }
+            }
+            Err(e) => break Err(e),
+        }
+        reader.skip_space();
+        if reader.at >= reader.bytes.len() {
+            break Ok(());
+        }
+    };
+    result.map_err(|problem| match problem {
+        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at), true),
+        Problem::Located(pos, d) => d.at(Span { pos, len: 1 }),
+    })
 }
 
 fn read_keeping(text: &str, filter: Option<KeyFilter>) -> Result<Node, Diagnostic> {
-    read_with(text, filter, None)
-}
-
-fn read_with<'a>(
-    text: &'a str,
-    filter: Option<KeyFilter>,
-    items: Option<&'a mut dyn FnMut(Node)>,
-) -> Result<Node, Diagnostic> {
     let mut reader = Reader::new(text);
     reader.filter = filter;
-    reader.items = items;
     let result = reader.value(0).and_then(|root| {
         reader.skip_space();
         if reader.at < reader.bytes.len() {
@@ -62,7 +89,7 @@ fn read_with<'a>(
         }
     });
     result.map_err(|problem| match problem {
-        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at)),
+        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at), false),
         Problem::Located(pos, d) => d.at(Span { pos, len: 1 }),
     })
 }
@@ -89,8 +116,12 @@ struct Reader<'a> {
     line_ascii: bool,
     /// Which entries of a mapping to build; `None` builds them all.
     filter: Option<KeyFilter>,
-    /// Where the items of the top-level `items` list go instead of into the tree.
-    items: Option<&'a mut dyn FnMut(Node)>,
+    /// Where [`read_each`] hands documents on, and with `stream` the items of their
+    /// top-level `items` lists instead of building them into the tree.
+    sink: Option<&'a mut dyn FnMut(Read)>,
+    stream: bool,
+    /// The next mapping read is a document's or a streamed item's top level.
+    at_root: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -105,7 +136,9 @@ impl<'a> Reader<'a> {
             column_mark: (skip_bom, 1),
             line_ascii: true,
             filter: None,
-            items: None,
+            sink: None,
+            stream: false,
+            at_root: false,
         }
     }
 
@@ -191,10 +224,11 @@ impl<'a> Reader<'a> {
         self.skip_space();
         let start = self.at;
         let pos = self.pos_at(start);
+        let root = std::mem::take(&mut self.at_root);
         let value = match self.bytes.get(start) {
             Some(b'{') => {
                 self.enter(depth, pos)?;
-                self.object(depth)?
+                self.object(depth, root)?
             }
             Some(b'[') => {
                 self.enter(depth, pos)?;
@@ -217,7 +251,8 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, Problem> {
+    /// A mapping; `root` when it is a document's or a streamed item's top level.
+    fn object(&mut self, depth: usize, root: bool) -> Result<Value, Problem> {
         self.at += 1;
         let mut entries: Vec<(Node, Node)> = Vec::new();
         // Small mappings are checked for a repeated key by looking back; big ones by hashing.
@@ -234,6 +269,7 @@ impl<'a> Reader<'a> {
             }
             // A key the filter leaves out is passed over with its value, never built.
             if let Some(filter) = self.filter
+                && !root
                 && let Some(plain) = self.plain_key()
                 && matches!(filter(plain), Keep::Skip)
             {
@@ -290,7 +326,7 @@ impl<'a> Reader<'a> {
             }
             self.at += 1;
             let keep = self.filter.map_or(Keep::Field, |f| f(name));
-            let streamed = depth == 0 && name == "items" && self.items.is_some() && {
+            let streamed = depth == 0 && name == "items" && self.stream && {
                 self.skip_space();
                 self.bytes.get(self.at) == Some(&b'[')
             };
@@ -309,7 +345,15 @@ impl<'a> Reader<'a> {
                     self.filter = outer;
                     entries.push((key, value?));
                 }
-                Keep::Skip => self.skip(depth + 1)?,
+                Keep::Skip => {
+                    self.skip_space();
+                    let pos = self.pos_at(self.at);
+                    self.skip(depth + 1)?;
+                    if root {
+                        let value = Value::Null;
+                        entries.push((key, Node { pos, value }));
+                    }
+                }
             }
             self.skip_space();
             match self.bytes.get(self.at) {
@@ -356,9 +400,10 @@ impl<'a> Reader<'a> {
             self.at += 1;
         } else {
             loop {
+                self.at_root = true;
                 let item = self.value(depth + 1)?;
-                if let Some(sink) = self.items.as_mut() {
-                    sink(item);
+                if let Some(sink) = self.sink.as_mut() {
+                    sink(Read::Item(item));
                 }
                 self.skip_space();
                 match self.bytes.get(self.at) {
@@ -578,9 +623,20 @@ fn position_of(text: &str, at: usize) -> Pos {
 
 /// The text is not JSON: serde_json reads it again and says why, in its words and at its place;
 /// should it disagree and accept the text, the place this reader stopped is reported.
-fn syntax_error(text: &str, fallback: Pos) -> Diagnostic {
+/// With `each`, the text is several values one after another, read so by serde_json too.
+fn syntax_error(text: &str, fallback: Pos, each: bool) -> Diagnostic {
     let help = "fix the JSON syntax; every other check runs once the file parses";
-    let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) else {
+    let first_error = || {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<serde::de::IgnoredAny>()
+            .find_map(Result::err)
+    };
+    let found = if each {
+        first_error().map_or(Ok(()), Err)
+    } else {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map(drop)
+    };
+    let Err(e) = found else {
         return Diagnostic::error("invalid JSON")
             .help(help)
             .at(Span { pos: fallback, len: 1 });
@@ -688,6 +744,40 @@ mod tests {
         let Value::Seq(items) = &root.value else { panic!() };
         assert_eq!(items[1].pos, Pos { line: 2, column: 14 });
         assert_eq!(items[2].pos, Pos { line: 3, column: 10 }, "a new line starts over");
+    }
+
+    #[test]
+    fn documents_one_after_another_are_read_each_with_their_items_first() {
+        let text = "{\"apiVersion\": \"v1\", \"items\": [{\"kind\": \"A\", \"typo\": [1]}, 2], \"x\": {\"y\": 1}}\n{\"kind\":\"B\"}";
+        let mut seen = Vec::new();
+        read_each(
+            text,
+            |k| {
+                if k == "typo" || k == "x" {
+                    Keep::Skip
+                } else {
+                    Keep::Field
+                }
+            },
+            true,
+            &mut |read| {
+                seen.push(match read {
+                    Read::Item(node) => format!("item {node:?}"),
+                    Read::Document(node) => format!("document {node:?}"),
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(seen.len(), 4, "{seen:#?}");
+        assert!(seen[0].starts_with("item") && seen[0].contains("\"typo\"") && seen[0].contains("Null"));
+        assert!(seen[1].starts_with("item") && seen[1].contains("Int(2)"));
+        // The skipped top-level key is kept as a null; the list is left empty.
+        assert!(seen[2].contains("\"x\"") && seen[2].contains("Seq([])") && !seen[2].contains("\"y\""));
+        assert!(seen[3].contains("line: 2"), "{}", seen[3]);
+        let broken = "{\"a\": 1}\n{\"a\": 1,}";
+        let d = read_each(broken, |_| Keep::Field, true, &mut |_| {}).unwrap_err();
+        assert_eq!(d.message, "invalid JSON: key must be a string");
+        assert_eq!(d.at.unwrap().pos.line, 2, "placed in the second document");
     }
 
     #[test]

@@ -157,7 +157,7 @@ fn documents(inputs: &Inputs) -> Result<Vec<Document>, Vec<Diagnostic>> {
         }
         if format == Format::Json && keep::looks_like_kubectl_json(text) {
             match stream::read(text, before) {
-                Ok(document) => out.push(document),
+                Ok(documents) => out.extend(documents),
                 Err(d) => problems.push(d),
             }
             continue;

@@ -15,7 +15,7 @@ use crate::diagnostic::Diagnostic;
 use crate::input::decode::Decoder;
 use crate::input::json;
 use crate::input::sources::{shift, shift_diagnostic};
-use crate::input::tree::{Node, Pos, Value};
+use crate::input::tree::{Node, Value};
 
 /// One document of the input, as the decoder takes it.
 pub enum Document {
@@ -45,10 +45,7 @@ pub struct Decoded {
 impl Default for Decoded {
     fn default() -> Self {
         Decoded {
-            root: Node {
-                pos: Pos::default(),
-                value: Value::Null,
-            },
+            root: Node::default(),
             collected: Collected::default(),
             diagnostics: Vec::new(),
             skipped: BTreeMap::new(),
@@ -103,37 +100,98 @@ impl Decoded {
     }
 }
 
-/// Reads a kubectl JSON text that stands `before` lines into the joined input.
-pub fn read(text: &str, before: u64) -> Result<Document, Diagnostic> {
-    let mut dec = Decoder::default();
-    let mut collected = Collected::default();
-    let mut report = Report::default();
-    let mut items = 0usize;
-    let mut decode_item = |mut item: Node| {
-        shift(&mut item, before);
-        objects::object(&mut dec, &item, &mut collected, &mut report);
-        items += 1;
+/// The items of the document being read, decoded aside until it is known to be a `List`.
+#[derive(Default)]
+struct Pending {
+    dec: Decoder,
+    collected: Collected,
+    report: Report,
+    items: usize,
+}
+
+/// Reads a kubectl JSON text (one or several documents) that stands `before` lines into the
+/// joined input.
+pub fn read(text: &str, before: u64) -> Result<Vec<Document>, Diagnostic> {
+    let mut documents = Vec::new();
+    // Documents that were not `List`s after all, to be read again whole.
+    let mut again = Vec::new();
+    let mut pending = Pending::default();
+    let mut take = |read: json::Read| match read {
+        json::Read::Item(mut item) => {
+            shift(&mut item, before);
+            objects::object(&mut pending.dec, &item, &mut pending.collected, &mut pending.report);
+            pending.items += 1;
+        }
+        json::Read::Document(mut root) => {
+            shift(&mut root, before);
+            let items = std::mem::take(&mut pending);
+            if items.items == 0 {
+                // Nothing was taken out: the tree is the whole document.
+                documents.push(Document::Tree(root));
+            } else if is_list(&root) {
+                documents.push(Document::Decoded(Box::new(Decoded {
+                    root,
+                    collected: items.collected,
+                    diagnostics: items.dec.diagnostics,
+                    skipped: items.report.skipped,
+                })));
+            } else {
+                again.push(documents.len());
+                documents.push(Document::Tree(root));
+            }
+        }
     };
-    let read = json::read_items(text, keep::kubernetes, &mut decode_item);
-    let mut root = read.map_err(|d| shift_diagnostic(d, before))?;
-    shift(&mut root, before);
-    if items == 0 {
-        // Nothing was taken out: the tree is the whole document.
-        return Ok(Document::Tree(root));
+    json::read_each(text, keep::kubernetes, true, &mut take).map_err(|d| shift_diagnostic(d, before))?;
+    if !again.is_empty() {
+        let mut whole = Vec::new();
+        json::read_each(text, keep::kubernetes, false, &mut |read| {
+            if let json::Read::Document(root) = read {
+                whole.push(root);
+            }
+        })
+        .map_err(|d| shift_diagnostic(d, before))?;
+        for index in again {
+            let mut root = std::mem::replace(&mut whole[index], Node::default());
+            shift(&mut root, before);
+            documents[index] = Document::Tree(root);
+        }
     }
-    let kind = text_at(&root, &["kind"]).unwrap_or_default();
-    let list = is_object(&root)
+    Ok(documents)
+}
+
+/// Whether a document is a `List` (or `PodList` and the like), whose items are its objects.
+fn is_list(root: &Node) -> bool {
+    let kind = text_at(root, &["kind"]).unwrap_or_default();
+    is_object(root)
         && (kind == "List" || kind.ends_with("List"))
-        && matches!(get(&root, "items").map(|i| &i.value), Some(Value::Seq(_)));
-    if !list {
-        let mut whole = json::read_filtered(text, keep::kubernetes).map_err(|d| shift_diagnostic(d, before))?;
-        shift(&mut whole, before);
-        return Ok(Document::Tree(whole));
+        && matches!(get(root, "items").map(|i| &i.value), Some(Value::Seq(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::input::Source;
+    use crate::input::manifest::parse;
+    use crate::input::sources::Inputs;
+
+    fn skipped(text: &str) -> Vec<(String, usize)> {
+        let inputs = Inputs::single(Source {
+            name: "dump.json".into(),
+            text: text.into(),
+        });
+        let Ok(parsed) = parse(&inputs) else { panic!("parses") };
+        parsed.manifest.unwrap().skipped.into_iter().collect()
     }
-    Ok(Document::Decoded(Box::new(Decoded {
-        root,
-        collected,
-        diagnostics: dec.diagnostics,
-        skipped: report.skipped,
-    })))
+
+    #[test]
+    fn items_count_only_when_the_document_is_a_list() {
+        let item = r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}"#;
+        let list = format!(r#"{{"apiVersion": "v1", "items": [{item}, {item}], "kind": "List"}}"#);
+        assert_eq!(skipped(&list), [("Deployment".to_owned(), 2)]);
+        // The same items under an object that is not a List are that object's data.
+        let thing = format!(r#"{{"apiVersion": "v1", "items": [{item}, {item}], "kind": "Thing"}}"#);
+        assert_eq!(skipped(&thing), [("Thing".to_owned(), 1)]);
+        // One document after another, each in its own way.
+        let both = format!("{thing}\n{list}\n{item}");
+        assert_eq!(skipped(&both), [("Deployment".to_owned(), 3), ("Thing".to_owned(), 1)]);
+    }
 }
