@@ -212,7 +212,7 @@ impl<'a> Reader<'a> {
             i += 8;
         }
         while let Some(&b) = self.bytes.get(i) {
-            if b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80 {
+            if b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b) {
                 break;
             }
             i += 1;

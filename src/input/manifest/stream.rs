@@ -35,22 +35,12 @@ impl Document {
 }
 
 /// What a `List`'s items gave, held until the documents before it are decoded.
+#[derive(Default)]
 pub struct Decoded {
     root: Node,
     collected: Collected,
     diagnostics: Vec<Diagnostic>,
     skipped: BTreeMap<String, usize>,
-}
-
-impl Default for Decoded {
-    fn default() -> Self {
-        Decoded {
-            root: Node::default(),
-            collected: Collected::default(),
-            diagnostics: Vec::new(),
-            skipped: BTreeMap::new(),
-        }
-    }
 }
 
 impl Decoded {
@@ -151,7 +141,7 @@ pub fn read(text: &str, before: u64) -> Result<Vec<Document>, Diagnostic> {
         })
         .map_err(|d| shift_diagnostic(d, before))?;
         for index in again {
-            let mut root = std::mem::replace(&mut whole[index], Node::default());
+            let mut root = std::mem::take(&mut whole[index]);
             shift(&mut root, before);
             documents[index] = Document::Tree(root);
         }
