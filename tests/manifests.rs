@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 const YAML: &str = "tests/manifests/cluster.yaml";
 const JSON: &str = "tests/manifests/cluster.json";
 const DIR: &str = "tests/manifests/dir";
+/// The JSON dump as two `kubectl` runs into one file, the second written by `jq -c`.
+const SEVERAL_JSON: &str = "tests/manifests/several.json";
 
 /// Every kind of destination the fixture has: Services with and without selectors, not-ready
 /// and terminating endpoints, DNS, a NodePort, a load balancer and an Ingress.
@@ -80,6 +82,11 @@ fn every_form_of_the_dump_traces_alike() {
     assert_eq!(yaml.len(), QUERIES.lines().count());
     assert_eq!(traces(&[JSON], None), yaml, "JSON");
     assert_eq!(traces(&[DIR], None), yaml, "directory");
+    assert_eq!(
+        traces(&[SEVERAL_JSON], None),
+        yaml,
+        "several JSON documents in one file"
+    );
     let dirs: Vec<String> = std::fs::read_dir(DIR)
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())

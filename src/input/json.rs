@@ -33,6 +33,50 @@ pub fn read_filtered(text: &str, filter: KeyFilter) -> Result<Node, Diagnostic> 
     read_keeping(text, Some(filter))
 }
 
+/// What [`read_each`] hands on, in the order of the text.
+pub enum Read {
+    /// One item of a document's top-level `items` list, handed on before its document.
+    Item(Node),
+    Document(Node),
+}
+
+/// Every JSON value of a text written one after another (as `jq -c` writes them, or `kubectl`
+/// run twice into one file), each read as [`read_filtered`] reads one and handed to `sink`.
+///
+/// With `stream`, the items of each document's top-level `items` list (a Kubernetes `List`)
+/// are handed on one by one as soon as each is read, and the document holds an empty list in
+/// their place: a kubectl dump of a large cluster is then never a tree all at once, and each
+/// item is freed while its memory is still in the cache.
+///
+/// A key the filter leaves out at a document's top level, or a streamed item's, is kept with a
+/// null value (its value is still only checked): a decoder that checks an object's keys then
+/// sees a misspelt one, as it does in YAML.
+pub fn read_each(text: &str, filter: KeyFilter, stream: bool, sink: &mut dyn FnMut(Read)) -> Result<(), Diagnostic> {
+    let mut reader = Reader::new(text);
+    reader.filter = Some(filter);
+    reader.stream = stream;
+    reader.sink = Some(sink);
+    let result = loop {
+        reader.at_root = true;
+        match reader.value(0) {
+            Ok(root) => {
+                if let Some(sink) = reader.sink.as_mut() {
+                    sink(Read::Document(root));
+                }
+            }
+            Err(e) => break Err(e),
+        }
+        reader.skip_space();
+        if reader.at >= reader.bytes.len() {
+            break Ok(());
+        }
+    };
+    result.map_err(|problem| match problem {
+        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at), true),
+        Problem::Located(pos, d) => d.at(Span { pos, len: 1 }),
+    })
+}
+
 fn read_keeping(text: &str, filter: Option<KeyFilter>) -> Result<Node, Diagnostic> {
     let mut reader = Reader::new(text);
     reader.filter = filter;
@@ -45,7 +89,7 @@ fn read_keeping(text: &str, filter: Option<KeyFilter>) -> Result<Node, Diagnosti
         }
     });
     result.map_err(|problem| match problem {
-        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at)),
+        Problem::Syntax(at) => syntax_error(text, reader.pos_at(at), false),
         Problem::Located(pos, d) => d.at(Span { pos, len: 1 }),
     })
 }
@@ -67,8 +111,17 @@ struct Reader<'a> {
     /// count characters, and on a one-line file counting from the line's start each time would
     /// make reading quadratic.
     column_mark: (usize, u64),
+    /// Whether the current line holds only ASCII up to the reader's place, so a column is
+    /// the offset from the line's start.
+    line_ascii: bool,
     /// Which entries of a mapping to build; `None` builds them all.
     filter: Option<KeyFilter>,
+    /// Where [`read_each`] hands documents on, and with `stream` the items of their
+    /// top-level `items` lists instead of building them into the tree.
+    sink: Option<&'a mut dyn FnMut(Read)>,
+    stream: bool,
+    /// The next mapping read is a document's or a streamed item's top level.
+    at_root: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -81,29 +134,50 @@ impl<'a> Reader<'a> {
             line: 1,
             line_start: skip_bom,
             column_mark: (skip_bom, 1),
+            line_ascii: true,
             filter: None,
+            sink: None,
+            stream: false,
+            at_root: false,
         }
     }
 
     fn skip_space(&mut self) {
-        while let Some(&b) = self.bytes.get(self.at) {
-            match b {
-                b' ' | b'\t' | b'\r' => self.at += 1,
-                b'\n' => {
-                    self.at += 1;
+        let bytes = self.bytes;
+        let mut i = self.at;
+        loop {
+            match bytes.get(i) {
+                Some(b' ' | b'\t' | b'\r') => i += 1,
+                Some(b'\n') => {
+                    i += 1;
                     self.line += 1;
-                    self.line_start = self.at;
-                    self.column_mark = (self.at, 1);
+                    self.line_start = i;
+                    self.column_mark = (i, 1);
+                    self.line_ascii = true;
+                    // Pretty-printed JSON indents every line: pass eight spaces at a time.
+                    while let Some(chunk) = bytes.get(i..i + 8)
+                        && chunk == b"        "
+                    {
+                        i += 8;
+                    }
                 }
                 _ => break,
             }
         }
+        self.at = i;
     }
 
     /// The line and column of an offset on the current line (or before the reader started it).
     fn pos_at(&mut self, at: usize) -> Pos {
         if at < self.line_start {
             return position_of(self.text, at);
+        }
+        if self.line_ascii {
+            // Every byte so far on this line is a character of its own.
+            return Pos {
+                line: self.line,
+                column: (at - self.line_start) as u64 + 1,
+            };
         }
         let (from, column) = if self.column_mark.0 <= at {
             self.column_mark
@@ -118,14 +192,43 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The first offset from `i` on that ends a plain run of a string's text: a quote, a
+    /// backslash, a control character or a byte that is not ASCII (which the caller notes, for
+    /// columns). Eight bytes are looked at a time, as most strings run on for a while.
+    fn string_stop(&self, mut i: usize) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.bytes.get(i..i + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+            let quote = zero_in(x ^ (ONES * u64::from(b'"')));
+            let backslash = zero_in(x ^ (ONES * u64::from(b'\\')));
+            let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+            let stops = quote | backslash | control | (x & HIGH);
+            if stops != 0 {
+                // The lowest flagged byte is exact; only those after it can be false alarms.
+                return i + (stops.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        while let Some(&b) = self.bytes.get(i) {
+            if b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b) {
+                break;
+            }
+            i += 1;
+        }
+        i
+    }
+
     fn value(&mut self, depth: usize) -> Result<Node, Problem> {
         self.skip_space();
         let start = self.at;
         let pos = self.pos_at(start);
+        let root = std::mem::take(&mut self.at_root);
         let value = match self.bytes.get(start) {
             Some(b'{') => {
                 self.enter(depth, pos)?;
-                self.object(depth)?
+                self.object(depth, root)?
             }
             Some(b'[') => {
                 self.enter(depth, pos)?;
@@ -148,7 +251,8 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, Problem> {
+    /// A mapping; `root` when it is a document's or a streamed item's top level.
+    fn object(&mut self, depth: usize, root: bool) -> Result<Value, Problem> {
         self.at += 1;
         let mut entries: Vec<(Node, Node)> = Vec::new();
         // Small mappings are checked for a repeated key by looking back; big ones by hashing.
@@ -165,6 +269,7 @@ impl<'a> Reader<'a> {
             }
             // A key the filter leaves out is passed over with its value, never built.
             if let Some(filter) = self.filter
+                && !root
                 && let Some(plain) = self.plain_key()
                 && matches!(filter(plain), Keep::Skip)
             {
@@ -221,7 +326,15 @@ impl<'a> Reader<'a> {
             }
             self.at += 1;
             let keep = self.filter.map_or(Keep::Field, |f| f(name));
+            let streamed = depth == 0 && name == "items" && self.stream && {
+                self.skip_space();
+                self.bytes.get(self.at) == Some(&b'[')
+            };
             match keep {
+                _ if streamed => {
+                    let value = self.stream_items(depth + 1)?;
+                    entries.push((key, value));
+                }
                 Keep::Field => {
                     let value = self.value(depth + 1)?;
                     entries.push((key, value));
@@ -232,7 +345,15 @@ impl<'a> Reader<'a> {
                     self.filter = outer;
                     entries.push((key, value?));
                 }
-                Keep::Skip => self.skip(depth + 1)?,
+                Keep::Skip => {
+                    self.skip_space();
+                    let pos = self.pos_at(self.at);
+                    self.skip(depth + 1)?;
+                    if root {
+                        let value = Value::Null;
+                        entries.push((key, Node { pos, value }));
+                    }
+                }
             }
             self.skip_space();
             match self.bytes.get(self.at) {
@@ -268,16 +389,48 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The top-level `items` list, each item handed on as soon as it is read: an empty list
+    /// is left in the tree, at the list's place.
+    fn stream_items(&mut self, depth: usize) -> Result<Node, Problem> {
+        let pos = self.pos_at(self.at);
+        self.enter(depth, pos)?;
+        self.at += 1;
+        self.skip_space();
+        if self.bytes.get(self.at) == Some(&b']') {
+            self.at += 1;
+        } else {
+            loop {
+                self.at_root = true;
+                let item = self.value(depth + 1)?;
+                if let Some(sink) = self.sink.as_mut() {
+                    sink(Read::Item(item));
+                }
+                self.skip_space();
+                match self.bytes.get(self.at) {
+                    Some(b',') => self.at += 1,
+                    Some(b']') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(Problem::Syntax(self.at)),
+                }
+            }
+        }
+        Ok(Node {
+            pos,
+            value: Value::Seq(Vec::new()),
+        })
+    }
+
     /// The text of the string key at the reader's place when it has no escapes, without reading
     /// past it.
     fn plain_key(&self) -> Option<&'a str> {
         let start = self.at + 1;
-        let len = self
-            .bytes
-            .get(start..)?
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        (self.bytes[start + len] == b'"').then(|| &self.text[start..start + len])
+        let mut end = self.string_stop(start);
+        while self.bytes.get(end).is_some_and(|&b| b >= 0x80) {
+            end = self.string_stop(end + 1);
+        }
+        (*self.bytes.get(end)? == b'"').then(|| &self.text[start..end])
     }
 
     /// Reads past a value without building it, checking it is JSON as [`Self::value`] would.
@@ -333,6 +486,7 @@ impl<'a> Reader<'a> {
     fn skip_string(&mut self) -> Result<(), Problem> {
         let mut i = self.at + 1;
         loop {
+            i = self.string_stop(i);
             match self.bytes.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => match self.bytes.get(i + 1) {
@@ -348,7 +502,10 @@ impl<'a> Reader<'a> {
                     _ => return Err(Problem::Syntax(i)),
                 },
                 Some(&b) if b < 0x20 => return Err(Problem::Syntax(i)),
-                Some(_) => i += 1,
+                Some(_) => {
+                    self.line_ascii = false;
+                    i += 1;
+                }
                 None => return Err(Problem::Syntax(self.bytes.len())),
             }
         }
@@ -361,6 +518,7 @@ impl<'a> Reader<'a> {
         let mut i = start + 1;
         let mut escaped = false;
         loop {
+            i = self.string_stop(i);
             match self.bytes.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
@@ -368,7 +526,10 @@ impl<'a> Reader<'a> {
                     i += 2;
                 }
                 Some(&b) if b < 0x20 => return Err(Problem::Syntax(i)),
-                Some(_) => i += 1,
+                Some(_) => {
+                    self.line_ascii = false;
+                    i += 1;
+                }
                 None => return Err(Problem::Syntax(self.bytes.len())),
             }
         }
@@ -462,9 +623,20 @@ fn position_of(text: &str, at: usize) -> Pos {
 
 /// The text is not JSON: serde_json reads it again and says why, in its words and at its place;
 /// should it disagree and accept the text, the place this reader stopped is reported.
-fn syntax_error(text: &str, fallback: Pos) -> Diagnostic {
+/// With `each`, the text is several values one after another, read so by serde_json too.
+fn syntax_error(text: &str, fallback: Pos, each: bool) -> Diagnostic {
     let help = "fix the JSON syntax; every other check runs once the file parses";
-    let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) else {
+    let first_error = || {
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<serde::de::IgnoredAny>()
+            .find_map(Result::err)
+    };
+    let found = if each {
+        first_error().map_or(Ok(()), Err)
+    } else {
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map(drop)
+    };
+    let Err(e) = found else {
         return Diagnostic::error("invalid JSON")
             .help(help)
             .at(Span { pos: fallback, len: 1 });
@@ -495,101 +667,4 @@ fn fitted<T>(mut list: Vec<T>) -> Vec<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Node {
-        read(text).unwrap_or_else(|d| panic!("{}", d.message))
-    }
-
-    fn error(text: &str) -> (String, u64, u64) {
-        let d = read(text).expect_err("should not parse");
-        let at = d.at.expect("a place").pos;
-        (d.message, at.line, at.column)
-    }
-
-    #[test]
-    fn every_node_knows_its_line_and_column() {
-        let root = parse("{\n  \"a\": [1, \"é\", {\"b\": true}],\n  \"c\": null\n}");
-        assert_eq!(root.pos, Pos { line: 1, column: 1 });
-        let Value::Map(entries) = &root.value else { panic!() };
-        assert_eq!(entries[0].0.pos, Pos { line: 2, column: 3 });
-        let Value::Seq(items) = &entries[0].1.value else {
-            panic!()
-        };
-        assert_eq!(items[1].pos, Pos { line: 2, column: 12 });
-        assert_eq!(items[2].pos, Pos { line: 2, column: 17 }, "columns count characters");
-        assert_eq!(
-            entries[1].1,
-            Node {
-                pos: Pos { line: 3, column: 8 },
-                value: Value::Null
-            }
-        );
-    }
-
-    #[test]
-    fn columns_on_one_long_line_are_counted_from_the_last_one() {
-        let text = format!("[{}]", vec!["\"ü\""; 2000].join(","));
-        let Value::Seq(items) = parse(&text).value else {
-            panic!()
-        };
-        assert_eq!(items[1999].pos.column, 2 + 4 * 1999);
-    }
-
-    #[test]
-    fn scalars_read_as_json_says() {
-        let Value::Seq(items) = parse(r#"[-0, 12, 1.5, 2e3, "a\"\u00e9\n", false, 99999999999999999999]"#).value else {
-            panic!()
-        };
-        let values: Vec<Value> = items.into_iter().map(|n| n.value).collect();
-        assert_eq!(
-            values,
-            vec![
-                Value::Int(0),
-                Value::Int(12),
-                Value::Float(1.5),
-                Value::Float(2000.0),
-                Value::Str("a\"é\n".into()),
-                Value::Bool(false),
-                Value::Float(1e20),
-            ]
-        );
-    }
-
-    #[test]
-    fn syntax_errors_are_serde_json_s() {
-        assert_eq!(
-            error("{\n  \"a\": 1,\n}"),
-            ("invalid JSON: key must be a string".into(), 3, 1)
-        );
-        assert_eq!(error("[1,\n 2,]"), ("invalid JSON: expected value".into(), 2, 4));
-        assert_eq!(error("{\"a\" 1}"), ("invalid JSON: expected `:`".into(), 1, 6));
-        assert_eq!(error("[01]").0, "invalid JSON: invalid number");
-        assert_eq!(error("{} x").0, "invalid JSON: trailing characters");
-        assert_eq!(error("[1e999]").0, "invalid JSON: number out of range");
-        assert_eq!(
-            error("[\"a\nb\"]").0,
-            "invalid JSON: control character (\\u0000-\\u001F) found while parsing a string"
-        );
-    }
-
-    #[test]
-    fn a_key_written_twice_is_refused_in_small_and_big_mappings() {
-        assert_eq!(error("{\"a\": 1,\n \"a\": 2}"), ("duplicate key `a`".into(), 2, 2));
-        let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\": 1")).collect();
-        let text = format!("{{{}, \"k39\": 2}}", keys.join(", "));
-        assert_eq!(error(&text).0, "duplicate key `k39`");
-        assert!(read(&format!("{{{}}}", keys.join(", "))).is_ok());
-    }
-
-    #[test]
-    fn nesting_is_limited_as_in_yaml() {
-        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert!(read(&ok).is_ok());
-        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        let (message, line, column) = error(&deep);
-        assert!(message.contains("deeper than 64"), "{message}");
-        assert_eq!((line, column), (1, MAX_DEPTH as u64 + 1));
-    }
-}
+mod tests;

@@ -53,7 +53,7 @@ fn line_feeds(text: String) -> String {
     let bytes = text.as_bytes();
     let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
     // Most files hold no carriage return at all, which a byte search says quickly.
-    if !bytes.contains(&b'\r') || !(0..bytes.len()).any(lone) {
+    if memchr::memchr(b'\r', bytes).is_none() || !(0..bytes.len()).any(lone) {
         return text;
     }
     let mut out = text.into_bytes();

@@ -177,32 +177,108 @@ pub fn shift_diagnostic(mut d: Diagnostic, lines: u64) -> Diagnostic {
 }
 
 /// The YAML documents of a text, split at the lines that start one (`---`) or end one (`...`),
-/// each with the number of lines before it. Such a line always stands at column 1 and nothing
-/// but a multi-line quoted scalar can hold one, which manifests do not use at the top level.
+/// each with the number of lines before it. Such a line always stands at column 1; a line
+/// inside a multi-line quoted scalar is not one (YAML refuses it there, and the reader of the
+/// whole document says so), nor is one inside a block scalar.
 pub fn yaml_documents(text: &str) -> Vec<(u64, &str)> {
     let mut documents = Vec::new();
     let mut start = 0usize;
     let mut start_line = 0u64;
     let mut at = 0usize;
     let mut line = 0u64;
+    let mut scalars = Scalars::default();
     for raw in text.split_inclusive('\n') {
         let content = raw.trim_end_matches(['\n', '\r']);
-        let marker = ["---", "..."].iter().any(|m| {
-            content
-                .strip_prefix(m)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
-        });
+        let marker = scalars.quote.is_none()
+            && ["---", "..."].iter().any(|m| {
+                content
+                    .strip_prefix(m)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+            });
         at += raw.len();
         line += 1;
         if marker {
             documents.push((start_line, &text[start..at - raw.len()]));
             start = at;
             start_line = line;
+            scalars = Scalars::default();
+        } else {
+            scalars.line(content);
         }
     }
     documents.push((start_line, &text[start..]));
     documents.retain(|(_, d)| !is_blank_yaml(d));
     documents
+}
+
+/// Which scalar a line of YAML ends inside, as far as splitting documents needs to know.
+#[derive(Default)]
+struct Scalars {
+    /// The quote (`"` or `'`) of a quoted scalar still open at the end of the line.
+    quote: Option<u8>,
+    /// The indentation of the line that began a block scalar (`|` or `>`) whose lines follow.
+    block: Option<usize>,
+}
+
+impl Scalars {
+    fn line(&mut self, line: &str) {
+        let bytes = line.as_bytes();
+        let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        if let Some(parent) = self.block {
+            if indent >= bytes.len() || indent > parent {
+                return;
+            }
+            self.block = None;
+        }
+        let mut i = 0;
+        // The last byte that was not white space outside a scalar, if any: a quote starts a
+        // scalar only where a value may start.
+        let mut before: Option<u8> = None;
+        let mut spaced = true;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if let Some(quote) = self.quote {
+                match b {
+                    b'\\' if quote == b'"' => i += 1,
+                    b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 1,
+                    _ if b == quote => {
+                        self.quote = None;
+                        before = Some(b);
+                        spaced = false;
+                    }
+                    _ => {}
+                }
+                i += 1;
+                continue;
+            }
+            let value_may_start = match before {
+                None => true,
+                Some(b'[' | b'{' | b',') => true,
+                Some(b':' | b'-' | b'?') => spaced,
+                _ => false,
+            };
+            match b {
+                b' ' | b'\t' => spaced = true,
+                b'#' if spaced => return,
+                b'"' | b'\'' if value_may_start => self.quote = Some(b),
+                b'|' | b'>' if value_may_start => {
+                    let rest = line[i + 1..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+                    let rest = rest.trim_start();
+                    if rest.is_empty() || rest.starts_with('#') {
+                        self.block = Some(indent);
+                        return;
+                    }
+                    before = Some(b);
+                    spaced = false;
+                }
+                _ => {
+                    before = Some(b);
+                    spaced = false;
+                }
+            }
+            i += 1;
+        }
+    }
 }
 
 /// Nothing but white space and comments.
@@ -241,6 +317,32 @@ mod tests {
         assert_eq!(docs, vec![(1, "a: 1\n"), (5, "b: 2\n")]);
         assert_eq!(yaml_documents("a: 1\n"), vec![(0, "a: 1\n")]);
         assert_eq!(yaml_documents("a: |\n  ---x\n"), vec![(0, "a: |\n  ---x\n")]);
+    }
+
+    #[test]
+    fn a_marker_inside_a_quoted_scalar_is_not_a_split() {
+        for quoted in ["\"x\n---\n y\"", "'it''s\n---\n y'", "\"a \\\" b\n---\n\""] {
+            let first = format!("a: {quoted}\n");
+            let text = format!("{first}---\nb: 1\n");
+            assert_eq!(
+                yaml_documents(&text),
+                vec![(0, first.as_str()), (4, "b: 1\n")],
+                "{quoted}"
+            );
+        }
+        // Quotes that start no scalar: in a plain scalar, a comment, a block scalar.
+        for line in [
+            "a: it's",
+            "a: b # it's",
+            "a: x\"y",
+            "a: |\n  \"open\n  it's",
+            "- >-\n  'open",
+        ] {
+            let text = format!("{line}\n---\nb: 1\n");
+            assert_eq!(yaml_documents(&text).len(), 2, "{line}");
+        }
+        // A flow mapping's values, closed on their line.
+        assert_eq!(yaml_documents("a: {b: \"x\", c: 'y'}\n---\nb: 1\n").len(), 2);
     }
 
     #[test]

@@ -30,6 +30,16 @@ pub struct Node {
     pub value: Value,
 }
 
+/// A null with no place: what is left where a node was taken out.
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            pos: Pos::default(),
+            value: Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,

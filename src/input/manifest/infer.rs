@@ -30,8 +30,12 @@ fn header_help(field: &str) -> String {
     )
 }
 
-pub(super) fn scenario(dec: &mut Decoder, collected: Collected<'_>, report: &mut Report) -> Scenario {
-    let header = collected.header.map(|h| header::decode(dec, h)).unwrap_or_default();
+pub(super) fn scenario(dec: &mut Decoder, collected: Collected, report: &mut Report) -> Scenario {
+    let header = collected
+        .header
+        .as_ref()
+        .map(|h| header::decode(dec, h))
+        .unwrap_or_default();
     let Collected {
         nodes,
         mut pods,

@@ -12,6 +12,7 @@ mod header;
 mod infer;
 mod keep;
 mod objects;
+mod stream;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ use super::sources::{self, Inputs};
 use super::spec::Scenario;
 use super::tree::{Node, Value};
 use crate::diagnostic::Diagnostic;
+use stream::Document;
 
 /// What reading manifests assumed and left out, for the top and the end of the output.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -89,9 +91,9 @@ pub(crate) fn text_at<'a>(node: &'a Node, path: &[&str]) -> Option<&'a str> {
 
 /// Reads the input, as a scenario or as manifests, whichever its content is.
 pub fn parse(inputs: &Inputs) -> Result<Parsed, Vec<Diagnostic>> {
-    let documents = documents(inputs)?;
-    let objects = documents.iter().any(is_object);
-    if let ([root], false, 1) = (documents.as_slice(), objects, inputs.parts.len()) {
+    let mut documents = documents(inputs)?;
+    let objects = documents.iter().any(|d| is_object(d.root()));
+    if let ([Document::Tree(root)], false, 1) = (documents.as_slice(), objects, inputs.parts.len()) {
         let mut dec = Decoder::default();
         let scenario = super::spec::decode(&mut dec, root);
         return Ok(Parsed {
@@ -118,7 +120,7 @@ pub fn parse(inputs: &Inputs) -> Result<Parsed, Vec<Diagnostic>> {
     }
     let mut dec = Decoder::default();
     let mut report = Report::default();
-    let scenario = objects::decode(&mut dec, &documents, &mut report);
+    let scenario = objects::decode(&mut dec, &mut documents, &mut report);
     drop_aside(documents);
     Ok(Parsed {
         scenario,
@@ -130,7 +132,7 @@ pub fn parse(inputs: &Inputs) -> Result<Parsed, Vec<Diagnostic>> {
 /// Frees a large tree on a thread of its own: taking apart millions of nodes costs as much as
 /// reading them did, and validation need not wait for it.
 /// (Should no thread start, the closure and the tree are dropped here, as they would have been.)
-fn drop_aside(documents: Vec<Node>) {
+fn drop_aside(documents: Vec<Document>) {
     let _ = std::thread::Builder::new()
         .name("drop-tree".into())
         .spawn(move || drop(documents));
@@ -139,7 +141,7 @@ fn drop_aside(documents: Vec<Node>) {
 /// Every document of every file, each placed at its lines in the joined text. A file that is a
 /// single document is read whole, as a scenario would be; one of several YAML documents is
 /// split and each read on its own.
-fn documents(inputs: &Inputs) -> Result<Vec<Node>, Vec<Diagnostic>> {
+fn documents(inputs: &Inputs) -> Result<Vec<Document>, Vec<Diagnostic>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for part in &inputs.parts {
@@ -154,19 +156,16 @@ fn documents(inputs: &Inputs) -> Result<Vec<Node>, Vec<Diagnostic>> {
             continue;
         }
         if format == Format::Json && keep::looks_like_kubectl_json(text) {
-            match super::json::read_filtered(text, keep::kubernetes) {
-                Ok(mut node) => {
-                    sources::shift(&mut node, before);
-                    out.push(node);
-                }
-                Err(d) => problems.push(sources::shift_diagnostic(d, before)),
+            match stream::read(text, before) {
+                Ok(documents) => out.extend(documents),
+                Err(d) => problems.push(d),
             }
             continue;
         }
         if pieces.len() == 1 && inputs.parts.len() == 1 {
             // The common case, a scenario or one List: the whole text, as the scenario reader
             // takes it, so its messages for an empty file stay the same.
-            out.push(super::read_tree(&inputs.source).map_err(|d| vec![d])?);
+            out.push(Document::Tree(super::read_tree(&inputs.source).map_err(|d| vec![d])?));
             continue;
         }
         for (lines, piece) in pieces {
@@ -178,7 +177,7 @@ fn documents(inputs: &Inputs) -> Result<Vec<Node>, Vec<Diagnostic>> {
                 Ok(mut node) => {
                     sources::shift(&mut node, before + lines);
                     if node.value != Value::Null {
-                        out.push(node);
+                        out.push(Document::Tree(node));
                     }
                 }
                 Err(d) => problems.push(sources::shift_diagnostic(d, before + lines)),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use super::{Report, at, get, header, infer, is_object, text_at};
+use super::{Document, Report, at, get, header, infer, is_object, text_at};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::input::decode::{CollectFitted, Decoder, Sp, span_of};
 use crate::input::endpoints::{EndpointPortSpec, EndpointSpec, PodConditionsSpec};
@@ -14,7 +14,7 @@ use crate::input::tree::{Node, Value};
 
 /// What the objects say, before the cluster-wide facts are inferred.
 #[derive(Default)]
-pub(super) struct Collected<'a> {
+pub(super) struct Collected {
     pub nodes: Vec<NodeSpec>,
     pub pods: Vec<PodSpec>,
     pub services: Vec<ServiceSpec>,
@@ -26,12 +26,20 @@ pub(super) struct Collected<'a> {
     pub classes: Vec<(String, String)>,
     pub namespaces: Vec<NamespaceSpec>,
     pub network_policies: Vec<PolicySpec>,
-    pub header: Option<&'a Node>,
+    /// The k8snet header document, kept whole (it is small) since the tree it came from may not be.
+    pub header: Option<Node>,
 }
 
-pub(super) fn decode(dec: &mut Decoder, documents: &[Node], report: &mut Report) -> Scenario {
+pub(super) fn decode(dec: &mut Decoder, documents: &mut [Document], report: &mut Report) -> Scenario {
     let mut collected = Collected::default();
-    for doc in documents {
+    for doc in documents.iter_mut() {
+        let doc = match doc {
+            Document::Tree(doc) => doc,
+            Document::Decoded(decoded) => {
+                decoded.merge_into(dec, &mut collected, report);
+                continue;
+            }
+        };
         if !is_object(doc) {
             dec.push(
                 Diagnostic::error("this document is not a Kubernetes object: it has no top-level `apiVersion` and `kind`")
@@ -55,18 +63,14 @@ pub(super) fn decode(dec: &mut Decoder, documents: &[Node], report: &mut Report)
     infer::scenario(dec, collected, report)
 }
 
-fn object<'a>(dec: &mut Decoder, node: &'a Node, out: &mut Collected<'a>, report: &mut Report) {
+pub(super) fn object(dec: &mut Decoder, node: &Node, out: &mut Collected, report: &mut Report) {
     let api = text_at(node, &["apiVersion"]).unwrap_or_default();
     let kind = text_at(node, &["kind"]).unwrap_or_default();
     let skip = |report: &mut Report, what: String| *report.skipped.entry(what).or_default() += 1;
     match (api, kind) {
         (header::API_VERSION, "Cluster") => match out.header {
-            None => out.header = Some(node),
-            Some(_) => dec.push(
-                Diagnostic::error("a second k8snet header document")
-                    .at(span_of(node))
-                    .help("write the cluster's facts in one `kind: Cluster` document"),
-            ),
+            None => out.header = Some(node.clone()),
+            Some(_) => second_header(dec, node),
         },
         ("v1", "Node") => {
             if let Some(n) = decode_node(dec, node) {
@@ -111,6 +115,14 @@ fn object<'a>(dec: &mut Decoder, node: &'a Node, out: &mut Collected<'a>, report
         }),
         (_, k) => skip(report, k.to_owned()),
     }
+}
+
+pub(super) fn second_header(dec: &mut Decoder, node: &Node) {
+    dec.push(
+        Diagnostic::error("a second k8snet header document")
+            .at(span_of(node))
+            .help("write the cluster's facts in one `kind: Cluster` document"),
+    );
 }
 
 /// A string at a path, with a diagnostic when it is there but not a string.
@@ -384,7 +396,7 @@ fn decode_service(dec: &mut Decoder, node: &Node) -> Result<ServiceSpec, &'stati
 }
 
 /// An EndpointSlice's endpoints, added to its Service's.
-fn decode_slice(dec: &mut Decoder, node: &Node, out: &mut Collected<'_>) -> Result<(), &'static str> {
+fn decode_slice(dec: &mut Decoder, node: &Node, out: &mut Collected) -> Result<(), &'static str> {
     if text_at(node, &["addressType"]).is_some_and(|t| t != "IPv4") {
         return Err("not IPv4");
     }

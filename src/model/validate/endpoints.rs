@@ -17,11 +17,12 @@ pub(super) struct Resolved<'a> {
     pod: usize,
 }
 
-/// Pods by address: their own, or for hostNetwork pods their node's (several may share it).
-pub(super) fn pods_by_ip(pods: &[(Pod, Span)]) -> HashMap<Ipv4Addr, Vec<usize>> {
-    let mut by_ip: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
+/// The pod at each address: its own, or for hostNetwork pods their node's, where the first
+/// of the pods sharing it stands for all (they share its network namespace).
+pub(super) fn pods_by_ip(pods: &[(Pod, Span)]) -> HashMap<Ipv4Addr, usize> {
+    let mut by_ip: HashMap<Ipv4Addr, usize> = HashMap::with_capacity(pods.len());
     for (i, (p, _)) in pods.iter().enumerate() {
-        by_ip.entry(p.ip).or_default().push(i);
+        by_ip.entry(p.ip).or_insert(i);
     }
     by_ip
 }
@@ -32,14 +33,13 @@ impl Validator {
     pub(super) fn resolve_endpoints<'a>(
         &mut self,
         specs: &'a [EndpointSpec],
-        by_ip: &HashMap<Ipv4Addr, Vec<usize>>,
+        by_ip: &HashMap<Ipv4Addr, usize>,
         service: &str,
     ) -> Vec<Resolved<'a>> {
         let mut out = Vec::new();
         for e in specs {
             let Some(ip) = &e.ip else { continue };
-            // Pods sharing a node's address share its network namespace: any of them will do.
-            match by_ip.get(&ip.value).and_then(|list| list.first().copied()) {
+            match by_ip.get(&ip.value).copied() {
                 Some(pod) => out.push(Resolved {
                     spec: e,
                     ip: ip.value,

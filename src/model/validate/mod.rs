@@ -574,7 +574,7 @@ impl Validator {
                 _ => None,
             };
             if let (Some(ip), Some(n), Some(ns), false) = (ip, &name, &namespace, p.host_network) {
-                ips.entry(ip).or_insert(format!("{ns}/{}", n.value));
+                ips.entry(ip).or_insert_with(|| format!("{ns}/{}", n.value));
             }
             let containers = self.containers(&p.containers);
             let labels = self.labels(&p.labels);

@@ -26,13 +26,24 @@ impl Validator {
         let mut node_ports: BTreeMap<u16, String> = BTreeMap::new();
         let mut names: HashSet<(String, String)> = HashSet::new();
         // Pods by each of their labels, so a selector looks only at pods that carry its rarest label.
+        // Each is built only when some Service needs it: a dump's Services all have
+        // EndpointSlices, and then no selector is matched.
         let mut by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
-        for (i, (p, _)) in pods.iter().enumerate() {
-            for (k, v) in &p.labels {
-                by_label.entry((&p.namespace, k, v)).or_default().push(i);
+        if s.services
+            .iter()
+            .any(|sv| sv.selector.is_some() && sv.endpoints.is_none())
+        {
+            for (i, (p, _)) in pods.iter().enumerate() {
+                for (k, v) in &p.labels {
+                    by_label.entry((&p.namespace, k, v)).or_default().push(i);
+                }
             }
         }
-        let by_ip = endpoints_of::pods_by_ip(pods);
+        let by_ip = if s.services.iter().any(|sv| sv.endpoints.is_some()) {
+            endpoints_of::pods_by_ip(pods)
+        } else {
+            HashMap::new()
+        };
         for sv in &s.services {
             let name = self.name(&sv.name, "service name", false);
             let namespace = namespace(self, &sv.namespace);
@@ -110,8 +121,9 @@ impl Validator {
                 );
             }
             let selector = sv.selector.as_ref().map(|s| self.labels(s));
+            // Written endpoints (EndpointSlices) are the whole truth: the selector picks nothing then.
             let selected: Vec<usize> = match (&selector, &namespace) {
-                (Some(sel), Some(ns)) => sel
+                (Some(sel), Some(ns)) if sv.endpoints.is_none() => sel
                     .iter()
                     .map(|(k, v)| {
                         by_label
