@@ -10,6 +10,7 @@ mod explain_data_policy;
 mod explain_ipvs;
 mod explain_nft;
 mod explain_policy;
+mod explain_service;
 pub mod import;
 mod import_policy;
 pub mod materialize;

@@ -4,6 +4,7 @@
 //!
 //! It knows nothing of Pods or Services: hosts carry their names only as labels.
 
+mod conntrack;
 mod hooks;
 mod ipvs;
 mod links;
@@ -291,56 +292,6 @@ impl<'a> Simulator<'a> {
         chosen
     }
 
-    /// The reverse NAT conntrack applies to a reply: the destination is restored where the
-    /// kernel does destination NAT (PREROUTING, OUTPUT), the source where it does source NAT
-    /// (POSTROUTING, INPUT).
-    fn unnat(&mut self, host: usize, entry: usize, pkt: &mut Packet, destination: bool) {
-        let orig = self.conntrack[&host][entry].orig;
-        let before = pkt.tuple;
-        let (kind, changed) = if destination {
-            pkt.tuple.dst = orig.src;
-            ("un-SNAT", before.dst != orig.src)
-        } else {
-            pkt.tuple.src = orig.dst;
-            ("un-DNAT", before.src != orig.dst)
-        };
-        if changed {
-            self.step(Step::Nat {
-                nat: kind.to_owned(),
-                before,
-                after: pkt.tuple,
-                conntrack: Some(conntrack_line(&self.conntrack[&host][entry])),
-                endpoint: None,
-                node: None,
-            });
-        }
-    }
-
-    /// Conntrack's DNAT status of the connection a packet belongs to: a new one has had no
-    /// translation yet.
-    fn dnat_status(&self, host: usize, dir: Direction) -> bool {
-        match dir {
-            Direction::Reply(e) => {
-                let entry = &self.conntrack[&host][e];
-                entry.orig.dst != entry.reply.src
-            }
-            Direction::New => false,
-        }
-    }
-
-    fn confirm(&mut self, host: usize, orig: Tuple, now: Tuple) {
-        let entry = Entry {
-            orig,
-            reply: now.reversed(),
-        };
-        if orig != now {
-            self.step(Step::Note {
-                text: format!("conntrack remembers: {}", conntrack_line(&entry)),
-            });
-        }
-        self.conntrack.entry(host).or_default().push(entry);
-    }
-
     /// A packet leaves a socket on `host`: route, OUTPUT, reroute after DNAT, POSTROUTING.
     fn send(&mut self, host: usize, tuple: Tuple) -> Next {
         self.begin_hop(host, None, tuple);
@@ -585,31 +536,6 @@ fn blocked(host: usize, r: &route::Route) -> Option<End> {
 
 /// Who answers an ICMP echo request.
 pub const ICMP_RESPONDER: &str = "the kernel's ICMP echo responder";
-
-/// A conntrack entry as `conntrack -L` prints its addresses.
-fn conntrack_line(e: &Entry) -> String {
-    if e.orig.protocol == Protocol::Icmp {
-        let side = |t: Tuple, kind: u8| {
-            format!(
-                "src={} dst={} type={kind} code=0 id={}",
-                t.src.ip(),
-                t.dst.ip(),
-                t.src.port()
-            )
-        };
-        return format!("icmp {} {}", side(e.orig, 8), side(e.reply, 0));
-    }
-    let side = |t: Tuple| {
-        format!(
-            "src={} dst={} sport={} dport={}",
-            t.src.ip(),
-            t.dst.ip(),
-            t.src.port(),
-            t.dst.port()
-        )
-    };
-    format!("{} {} {}", e.orig.protocol.lower(), side(e.orig), side(e.reply))
-}
 
 /// The source port a traced client uses, fixed so traces are reproducible.
 pub const CLIENT_PORT: u16 = 40000;
