@@ -8,24 +8,7 @@
 #
 # Each cluster has 30 pods and 2 Services a node. Needs GNU time at /usr/bin/time.
 set -eu
-cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin k8snet --example parse_floor
-k8snet=${K8SNET_BIN:-target/release/k8snet}
-floor=target/release/examples/parse_floor
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-trap 'rm -rf "$work"; exit 1' INT TERM
-
-# Runs a command once; prints "WALL RSS_MB CPU" (CPU: user and system seconds, which a busy
-# machine stretches less than the wall time).
-measure() {
-    /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
-        echo "failed: $*" >&2
-        cat "$work/stderr" >&2
-        exit 1
-    }
-    tail -n 1 "$work/time" | awk '{ printf "%s %.0f %.2f\n", $1, $2 / 1024, $3 + $4 }'
-}
+. "$(dirname "$0")/common.sh"
 
 echo "| cluster | file | command | wall s | CPU s | peak RSS MB | wall × floor | CPU × floor | memory × floor |"
 echo "|---|---|---|---|---|---|---|---|---|"

@@ -10,25 +10,9 @@
 # most 1.25 × the floor's time and 2 × its memory; explain --node 1.5 × the floor's time.
 # Needs GNU time at /usr/bin/time.
 set -eu
-cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin k8snet --example parse_floor
-k8snet=${K8SNET_BIN:-target/release/k8snet}
-floor=target/release/examples/parse_floor
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-trap 'rm -rf "$work"; exit 1' INT TERM
+. "$(dirname "$0")/common.sh"
 nodes=${1:-5000}
 models=${K8SNET_BENCH_MODELS:-"bridge:iptables bridge:nftables bridge:ipvs flannel-host-gw:iptables flannel-vxlan:iptables calico:iptables cilium:iptables cilium:none"}
-
-# Runs a command once; prints "WALL RSS_MB CPU".
-measure() {
-    /usr/bin/time -f '%e %M %U %S' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
-        echo "failed: $*" >&2
-        cat "$work/stderr" >&2
-        exit 1
-    }
-    tail -n 1 "$work/time" | awk '{ printf "%s %.0f %.2f\n", $1, $2 / 1024, $3 + $4 }'
-}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 set -- $("$k8snet" generate --nodes "$nodes" --queries 1)

@@ -310,6 +310,16 @@ impl Cluster {
             .collect()
     }
 
+    /// The names (`namespace/name`) of the policies that select `pod` with rules for direction
+    /// `d`, in list order.
+    pub fn policy_names_selecting(&self, pod: usize, d: Direction) -> Vec<String> {
+        self.policies_selecting(pod)
+            .into_iter()
+            .filter(|&pi| self.policies[pi].rules(d).is_some())
+            .map(|pi| self.policies[pi].qualified_name())
+            .collect()
+    }
+
     /// Whether `pod` may take (ingress) or open (egress) a connection with `remote` on
     /// `port`/`protocol`, the port being the destination's (for ingress, `pod`'s own).
     pub fn decide(&self, direction: Direction, pod: usize, remote: Remote, protocol: Protocol, port: u16) -> Decision {

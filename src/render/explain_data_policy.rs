@@ -46,13 +46,8 @@ pub fn network_policies(c: &Cluster, whole: bool) -> Value {
 /// The policies that select pod `pod` in each direction, and whether it is isolated there: a
 /// policy selects it and something in the cluster enforces policies.
 pub fn pod_policies(c: &Cluster, pod: usize) -> Value {
-    let selecting = c.policies_selecting(pod);
     let side = |d: Direction| {
-        let names: Vec<String> = selecting
-            .iter()
-            .filter(|&&pi| c.policies[pi].rules(d).is_some())
-            .map(|&pi| c.policies[pi].qualified_name())
-            .collect();
+        let names = c.policy_names_selecting(pod, d);
         json!({
             "isolated": !names.is_empty() && c.network_policy != Enforcer::None,
             "policies": names,

@@ -62,13 +62,8 @@ pub(super) fn policies(out: &mut String, c: &Cluster, style: Style) {
             let never = "hostNetwork: never selected".to_owned();
             (never.clone(), never)
         } else {
-            let selecting = c.policies_selecting(i);
             let side = |d: Direction| {
-                let names: Vec<String> = selecting
-                    .iter()
-                    .filter(|&&pi| c.policies[pi].rules(d).is_some())
-                    .map(|&pi| c.policies[pi].qualified_name())
-                    .collect();
+                let names = c.policy_names_selecting(i, d);
                 match (names.is_empty(), enforced) {
                     (true, _) => "open (no policy selects it)".to_owned(),
                     (false, true) => format!("isolated by {}", names.join(", ")),

@@ -25,21 +25,8 @@ pub(super) fn entry_rules(
     };
     // kube-proxy captures externalIPs after the ClusterIP and before the load-balancer address.
     for &ip in &service.external_ips {
-        nat.append(
-            SERVICES,
-            Rule::new(
-                vec![
-                    Match::Destination {
-                        net: host(ip),
-                        negated: false,
-                    },
-                    Match::Protocol(proto),
-                    comment(format!("{name} external IP")),
-                    dport(port.port),
-                ],
-                jump(&chains.ext),
-            ),
-        );
+        let rule = to_address(ip, port, format!("{name} external IP"), jump(&chains.ext));
+        nat.append(SERVICES, rule);
     }
     if let Some(lb) = service.load_balancer_ip {
         let firewalled = !service.load_balancer_source_ranges.is_empty();
@@ -238,21 +225,8 @@ pub(super) fn filter_external(
         port: Some(p),
     };
     for ip in service.external_ips.iter().copied().chain(service.load_balancer_ip) {
-        filter.append(
-            EXTERNAL_SERVICES,
-            Rule::new(
-                vec![
-                    Match::Destination {
-                        net: host(ip),
-                        negated: false,
-                    },
-                    Match::Protocol(proto),
-                    comment(format!("{name} {why}")),
-                    dport(port.port),
-                ],
-                target.clone(),
-            ),
-        );
+        let rule = to_address(ip, port, format!("{name} {why}"), target.clone());
+        filter.append(EXTERNAL_SERVICES, rule);
     }
     if let Some(np) = port.node_port {
         filter.append(
@@ -271,4 +245,24 @@ pub(super) fn filter_external(
             ),
         );
     }
+}
+
+/// `-d IP/32 -p PROTO -m comment -m PROTO --dport PORT` and the target: a Service port on one of
+/// its external addresses.
+fn to_address(ip: std::net::Ipv4Addr, port: &ServicePort, text: String, target: Target) -> Rule {
+    Rule::new(
+        vec![
+            Match::Destination {
+                net: host(ip),
+                negated: false,
+            },
+            Match::Protocol(port.protocol),
+            comment(text),
+            Match::DestinationPort {
+                protocol: port.protocol,
+                port: Some(port.port),
+            },
+        ],
+        target,
+    )
 }
