@@ -273,12 +273,7 @@ impl<'a> Reader<'a> {
                 && let Some(plain) = self.plain_key()
                 && matches!(filter(plain), Keep::Skip)
             {
-                self.skip_string()?;
-                self.skip_space();
-                if self.bytes.get(self.at) != Some(&b':') {
-                    return Err(Problem::Syntax(self.at));
-                }
-                self.at += 1;
+                self.skip_key()?;
                 self.skip(depth + 1)?;
                 self.skip_space();
                 match self.bytes.get(self.at) {

@@ -230,18 +230,7 @@ fn comment(text: &str) -> Match {
 fn shared_nat(cluster: &Cluster) -> Table {
     let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
     let jump = |c: &str| Target::Jump(c.to_owned());
-    nat.append(
-        "PREROUTING",
-        Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
-    );
-    nat.append(
-        "OUTPUT",
-        Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
-    );
-    nat.append(
-        "POSTROUTING",
-        Rule::new(vec![comment("kubernetes postrouting rules")], jump(POSTROUTING)),
-    );
+    super::nat_hooks(&mut nat);
     nat.append(
         SERVICES,
         Rule::new(

@@ -118,23 +118,26 @@ impl KubeProxy {
     }
 }
 
+/// The jumps from the `nat` hooks into kube-proxy's chains, the same in iptables and IPVS mode.
+pub(super) fn nat_hooks(nat: &mut Table) {
+    for hook in ["PREROUTING", "OUTPUT"] {
+        nat.append(
+            hook,
+            Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
+        );
+    }
+    nat.append(
+        "POSTROUTING",
+        Rule::new(vec![comment("kubernetes postrouting rules")], jump(POSTROUTING)),
+    );
+}
+
 /// The rules kube-proxy (and the masquerade agent) write the same on every node.
 fn shared_tables(cluster: &Cluster) -> (Table, Table) {
     let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
     let mut filter = Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"]);
 
-    nat.append(
-        "PREROUTING",
-        Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
-    );
-    nat.append(
-        "OUTPUT",
-        Rule::new(vec![comment("kubernetes service portals")], jump(SERVICES)),
-    );
-    nat.append(
-        "POSTROUTING",
-        Rule::new(vec![comment("kubernetes postrouting rules")], jump(POSTROUTING)),
-    );
+    nat_hooks(&mut nat);
     masquerade_rules(cluster, &mut nat);
     nat.append(
         MARK_MASQ,

@@ -3,6 +3,17 @@
 use super::*;
 
 impl Reader<'_> {
+    /// Passes over an object's key and the colon after it.
+    pub(super) fn skip_key(&mut self) -> Result<(), Problem> {
+        self.skip_string()?;
+        self.skip_space();
+        if self.bytes.get(self.at) != Some(&b':') {
+            return Err(Problem::Syntax(self.at));
+        }
+        self.at += 1;
+        Ok(())
+    }
+
     /// Reads past a value without building it, checking it is JSON as [`Self::value`] would.
     pub(super) fn skip(&mut self, depth: usize) -> Result<(), Problem> {
         self.skip_space();
@@ -24,12 +35,7 @@ impl Reader<'_> {
                         if self.bytes.get(self.at) != Some(&b'"') {
                             return Err(Problem::Syntax(self.at));
                         }
-                        self.skip_string()?;
-                        self.skip_space();
-                        if self.bytes.get(self.at) != Some(&b':') {
-                            return Err(Problem::Syntax(self.at));
-                        }
-                        self.at += 1;
+                        self.skip_key()?;
                     }
                     self.skip(depth + 1)?;
                     self.skip_space();
