@@ -233,7 +233,11 @@ pub fn walked(lines: &[String], src: &str, sport: Option<u16>, dst: &str, arrive
             // A packet a host sends to itself comes back in through lo after POSTROUTING,
             // where a MASQUERADE may have changed its source port; its IP ID stays.
             let looped = l.contains(" IN=lo ");
-            let mine = (field(l, "SPORT=") == sport_text || looped) && field(l, "ID=") == id && pass.contains(&ttl(l));
+            // Its source is the traced one until POSTROUTING rewrites it, after the monitor has
+            // printed the packet: another client's packet that happens to share the port, the IP
+            // ID and the TTL (a busy lab has many with port 40000 and the same TTL) is not ours.
+            let same_source = field(l, "SPORT=") == sport_text && field(l, "SRC=").as_deref() == Some(src);
+            let mine = (same_source || looped) && field(l, "ID=") == id && pass.contains(&ttl(l));
             ours.insert(tid, mine);
         } else if ours.get(&tid) == Some(&true)
             && let Some((_, rule)) = l.split_once("  -4 -t ")
