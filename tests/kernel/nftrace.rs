@@ -245,6 +245,11 @@ pub fn walked(lines: &[String], src: &str, sport: Option<u16>, dst: &str, arrive
             let (table, rule) = rule.split_once(' ').unwrap_or((rule, ""));
             if table != "raw" {
                 walk.push(format!("{table}: {rule}"));
+                // A packet a rule drops or rejects goes no further: whatever follows is another
+                // packet's that matched ours by port, ID and TTL.
+                if rule.contains(" -j DROP") || rule.contains(" -j REJECT") {
+                    break;
+                }
             }
         }
     }
