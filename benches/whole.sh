@@ -10,14 +10,7 @@
 # Each cluster has 30 pods and 2 Services a node (the ratios of Kubernetes' limits) and 1,000
 # trace cases for `check`. Needs GNU time at /usr/bin/time.
 set -eu
-cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin k8snet --example parse_floor
-# K8SNET_BIN measures another build (an earlier commit's) on the same files.
-k8snet=${K8SNET_BIN:-target/release/k8snet}
-floor=target/release/examples/parse_floor
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-trap 'rm -rf "$work"; exit 1' INT TERM
+. "$(dirname "$0")/common.sh"
 timeout_s=${K8SNET_BENCH_TIMEOUT:-0}
 
 # Runs a command once; prints "WALL RSS_MB", with WALL ">T" when the timeout stopped it (the

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
-use super::{MARK_MASQ, MASQ_MARK, POSTROUTING, SERVICES};
+use super::{MARK_MASQ, POSTROUTING, SERVICES};
 use crate::model::{Cluster, Service, ServiceType, TrafficPolicy};
 use crate::net::ipset::{Entry, IpSet, IpSets, SetType};
 use crate::net::iptables::{Chain, Match, Rule, Table, Target};
@@ -280,16 +280,7 @@ fn shared_nat(cluster: &Cluster) -> Table {
             }
         }
     }
-    nat.append(
-        MARK_MASQ,
-        Rule::new(
-            Vec::new(),
-            Target::SetXMark {
-                value: MASQ_MARK,
-                mask: MASQ_MARK,
-            },
-        ),
-    );
+    super::mark_masq(&mut nat);
     nat
 }
 

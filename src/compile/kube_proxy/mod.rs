@@ -132,13 +132,9 @@ pub(super) fn nat_hooks(nat: &mut Table) {
     );
 }
 
-/// The rules kube-proxy (and the masquerade agent) write the same on every node.
-fn shared_tables(cluster: &Cluster) -> (Table, Table) {
-    let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
-    let mut filter = Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"]);
-
-    nat_hooks(&mut nat);
-    masquerade_rules(cluster, &mut nat);
+/// KUBE-MARK-MASQ: marks a packet for masquerading in KUBE-POSTROUTING, in iptables and IPVS
+/// mode alike.
+pub(super) fn mark_masq(nat: &mut Table) {
     nat.append(
         MARK_MASQ,
         Rule::new(
@@ -149,6 +145,16 @@ fn shared_tables(cluster: &Cluster) -> (Table, Table) {
             },
         ),
     );
+}
+
+/// The rules kube-proxy (and the masquerade agent) write the same on every node.
+fn shared_tables(cluster: &Cluster) -> (Table, Table) {
+    let mut nat = Table::new("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
+    let mut filter = Table::new("filter", &["INPUT", "FORWARD", "OUTPUT"]);
+
+    nat_hooks(&mut nat);
+    masquerade_rules(cluster, &mut nat);
+    mark_masq(&mut nat);
     post_routing_masquerade(&mut nat);
 
     let new = || ct(&[CtState::New]);
